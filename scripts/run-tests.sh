@@ -1,0 +1,55 @@
+#!/bin/sh
+# make test: build, then run every suite, printing how long each stage took.
+# Stages: release build, unit + golden + CLI suites (CTest, in parallel),
+# the same suites under ASan+UBSan.
+set -eu
+cd "$(dirname "$0")/.."
+
+JOBS=$(nproc)
+BUILD=${BUILD:-build}
+total_start=$(date +%s)
+summary=""
+
+stage() {
+    name=$1; shift
+    start=$(date +%s)
+    echo "==> $name"
+    if "$@"; then status=ok; else status=FAILED; fi
+    secs=$(( $(date +%s) - start ))
+    summary="$summary$(printf '  %-34s %5ss  %s' "$name" "$secs" "$status")
+"
+    echo "==> $name: ${secs}s $status"
+    if [ "$status" = FAILED ]; then
+        printf '\nstage times:\n%s' "$summary"
+        exit 1
+    fi
+}
+
+configure() {
+    dir=$1; shift
+    [ -f "$dir/build.ninja" ] || cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+}
+
+build_release() {
+    configure "$BUILD/release" -DCMAKE_BUILD_TYPE=Release \
+        -DVLM_BIN_DIR="$PWD/$BUILD/bin" && ninja -C "$BUILD/release" -j "$JOBS"
+}
+
+build_sanitize() {
+    configure "$BUILD/sanitize" -DCMAKE_BUILD_TYPE=Debug -DVLM_SANITIZE=ON \
+        -DVLM_BIN_DIR="$PWD/$BUILD/sanitize/bin" && ninja -C "$BUILD/sanitize" -j "$JOBS"
+}
+
+run_ctest() {
+    ctest --test-dir "$1" --output-on-failure -j "$JOBS"
+}
+
+stage "build (release)" build_release
+stage "unit, golden and CLI suites" run_ctest "$BUILD/release"
+stage "build (asan+ubsan)" build_sanitize
+# Leaks are real failures; the suites free everything they allocate.
+stage "suites under asan+ubsan" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest "$BUILD/sanitize"
+
+printf '\nstage times:\n%s' "$summary"
+echo "total: $(( $(date +%s) - total_start ))s"
