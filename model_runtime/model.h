@@ -1,0 +1,84 @@
+// model.h: GLM-4.6V (Glm4vForConditionalGeneration) on a Backend: the vision
+// encoder, the GLM text decoder with M-RoPE, and its KV cache.
+//
+// Legend (used in shape comments throughout the runtime)
+//   n_tok     tokens in a forward call        d_model   text hidden size
+//   n_patch   vision patches (pre-merge)      d_vis     vision hidden size
+//   n_img_tok merged image tokens = n_patch / merge^2
+//   n_head, n_kv_head, head_dim               vocab     vocabulary size
+#pragma once
+
+#include "backend.h"
+#include "model_config.h"
+#include "safetensors.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vlm {
+
+struct ImageGrid {
+    int t = 1, h = 0, w = 0;   // in patches (h, w divisible by merge size)
+};
+
+// Preprocessed images of one request, in the processor's layout.
+struct PixelBatch {
+    std::vector<float>     values;   // (n_patch, C*T*P*P) row-major, (c,t,y,x) order
+    std::vector<ImageGrid> grids;    // one per image
+    int64_t                n_patch = 0;
+    int                    patch_dim = 0;
+};
+
+// Per-sequence KV cache: for each layer, K and V of shape
+// (capacity, n_kv_head*head_dim) f32 on the device.
+struct KvCache {
+    std::vector<DeviceBuffer> k, v;
+    int64_t capacity = 0;
+    int64_t n_past   = 0;     // tokens already in the cache
+    int     rope_delta = 0;   // position of token n during decode = n + rope_delta
+};
+
+class Model {
+public:
+    virtual ~Model() = default;
+    virtual const ModelConfig        &config() const = 0;
+    virtual const PreprocessorConfig &preprocessor() const = 0;
+    virtual const GenerationConfig   &generation() const = 0;
+    virtual Backend                  &backend() = 0;
+
+    // Vision encoder + merger: pixels -> (n_img_tok, d_model) f32, host.
+    virtual bool encode_images(const PixelBatch &px, std::vector<float> &out,
+                               std::string &err) = 0;
+
+    virtual bool new_cache(int64_t capacity, KvCache &cache,
+                           std::string &err) = 0;
+
+    // Runs the decoder on `ids` appended after cache.n_past. When
+    // `image_embeds` is given, rows of `ids` equal to image_token_id take, in
+    // order, its rows ((n_img_tok, d_model) host f32, counts must match);
+    // without it they keep their ordinary embedding, as in transformers'
+    // decode steps; `positions` holds 3 planes of ids.size()
+    // (t, h, w) positions. Writes logits for the last token (vocab) or, when
+    // `all_logits`, for every token (n_tok, vocab). Advances cache.n_past.
+    virtual bool forward(const std::vector<int32_t> &ids,
+                         const std::vector<int32_t> &positions,
+                         const float *image_embeds, int64_t n_image_rows,
+                         KvCache &cache, bool all_logits,
+                         std::vector<float> &logits, std::string &err) = 0;
+};
+
+// Loads config files and weights from a Hugging Face model directory and
+// validates every tensor name and shape. False with a one-line reason.
+bool load_model(const std::string &dir, Backend &backend,
+                std::unique_ptr<Model> &out, std::string &err);
+
+// transformers' get_rope_index for one unpadded sequence: 3 planes of
+// ids.size() positions, and the rope delta used during decode.
+void compute_mrope_positions(const ModelConfig &cfg,
+                             const std::vector<int32_t> &ids,
+                             const std::vector<ImageGrid> &grids,
+                             std::vector<int32_t> &positions, int &rope_delta);
+
+}  // namespace vlm

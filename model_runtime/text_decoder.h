@@ -1,0 +1,77 @@
+// text_decoder.h: the GLM-4V text decoder (Glm4vTextModel + lm_head) on a
+// Backend: embedding with image rows spliced in, sandwich-norm layers with
+// M-RoPE and GQA attention over a per-sequence KV cache, final norm, logits.
+// One forward at a time per decoder (it keeps its scratch between calls);
+// no batching of sequences, no paged cache.
+#pragma once
+
+#include "adopted_weights.h"
+#include "backend.h"
+#include "model.h"
+#include "model_config.h"
+#include "model_weights.h"
+
+#include <string>
+#include <vector>
+
+namespace vlm {
+
+struct TextLayerTensors {
+    Tensor input_norm, q, q_bias, k, k_bias, v, v_bias, o;
+    Tensor post_self_attn_norm, post_attn_norm;
+    Tensor gate_up;       // (2*inter, d_model) when stored fused
+    Tensor gate, up;      // (inter, d_model) when stored split
+    Tensor down, post_mlp_norm;
+};
+
+// Activations of one forward call of up to `rows` tokens; grown on demand,
+// reused across layers and calls (decode re-uses the prefill buffers).
+struct TextScratch {
+    int64_t      rows = 0;
+    int64_t      logit_rows = 0;
+    DeviceBuffer x;        // (n_tok, d_model) residual stream
+    DeviceBuffer xn;       // (n_tok, d_model) normed input of a sub-block
+    DeviceBuffer q;        // (n_tok, n_head*head_dim)
+    DeviceBuffer k, v;     // (n_tok, n_kv_head*head_dim)
+    DeviceBuffer attn;     // (n_tok, n_head*head_dim)
+    DeviceBuffer branch;   // (n_tok, d_model) o_proj / down output
+    DeviceBuffer branchn;  // (n_tok, d_model) its post-norm
+    DeviceBuffer gate_up;  // (n_tok, 2*inter)
+    DeviceBuffer act;      // (n_tok, inter)
+    DeviceBuffer logits;   // (n_logit_rows, vocab)
+};
+
+class TextDecoder {
+public:
+    bool init(Backend &backend, const ModelConfig &cfg, const TextWeights &w,
+              AdoptedWeights &store, std::string &err);
+
+    bool new_cache(int64_t capacity, KvCache &cache, std::string &err) const;
+
+    // See Model::forward.
+    bool forward(const std::vector<int32_t> &ids,
+                 const std::vector<int32_t> &positions,
+                 const float *image_embeds, int64_t n_image_rows,
+                 KvCache &cache, bool all_logits, std::vector<float> &logits,
+                 std::string &err);
+
+private:
+    bool validate(const std::vector<int32_t> &ids,
+                  const std::vector<int32_t> &positions,
+                  const float *image_embeds, int64_t n_image_rows,
+                  const KvCache &cache, std::string &err) const;
+    bool ensure_scratch(int64_t n_tok, int64_t n_logit_rows, std::string &err);
+    void splice_image_rows(const std::vector<int32_t> &ids,
+                           const float *image_embeds, Tensor &x);
+
+    Backend       *backend_ = nullptr;
+    TextConfig     cfg_;
+    int            image_token_id_ = -1;
+    int            q_dim_ = 0, kv_dim_ = 0;
+    TextRopeParams rope_;
+    Tensor embed_, norm_, lm_head_;
+    std::vector<TextLayerTensors> layers_;
+    TextScratch scratch_;
+};
+
+}  // namespace vlm
