@@ -1,0 +1,69 @@
+// generate.h: one request end to end on a loaded model: image bytes ->
+// pixels -> prompt ids -> vision encoder -> prefill -> decode loop, streaming
+// text as it is produced. vlm-run calls it directly; vlmd will schedule the
+// same steps across many requests.
+#pragma once
+
+#include "chat_prompt.h"
+#include "image.h"
+#include "model.h"
+#include "sampler.h"
+#include "tokenizer.h"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace vlm {
+
+struct ChatRequest {
+    std::vector<ChatMessage>          messages;   // IMAGE parts index `images`
+    std::vector<std::vector<uint8_t>> images;     // encoded bytes, untrusted
+    ChatOptions                       chat;
+    SamplingParams                    sampling;
+    int                               max_tokens  = 256;
+    std::vector<std::string>          stop_strings;
+    int                               logprobs_top = -1;   // -1: none, 0: chosen only
+    bool                              ignore_eos   = false;  // golden tests
+    ImageLimits                       image_limits;
+};
+
+struct GenerationTimings {
+    double image_ms   = 0;   // decode + preprocess
+    double vision_ms  = 0;   // vision encoder + merger
+    double prefill_ms = 0;
+    double decode_ms  = 0;   // after the first token
+    double ttft_ms    = 0;   // request start to first token
+};
+
+struct GenerationResult {
+    std::string               text;
+    std::vector<int32_t>      tokens;
+    std::vector<int32_t>      prompt_ids;
+    std::vector<TokenLogprob> logprobs;
+    std::string               finish_reason;   // "stop", "length", "cancelled"
+    GenerationTimings         timings;
+};
+
+// Receives each new piece of text (valid UTF-8); returning false cancels.
+using TextSink = std::function<bool(const std::string &delta)>;
+
+bool generate(Model &model, const Tokenizer &tok, const ChatRequest &req,
+              const TextSink &sink, GenerationResult &out, std::string &err);
+
+// Holds back text that could be the start of a stop string so that a stop
+// string is never streamed, even when split across tokens.
+class StopStringFilter {
+public:
+    explicit StopStringFilter(std::vector<std::string> stops);
+    // Adds text; returns what is safe to emit. Sets `stopped` when a stop
+    // string completed (the stop string and anything after it are dropped).
+    std::string push(const std::string &text, bool &stopped);
+    std::string flush();   // the held-back text at the end of generation
+private:
+    std::vector<std::string> stops_;
+    std::string              held_;
+};
+
+}  // namespace vlm

@@ -1,0 +1,133 @@
+// Sampler, log-probabilities, stop strings and UTF-8 repair: the parts of
+// generation a user sees directly (same seed -> same text, stop strings never
+// leak into the stream, top_k/top_p never pick an excluded token).
+#include "generate.h"
+#include "sampler.h"
+#include "utf8.h"
+
+#include <check.h>
+
+#include <cmath>
+#include <map>
+#include <vector>
+
+using namespace vlm;
+
+START_TEST(greedy_picks_argmax_lowest_id_on_ties)
+{
+    std::vector<float> l{0.1f, 3.0f, -1.0f, 3.0f};
+    Sampler s(SamplingParams{});
+    ck_assert_int_eq(s.sample(l.data(), 4), 1);
+}
+END_TEST
+
+START_TEST(same_seed_same_tokens_different_seed_differs)
+{
+    std::vector<float> l(50);
+    for (size_t i = 0; i < l.size(); i++) l[i] = float(std::sin(double(i)));
+    SamplingParams p;
+    p.temperature = 1.0f;
+    p.seed = 42;
+    Sampler a(p), b(p);
+    p.seed = 43;
+    Sampler c(p);
+    int differ = 0;
+    for (int i = 0; i < 200; i++) {
+        int32_t x = a.sample(l.data(), 50), y = b.sample(l.data(), 50);
+        ck_assert_int_eq(x, y);
+        differ += x != c.sample(l.data(), 50);
+    }
+    ck_assert_int_gt(differ, 50);
+}
+END_TEST
+
+START_TEST(top_k_and_top_p_exclude_the_tail)
+{
+    // probs ~ 0.5, 0.25, 0.125, ... : top_p 0.7 keeps exactly the first two.
+    std::vector<float> l;
+    for (int i = 0; i < 10; i++) l.push_back(float(-i * std::log(2.0)));
+    SamplingParams p;
+    p.temperature = 1.0f;
+    p.top_p = 0.7f;
+    p.seed = 1;
+    Sampler s(p);
+    std::map<int, int> seen;
+    for (int i = 0; i < 4000; i++) seen[s.sample(l.data(), 10)]++;
+    ck_assert_int_eq(int(seen.size()), 2);
+    // Renormalised over the two survivors: 2/3 and 1/3.
+    double f0 = seen[0] / 4000.0;
+    ck_assert_msg(std::fabs(f0 - 2.0 / 3.0) < 0.04, "token 0 frequency %f", f0);
+
+    p.top_p = 1.0f;
+    p.top_k = 3;
+    Sampler k(p);
+    for (int i = 0; i < 2000; i++) ck_assert_int_lt(k.sample(l.data(), 10), 3);
+}
+END_TEST
+
+START_TEST(logprobs_are_normalised_and_sorted)
+{
+    std::vector<float> l{1.0f, 2.0f, 3.0f, 0.5f};
+    TokenLogprob lp = token_logprob(l.data(), 4, 1, 3);
+    double z = std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0) + std::exp(0.5));
+    ck_assert(std::fabs(lp.logprob - (2.0 - z)) < 1e-6);
+    ck_assert_int_eq(int(lp.top.size()), 3);
+    ck_assert_int_eq(lp.top[0].first, 2);
+    ck_assert_int_eq(lp.top[1].first, 1);
+    ck_assert_int_eq(lp.top[2].first, 0);
+    double sum = 0;
+    for (int i = 0; i < 4; i++) sum += std::exp(token_logprob(l.data(), 4, i, 0).logprob);
+    ck_assert(std::fabs(sum - 1.0) < 1e-6);
+}
+END_TEST
+
+START_TEST(stop_string_split_across_pieces_never_streams)
+{
+    StopStringFilter f({"END", "\n\n"});
+    bool stopped = false;
+    std::string out;
+    for (const char *piece : {"Hello wor", "ld E", "N", "D and more"}) {
+        out += f.push(piece, stopped);
+        if (stopped) break;
+    }
+    ck_assert(stopped);
+    ck_assert_str_eq(out.c_str(), "Hello world ");
+
+    StopStringFilter g({"END"});
+    out = g.push("an EN", stopped);
+    ck_assert(!stopped);
+    ck_assert_str_eq(out.c_str(), "an ");
+    out += g.push("TRY", stopped);   // "ENTRY" is not "END": released
+    ck_assert(!stopped);
+    ck_assert_str_eq((out + g.flush()).c_str(), "an ENTRY");
+}
+END_TEST
+
+START_TEST(utf8_lossy_repairs_only_invalid_bytes)
+{
+    ck_assert(utf8_valid("caf\xC3\xA9 \xE4\xB8\xAD \xF0\x9F\x98\x80"));
+    ck_assert(!utf8_valid("\xC3"));
+    ck_assert(!utf8_valid("\xED\xA0\x80"));   // surrogate
+    ck_assert(!utf8_valid("\xC0\xAF"));       // overlong
+    ck_assert_str_eq(utf8_lossy("a\xFF" "b\xE4\xB8").c_str(),
+                     "a\xEF\xBF\xBD" "b\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+END_TEST
+
+int main()
+{
+    Suite *s = suite_create("sampler");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, greedy_picks_argmax_lowest_id_on_ties);
+    tcase_add_test(tc, same_seed_same_tokens_different_seed_differs);
+    tcase_add_test(tc, top_k_and_top_p_exclude_the_tail);
+    tcase_add_test(tc, logprobs_are_normalised_and_sorted);
+    tcase_add_test(tc, stop_string_split_across_pieces_never_streams);
+    tcase_add_test(tc, utf8_lossy_repairs_only_invalid_bytes);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
