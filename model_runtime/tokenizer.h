@@ -1,0 +1,51 @@
+// tokenizer.h: byte-level BPE read from a Hugging Face tokenizer.json. The
+// pre-tokenizer (Split regex + ByteLevel, as GLM-4 has) is read from the file
+// and run with PCRE2; added/special tokens are matched as whole strings first.
+// Ids are identical to the `tokenizers` library's for the same file.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vlm {
+
+class Tokenizer {
+public:
+    ~Tokenizer();
+    // tokenizer.json is untrusted: a malformed file gives false and a reason.
+    static std::unique_ptr<Tokenizer> load(const std::string &path,
+                                           std::string &err);
+
+    // Encodes text without adding BOS or template tokens. Special-token text
+    // inside `text` becomes the special token when `parse_special` (prompt
+    // template), and ordinary bytes otherwise (user input).
+    std::vector<int32_t> encode(const std::string &text, bool parse_special) const;
+    // Id of an added/special token's exact text, or -1.
+    int32_t token_id(const std::string &token_text) const;
+    // The raw bytes of one token (special tokens give their text).
+    std::string token_bytes(int32_t id) const;
+    bool is_special(int32_t id) const;
+    int32_t vocab_size() const;
+
+private:
+    Tokenizer();
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Streams decoded text token by token: bytes of a UTF-8 sequence split across
+// tokens are held back until complete, so every returned piece is valid UTF-8.
+class TokenStreamDecoder {
+public:
+    explicit TokenStreamDecoder(const Tokenizer &tok, bool skip_special = true);
+    std::string push(int32_t id);   // the newly completed text (may be empty)
+    std::string finish();           // leftover bytes, invalid ones as U+FFFD
+private:
+    const Tokenizer &tok_;
+    bool             skip_special_;
+    std::string      pending_;
+};
+
+}  // namespace vlm
