@@ -1,0 +1,129 @@
+#!/bin/sh
+# make bench: performance of the model runtime on this machine, against the
+# machine's own measured limits. `make bench` has built everything; this
+#   1. makes build/bench-model/ with mkmodel (real GLM-4.6V-Flash shapes, 2 text
+#      layers, 2 vision blocks, random bf16) unless it is already up to date,
+#   2. runs bench-ops (read bandwidth, bf16/fp32 peaks, matmul vs floor),
+#   3. runs bench-model (decode, prefill, vision; extrapolated to the full model)
+#      with bench-ops' machine limits,
+#   4. prints one summary table. Full outputs stay in build/bench-logs/.
+# Environment: BUILD (default build), THREADS (default: all CPUs).
+# Leaves out: nginx / IPC / cache benchmarks (not part of this table yet).
+set -eu
+
+BUILD=${BUILD:-build}
+BIN=$BUILD/bin
+MODEL_DIR=$BUILD/bench-model
+LOGS=$BUILD/bench-logs
+THREADS=${THREADS:-0}
+
+for tool in mkmodel bench-ops bench-model; do
+    if [ ! -x "$BIN/$tool" ]; then
+        echo "bench: $BIN/$tool is missing; run 'make bench' (it builds first)" >&2
+        exit 1
+    fi
+done
+mkdir -p "$LOGS"
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+load=$(cut -d' ' -f1 /proc/loadavg)
+cpus=$(nproc)
+echo "bench: $(date '+%Y-%m-%d %H:%M'), $cpus CPUs, load average $load at start"
+
+# ---- 1. the benchmark model ----
+t0=$(now)
+"$BIN/mkmodel" --out "$MODEL_DIR" --text-layers 2 --vision-depth 2 --seed 1 --if-changed
+t_model=$(elapsed "$t0")
+echo "bench: stage model: $t_model s"
+
+# ---- 2. machine limits and matmul ----
+t0=$(now)
+ops_args=""
+[ "$THREADS" -gt 0 ] && ops_args="$THREADS"
+# shellcheck disable=SC2086
+if ! "$BIN/bench-ops" $ops_args >"$LOGS/bench-ops.txt" 2>&1; then
+    cat "$LOGS/bench-ops.txt"
+    echo "bench: bench-ops failed (see $LOGS/bench-ops.txt); bench-model will measure the machine itself" >&2
+fi
+cat "$LOGS/bench-ops.txt"
+t_ops=$(elapsed "$t0")
+echo "bench: stage bench-ops: $t_ops s"
+
+# bench-ops prints a table; take `BENCH key=value` lines when it has them,
+# else the table's labelled lines.
+ops_value() {   # $1 = BENCH key, $2 = table label
+    v=$(awk -v k="$1" '$1 == "BENCH" { for (i = 2; i <= NF; i++) { split($i, kv, "=");
+            if (kv[1] == k) r = kv[2] } } END { print r }' "$LOGS/bench-ops.txt")
+    if [ -z "$v" ]; then
+        v=$(awk -v l="$2" 'index($0, l) == 1 { sub(l, ""); print $1; exit }' "$LOGS/bench-ops.txt")
+    fi
+    echo "$v"
+}
+bw=$(ops_value bandwidth_gbs "read bandwidth")
+bf16=$(ops_value bf16_peak_gflops "bf16 dot peak")
+fp32=$(ops_value fp32_peak_gflops "fp32 FMA peak")
+
+# ---- 3. the model ----
+t0=$(now)
+set -- --model "$MODEL_DIR" --threads "$THREADS"
+[ -n "$bw" ] && set -- "$@" --bandwidth-gbs "$bw"
+[ -n "$bf16" ] && set -- "$@" --bf16-peak-gflops "$bf16"
+[ -n "$fp32" ] && set -- "$@" --fp32-peak-gflops "$fp32"
+if ! "$BIN/bench-model" "$@" >"$LOGS/bench-model.txt" 2>&1; then
+    cat "$LOGS/bench-model.txt"
+    echo "bench: bench-model failed (see $LOGS/bench-model.txt)" >&2
+    exit 1
+fi
+echo
+cat "$LOGS/bench-model.txt"
+t_run=$(elapsed "$t0")
+echo "bench: stage bench-model: $t_run s"
+
+# ---- 4. summary ----
+val() {   # value of a BENCH key printed by bench-model ("-" when absent)
+    awk -v k="$1" '$1 == "BENCH" { for (i = 2; i <= NF; i++) { split($i, kv, "=");
+        if (kv[1] == k) r = kv[2] } } END { print (r == "" ? "-" : r) }' "$LOGS/bench-model.txt"
+}
+# matmul rows of bench-ops: "(4096,14336)  n  ms  GB/s  GFLOP/s  floor_ms  eff"
+matmul_row() {   # $1 = n
+    awk -v n="$1" '$1 == "(4096,14336)" && $2 == n {
+        printf "%8.3f ms  %7.1f GB/s  %7.1f GFLOP/s  floor %8.3f ms  %s of floor", $3, $4, $5, $6, $7; exit }' \
+        "$LOGS/bench-ops.txt"
+}
+
+echo
+echo "==================================================================================="
+echo " vlm bench summary ($(val threads) threads; load average $load at start$( \
+    awk -v l="$load" -v c="$cpus" 'BEGIN { if (l > 0.5 * c) printf ": UNDER LOAD, not final" }'))"
+echo "==================================================================================="
+printf ' %-38s %s GB/s\n' "measured read bandwidth" "$(val bandwidth_gbs)"
+printf ' %-38s %s GFLOP/s\n' "bf16 dot peak (vdpbf16ps)" "$(val bf16_peak_gflops)"
+printf ' %-38s %s GFLOP/s\n' "fp32 FMA peak" "$(val fp32_peak_gflops)"
+for n in 1 8 512; do
+    printf ' %-38s %s\n' "bf16 matmul 4096x14336, n=$n" "$(matmul_row "$n")"
+done
+echo " -- benchmark model: $(val text_layers) text layers, $(val vision_depth) vision blocks (real shapes)"
+printf ' %-38s %s tok/s (median %s), %s GB/token, %s GB/s = %s%% of bandwidth (target >= 85%%)\n' \
+    "decode, batch 1" "$(val decode_tok_s)" "$(val decode_tok_s_median)" "$(val decode_gb_per_tok)" \
+    "$(val decode_gbs)" "$(val decode_bw_pct)"
+printf ' %-38s %s tok/s (median %s), %s GFLOP/s = %s%% of bf16 peak\n' \
+    "prefill, $(val prefill_tokens) tokens" "$(val prefill_tok_s)" "$(val prefill_tok_s_median)" \
+    "$(val prefill_gflops)" "$(val prefill_peak_pct)"
+for s in 448 1024; do
+    printf ' %-38s %s images/s (median %s), %s GFLOP/s = %s%% of bf16 peak\n' \
+        "vision ${s}x${s} (grid $(val vision${s}_grid))" "$(val vision${s}_img_s)" \
+        "$(val vision${s}_img_s_median)" "$(val vision${s}_gflops)" "$(val vision${s}_peak_pct)"
+done
+echo " -- extrapolated to the full model ($(val full_text_layers) text layers, $(val full_vision_depth) vision blocks):"
+echo "    measured time per layer x layers + measured fixed parts (embedding, lm_head, merger)"
+printf ' %-38s %s tok/s (bandwidth bound %s tok/s)\n' "decode, batch 1" "$(val decode_full_tok_s)" \
+    "$(val decode_full_bound_tok_s)"
+printf ' %-38s %s tok/s\n' "prefill, $(val prefill_tokens) tokens" "$(val prefill_full_tok_s)"
+for s in 448 1024; do
+    printf ' %-38s %s images/s (%s s per image)\n' "vision ${s}x${s}" "$(val vision${s}_full_img_s)" \
+        "$(val vision${s}_full_s)"
+done
+echo " stage times: model $t_model s, bench-ops $t_ops s, bench-model $t_run s"
+echo "==================================================================================="
