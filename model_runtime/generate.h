@@ -12,14 +12,25 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace vlm {
 
+// Encoded image bytes, untrusted. `data` stays valid while `owner` lives, so
+// bytes in shared memory are decoded where they lie, never copied.
+struct ImageBytes {
+    const uint8_t              *data = nullptr;
+    size_t                      size = 0;
+    std::shared_ptr<const void> owner;
+
+    static ImageBytes copy_of(std::vector<uint8_t> bytes);
+};
+
 struct ChatRequest {
     std::vector<ChatMessage>          messages;   // IMAGE parts index `images`
-    std::vector<std::vector<uint8_t>> images;     // encoded bytes, untrusted
+    std::vector<ImageBytes>           images;
     ChatOptions                       chat;
     SamplingParams                    sampling;
     int                               max_tokens  = 256;
@@ -51,6 +62,15 @@ using TextSink = std::function<bool(const std::string &delta)>;
 
 bool generate(Model &model, const Tokenizer &tok, const ChatRequest &req,
               const TextSink &sink, GenerationResult &out, std::string &err);
+
+// Prefill work per forward call (tokens); the engine's default is the same,
+// so vlmd and vlm-run split prompts alike.
+constexpr int kDefaultPrefillChunk = 256;
+
+// generate() with prefill chunks ending at multiples of prefill_chunk_tokens.
+bool generate_chunked(Model &model, const Tokenizer &tok, const ChatRequest &req,
+                      int prefill_chunk_tokens, const TextSink &sink,
+                      GenerationResult &out, std::string &err);
 
 // Holds back text that could be the start of a stop string so that a stop
 // string is never streamed, even when split across tokens.

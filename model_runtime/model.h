@@ -40,6 +40,37 @@ struct KvCache {
     int     rope_delta = 0;   // position of token n during decode = n + rope_delta
 };
 
+// Paged KV cache shared by the sequences of a batch: for each layer, K and V
+// of shape (n_blocks * block_tokens, n_kv_head*head_dim) f32 on the device.
+// Token t of a sequence lives in row blocks[t / block_tokens] * block_tokens
+// + t % block_tokens (the block table is the caller's, see kv_block_table.h).
+struct KvPool {
+    std::vector<DeviceBuffer> k, v;
+    int64_t n_blocks     = 0;
+    int     block_tokens = 0;
+};
+
+// One sequence's rows in a batched forward step: `n` new tokens appended after
+// `n_past` tokens already in its blocks.
+struct SeqStep {
+    const int32_t *ids          = nullptr;  // n
+    const int32_t *positions    = nullptr;  // 3 planes of n (t, h, w)
+    int64_t        n            = 0;
+    const float   *image_embeds = nullptr;  // rows for the image tokens among ids, in order
+    int64_t        n_image_rows = 0;        // 0: image tokens embed as text
+    const int32_t *blocks       = nullptr;  // block table covering n_past + n tokens
+    int64_t        n_blocks     = 0;
+    int64_t        n_past       = 0;
+    bool           want_logits  = false;    // logits of the last row
+};
+
+// A row's numerics must not depend on what else is in the batch. Backends
+// pick the matmul path by row count (cpu: <= 16 rows stay f32 on the
+// bandwidth path, more go to the bf16 GEMM), so forward_batch gives every
+// step of at most this many rows a matmul call of at most this many rows, and
+// every larger step a call of its own.
+constexpr int64_t kSmallStepRows = 16;
+
 class Model {
 public:
     virtual ~Model() = default;
@@ -67,6 +98,23 @@ public:
                          const float *image_embeds, int64_t n_image_rows,
                          KvCache &cache, bool all_logits,
                          std::vector<float> &logits, std::string &err) = 0;
+
+    // Allocates a paged KV pool of n_blocks x block_tokens tokens.
+    virtual bool new_kv_pool(int64_t n_blocks, int block_tokens, KvPool &pool,
+                             std::string &err) {
+        err = "new_kv_pool: not supported by this model";
+        return false;
+    }
+    // Runs the decoder on several sequences at once (continuous batching):
+    // one matmul per weight for each group of rows (see kSmallStepRows),
+    // attention per sequence over its own blocks. Writes one row of logits
+    // (vocab) per step with want_logits, in step order. Each step's results
+    // are those it would get alone.
+    virtual bool forward_batch(const std::vector<SeqStep> &steps, KvPool &pool,
+                               std::vector<float> &logits, std::string &err) {
+        err = "forward_batch: not supported by this model";
+        return false;
+    }
 };
 
 // Loads config files and weights from a Hugging Face model directory and

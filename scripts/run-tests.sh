@@ -44,12 +44,17 @@ run_ctest() {
     ctest --test-dir "$1" --output-on-failure -j "$JOBS"
 }
 
+# Leaks are real failures; the suites free everything they allocate.
+run_ctest_sanitized() {
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --test-dir "$1" --output-on-failure -j "$JOBS"
+}
+
 stage "build (release)" build_release
 stage "unit, golden and CLI suites" run_ctest "$BUILD/release"
 stage "build (asan+ubsan)" build_sanitize
-# Leaks are real failures; the suites free everything they allocate.
-stage "suites under asan+ubsan" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest "$BUILD/sanitize"
+stage "suites under asan+ubsan" run_ctest_sanitized "$BUILD/sanitize"
 
 printf '\nstage times:\n%s' "$summary"
 echo "total: $(( $(date +%s) - total_start ))s"
