@@ -1,10 +1,12 @@
-// generate.cpp: a single request, start to finish (see generate.h). No
-// batching here: that is the daemon's scheduler's job.
+// generate.cpp: a single request, start to finish (see generate.h), on the
+// same per-step code as the engine. No batching here: that is the engine's.
 #include "generate.h"
+
+#include "prompt_prep.h"
+#include "sequence_output.h"
 
 #include <algorithm>
 #include <chrono>
-#include <set>
 
 namespace vlm {
 
@@ -65,142 +67,82 @@ std::string StopStringFilter::flush()
     return out;
 }
 
-static bool prepare_images(const Model &model, const ChatRequest &req,
-                           PixelBatch &px, std::vector<int> &image_tokens,
-                           std::string &err)
-{
-    const PreprocessorConfig &pp = model.preprocessor();
-    int merge2 = pp.merge_size * pp.merge_size;
-    for (size_t i = 0; i < req.images.size(); i++) {
-        RgbImage img;
-        const ImageBytes &bytes = req.images[i];
-        if (!decode_image(bytes.data, bytes.size, req.image_limits, img, err)) {
-            err = "image " + std::to_string(i + 1) + ": " + err;
-            return false;
-        }
-        size_t before = px.grids.size();
-        if (!preprocess_image(img, pp, px, err)) {
-            err = "image " + std::to_string(i + 1) + ": " + err;
-            return false;
-        }
-        if (px.grids.size() != before + 1) {
-            err = "image " + std::to_string(i + 1) + ": preprocessing produced no grid";
-            return false;
-        }
-        const ImageGrid &g = px.grids.back();
-        image_tokens.push_back(g.t * g.h * g.w / merge2);
-    }
-    return true;
-}
-
 bool generate(Model &model, const Tokenizer &tok, const ChatRequest &req,
               const TextSink &sink, GenerationResult &out, std::string &err)
 {
+    return generate_chunked(model, tok, req, kDefaultPrefillChunk, sink, out, err);
+}
+
+// The same per-step code as the engine (prompt_prep, forward_batch over a
+// paged pool, sequence_output), so one request through vlmd gives the tokens
+// it gives here.
+bool generate_chunked(Model &model, const Tokenizer &tok, const ChatRequest &req,
+                      int prefill_chunk_tokens, const TextSink &sink,
+                      GenerationResult &out, std::string &err)
+{
     auto t_start = std::chrono::steady_clock::now();
     const ModelConfig &cfg = model.config();
+    PreparedPrompt prep;
+    int status = 0;
+    if (!prepare_prompt(model, tok, req, nullptr, prep, status, err)) return false;
+    out.timings.image_ms = prep.image_ms;
+    out.timings.vision_ms = prep.vision_ms;
+    out.prompt_ids = prep.ids;
+    const int64_t n_prompt = int64_t(prep.ids.size());
 
-    if (req.max_tokens < 1) {
-        err = "max_tokens must be at least 1";
-        return false;
-    }
-
-    PixelBatch px;
-    std::vector<int> image_tokens;
-    if (!prepare_images(model, req, px, image_tokens, err)) return false;
-    out.timings.image_ms = ms_since(t_start);
-
-    if (!build_prompt_ids(tok, req.messages, req.chat, image_tokens,
-                          out.prompt_ids, err))
-        return false;
-    const int64_t n_prompt = int64_t(out.prompt_ids.size());
-    const int64_t max_pos = cfg.text.max_position_embeddings;
-    if (max_pos > 0 && n_prompt + req.max_tokens > max_pos) {
-        err = "prompt (" + std::to_string(n_prompt) + " tokens) + max_tokens (" +
-              std::to_string(req.max_tokens) + ") exceeds the model's context of " +
-              std::to_string(max_pos) + " tokens";
-        return false;
-    }
-
-    std::vector<float> image_embeds;
-    auto t_vision = std::chrono::steady_clock::now();
-    if (!px.grids.empty() && !model.encode_images(px, image_embeds, err)) return false;
-    out.timings.vision_ms = ms_since(t_vision);
-    int64_t n_image_rows = cfg.text.hidden_size > 0
-        ? int64_t(image_embeds.size()) / cfg.text.hidden_size : 0;
-
-    std::vector<int32_t> positions;
-    KvCache cache;
-    compute_mrope_positions(cfg, out.prompt_ids, px.grids, positions, cache.rope_delta);
-    int rope_delta = cache.rope_delta;
-    if (!model.new_cache(n_prompt + req.max_tokens, cache, err)) return false;
-    cache.rope_delta = rope_delta;
+    constexpr int kBlockTokens = 16;
+    const int64_t n_blocks = (n_prompt + req.max_tokens + kBlockTokens - 1) / kBlockTokens;
+    KvPool pool;
+    if (!model.new_kv_pool(n_blocks, kBlockTokens, pool, err)) return false;
+    std::vector<int32_t> blocks(static_cast<size_t>(n_blocks));
+    for (int64_t b = 0; b < n_blocks; b++) blocks[size_t(b)] = int32_t(b);
 
     std::vector<float> logits;
+    std::vector<int32_t> positions;
     auto t_prefill = std::chrono::steady_clock::now();
-    if (!model.forward(out.prompt_ids, positions, image_embeds.data(), n_image_rows,
-                       cache, false, logits, err))
-        return false;
+    for (int64_t start = 0; start < n_prompt;) {
+        int64_t end = prefill_chunk_end(start, n_prompt, prefill_chunk_tokens);
+        std::vector<SeqStep> step{prefill_step(prep, start, end, blocks, positions,
+                                               cfg.text.hidden_size, cfg.image_token_id)};
+        if (!model.forward_batch(step, pool, logits, err)) return false;
+        start = end;
+    }
     out.timings.prefill_ms = ms_since(t_prefill);
 
-    std::set<int32_t> eos(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end());
-    for (int id : model.generation().eos_token_ids) eos.insert(id);
-
-    const int32_t vocab = int32_t(logits.size());
-    Sampler sampler(req.sampling);
-    TokenStreamDecoder decoder(tok, true);
-    StopStringFilter stop_filter(req.stop_strings);
+    const int32_t vocab = cfg.text.vocab_size;
+    SequenceOutput seq(model, tok, req);
     auto t_decode = std::chrono::steady_clock::now();
-    out.finish_reason = "length";
-    bool stop_string_hit = false;
-
-    auto emit = [&](const std::string &piece) {
-        if (piece.empty()) return true;
-        out.text += piece;
-        return !sink || sink(piece);
-    };
-
-    for (int step = 0; step < req.max_tokens; step++) {
-        int32_t id = sampler.sample(logits.data(), vocab);
+    int64_t n_past = n_prompt;
+    for (int step = 0;; step++) {
+        TokenOutcome o;
+        seq.accept(logits.data(), vocab, o);
         if (step == 0) {
             out.timings.ttft_ms = ms_since(t_start);
             t_decode = std::chrono::steady_clock::now();
         }
-        if (req.logprobs_top >= 0)
-            out.logprobs.push_back(token_logprob(logits.data(), vocab, id,
-                                                 req.logprobs_top));
-        if (!req.ignore_eos && eos.count(id)) {
-            out.finish_reason = "stop";
+        if (!o.text.empty() && sink && !sink(o.text)) {
+            seq.stop_early("cancelled");
             break;
         }
-        out.tokens.push_back(id);
-
-        bool stopped = false;
-        std::string piece = stop_filter.push(decoder.push(id), stopped);
-        if (!emit(piece)) {
-            out.finish_reason = "cancelled";
-            break;
-        }
-        if (stopped) {
-            stop_string_hit = true;
-            out.finish_reason = "stop";
-            break;
-        }
-        if (step + 1 == req.max_tokens) break;
-
-        std::vector<int32_t> next{id};
-        int32_t pos = int32_t(cache.n_past) + cache.rope_delta;
-        std::vector<int32_t> next_pos{pos, pos, pos};
-        if (!model.forward(next, next_pos, nullptr, 0, cache, false, logits, err))
-            return false;
+        if (o.done) break;
+        int32_t id = o.id;
+        int32_t pos = int32_t(n_past) + prep.rope_delta;
+        int32_t next_pos[3] = {pos, pos, pos};
+        SeqStep st;
+        st.ids = &id;
+        st.positions = next_pos;
+        st.n = 1;
+        st.blocks = blocks.data();
+        st.n_blocks = n_blocks;
+        st.n_past = n_past;
+        st.want_logits = true;
+        if (!model.forward_batch({st}, pool, logits, err)) return false;
+        n_past++;
     }
-    // At EOS or the length limit, text held for an incomplete UTF-8 sequence
-    // or a possible stop-string prefix is still part of the answer.
-    if (!stop_string_hit && out.finish_reason != "cancelled") {
-        bool stopped = false;
-        std::string tail = stop_filter.push(decoder.finish(), stopped);
-        if (!stopped) tail += stop_filter.flush();
-        emit(tail);
-    }
+    out.text = seq.text();
+    out.tokens = seq.tokens();
+    out.logprobs = seq.logprobs();
+    out.finish_reason = seq.finish_reason();
     out.timings.decode_ms = ms_since(t_decode);
     return true;
 }

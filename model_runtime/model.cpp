@@ -92,6 +92,27 @@ public:
         }
     }
 
+    bool new_kv_pool(int64_t n_blocks, int block_tokens, KvPool &pool,
+                     std::string &err) override {
+        try {
+            return text_.new_kv_pool(n_blocks, block_tokens, pool, err);
+        } catch (const std::exception &e) {
+            err = std::string("new_kv_pool: ") + e.what();
+            return false;
+        }
+    }
+
+    bool forward_batch(const std::vector<SeqStep> &steps, KvPool &pool,
+                       std::vector<float> &logits, std::string &err) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        try {
+            return text_.forward_batch(steps, pool, logits, err);
+        } catch (const std::exception &e) {
+            err = std::string("forward_batch: ") + e.what();
+            return false;
+        }
+    }
+
 private:
     // Declaration order is destruction order reversed: the decoders' scratch
     // goes first, then the adopted weights, then the mappings they point into.

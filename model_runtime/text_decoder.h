@@ -1,8 +1,9 @@
 // text_decoder.h: the GLM-4V text decoder (Glm4vTextModel + lm_head) on a
 // Backend: embedding with image rows spliced in, sandwich-norm layers with
 // M-RoPE and GQA attention over a per-sequence KV cache, final norm, logits.
-// One forward at a time per decoder (it keeps its scratch between calls);
-// no batching of sequences, no paged cache.
+// One forward at a time per decoder (it keeps its scratch between calls).
+// forward() runs one sequence over a contiguous KvCache; forward_batch()
+// (text_decoder_batch.cpp) runs many over a paged KvPool.
 #pragma once
 
 #include "adopted_weights.h"
@@ -39,6 +40,8 @@ struct TextScratch {
     DeviceBuffer gate_up;  // (n_tok, 2*inter)
     DeviceBuffer act;      // (n_tok, inter)
     DeviceBuffer logits;   // (n_logit_rows, vocab)
+    int64_t      ctx_rows = 0;
+    DeviceBuffer k_ctx, v_ctx;  // (ctx, kv_dim) one sequence's keys/values gathered from its blocks
 };
 
 class TextDecoder {
@@ -47,6 +50,12 @@ public:
               AdoptedWeights &store, std::string &err);
 
     bool new_cache(int64_t capacity, KvCache &cache, std::string &err) const;
+
+    bool new_kv_pool(int64_t n_blocks, int block_tokens, KvPool &pool,
+                     std::string &err) const;
+    // See Model::forward_batch.
+    bool forward_batch(const std::vector<SeqStep> &steps, KvPool &pool,
+                       std::vector<float> &logits, std::string &err);
 
     // See Model::forward.
     bool forward(const std::vector<int32_t> &ids,
@@ -61,6 +70,11 @@ private:
                   const float *image_embeds, int64_t n_image_rows,
                   const KvCache &cache, std::string &err) const;
     bool ensure_scratch(int64_t n_tok, int64_t n_logit_rows, std::string &err);
+    bool validate_batch(const std::vector<SeqStep> &steps, const KvPool &pool,
+                        std::string &err) const;
+    bool ensure_ctx_scratch(int64_t ctx, std::string &err);
+    void splice_image_rows(const int32_t *ids, int64_t n, const float *image_embeds,
+                           Tensor &x);
     void splice_image_rows(const std::vector<int32_t> &ids,
                            const float *image_embeds, Tensor &x);
 
