@@ -1,0 +1,118 @@
+// test_log.cpp: vlmd's log lines stay one parseable line whatever the values
+// hold, never carry request content, and respect the level threshold.
+#include "log.h"
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <check.h>   // after the standard headers: it defines a fail() macro
+
+using namespace vlm;
+
+START_TEST(line_format)
+{
+    // 2026-11-23T19:35:12.123Z
+    const int64_t t = 1795462512123;
+    std::string line = format_log_line(t, LogLevel::INFO, "request_done",
+                                       {{"id", 42}, {"task", "alt_text"}, {"ms", 118.5}, {"cached", false},
+                                        {"bytes", size_t(1024)}});
+    ck_assert_str_eq(line.c_str(), "ts=2026-11-23T19:35:12.123Z level=info event=request_done id=42 task=alt_text "
+                                   "ms=118.500 cached=false bytes=1024");
+}
+END_TEST
+
+START_TEST(values_quoted_and_escaped)
+{
+    struct {
+        const char *value, *want;
+    } cases[] = {
+        {"plain", "k=plain"},
+        {"", "k=\"\""},
+        {"two words", "k=\"two words\""},
+        {"a=b", "k=\"a=b\""},
+        {"say \"hi\"", "k=\"say \\\"hi\\\"\""},
+        {"line1\nline2 ts=forged level=error", "k=\"line1\\nline2 ts=forged level=error\""},
+        {"tab\there", "k=\"tab\\there\""},
+        {"back\\slash", "k=\"back\\\\slash\""},
+        {"bell\x07", "k=\"bell\\x07\""},
+        {"中文", "k=中文"},
+        {"bad\xff", "k=bad\xEF\xBF\xBD"},
+    };
+    for (const auto &c : cases) {
+        std::string line = format_log_line(0, LogLevel::WARN, "e", {{"k", c.value}});
+        std::string got = line.substr(line.find(" k=") + 1);
+        ck_assert_msg(got == c.want, "value \"%s\": got %s, want %s", c.value, got.c_str(), c.want);
+        ck_assert(line.find('\n') == std::string::npos);
+    }
+    // Long values are cut (UTF-8 intact) and marked.
+    std::string long_value(1000, 'x');
+    std::string line = format_log_line(0, LogLevel::INFO, "e", {{"k", long_value}});
+    ck_assert_msg(line.size() < 330, "line of %zu bytes", line.size());
+    ck_assert(line.find("...\"") != std::string::npos);
+    std::string zh;
+    for (int i = 0; i < 200; i++) zh += "字";
+    line = format_log_line(0, LogLevel::INFO, "e", {{"k", zh}});
+    ck_assert(line.find("\xEF\xBF\xBD") == std::string::npos);
+    // Keys cannot forge fields either.
+    line = format_log_line(0, LogLevel::INFO, "e", {{"a b=c", 1}});
+    ck_assert_msg(line.find(" a_b_c=1") != std::string::npos, "%s", line.c_str());
+}
+END_TEST
+
+START_TEST(content_redacted)
+{
+    std::string line = format_log_line(0, LogLevel::ERROR, "bad_request",
+                                       {{"prompt", "describe my secret plans"}, {"image", "\x89PNG..."},
+                                        {"authorization", "Bearer abc"}, {"api_key", "k-123"}, {"reason", "x"}});
+    ck_assert_msg(line.find("secret plans") == std::string::npos && line.find("PNG") == std::string::npos &&
+                      line.find("Bearer") == std::string::npos && line.find("k-123") == std::string::npos,
+                  "%s", line.c_str());
+    ck_assert(line.find("prompt=[redacted] image=[redacted] authorization=[redacted] api_key=[redacted] reason=x") !=
+              std::string::npos);
+}
+END_TEST
+
+START_TEST(threshold)
+{
+    char *buf = nullptr;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    {
+        Logger log(f, LogLevel::WARN);
+        log.debug("d");
+        log.info("i");
+        log.warn("w", {{"n", 1}});
+        log.error("e");
+        ck_assert(!log.enabled(LogLevel::INFO));
+        log.set_threshold(LogLevel::DEBUG);
+        log.debug("d2");
+    }
+    std::fclose(f);
+    std::string out(buf, size);
+    std::free(buf);
+    ck_assert_msg(out.find("event=d ") == std::string::npos && out.find("event=i") == std::string::npos, "%s",
+                  out.c_str());
+    ck_assert(out.find("level=warn event=w n=1\n") != std::string::npos);
+    ck_assert(out.find("level=error event=e\n") != std::string::npos);
+    ck_assert(out.find("level=debug event=d2\n") != std::string::npos);
+    LogLevel l;
+    ck_assert(parse_log_level("warn", l) && l == LogLevel::WARN);
+    ck_assert(!parse_log_level("loud", l));
+}
+END_TEST
+
+int main() {
+    Suite *s = suite_create("log");
+    TCase *tc = tcase_create("log");
+    tcase_add_test(tc, line_format);
+    tcase_add_test(tc, values_quoted_and_escaped);
+    tcase_add_test(tc, content_redacted);
+    tcase_add_test(tc, threshold);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
