@@ -1,9 +1,12 @@
-// vlm-run: one request against a model directory, from the command line.
+// vlm-run: one request against a model directory, from the command line, or
+// (--daemon SOCKET) the same request sent to a running vlmd, with the same
+// output; --daemon SOCKET --stats prints vlmd's metrics as JSON.
 // Text streams to stdout as it is generated; --json prints one object at the
 // end instead. Bad arguments exit 2, bad files or model errors exit 1, always
 // with one line on stderr saying why.
 #include "backend.h"
 #include "generate.h"
+#include "ipc/vlm_ipc_client.h"
 #include "model.h"
 #include "tokenizer.h"
 #include "utf8.h"
@@ -29,6 +32,8 @@ const char *const usage =
     "               [--max-tokens N] [--temperature T] [--top-p P] [--top-k K]\n"
     "               [--seed S] [--stop TEXT]... [--logprobs K] [--think] [--json]\n"
     "               [--backend cpu] [--threads N]\n"
+    "       vlm-run --daemon SOCKET --prompt TEXT [same request options]\n"
+    "       vlm-run --daemon SOCKET --stats\n"
     "\n"
     "  --model DIR        Hugging Face GLM-4.6V model directory\n"
     "  --image FILE       JPEG, PNG, WebP or GIF; repeat for several images\n"
@@ -44,7 +49,10 @@ const char *const usage =
     "  --think            let the model think before answering (off by default)\n"
     "  --json             print one JSON object instead of streaming text\n"
     "  --backend NAME     compute backend (default cpu)\n"
-    "  --threads N        CPU threads (default: all)\n";
+    "  --threads N        CPU threads (default: all)\n"
+    "  --daemon SOCKET    send the request to the vlmd listening on SOCKET\n"
+    "  --stats            with --daemon: print vlmd's metrics as JSON\n"
+    "  --timeout-ms N     with --daemon: request deadline (default none)\n";
 
 struct Options {
     std::string              model_dir;
@@ -65,6 +73,9 @@ struct Options {
     bool                     ignore_eos = false;
     std::string              backend = "cpu";
     long                     threads = 0;
+    std::string              daemon_socket;
+    bool                     stats = false;
+    long                     timeout_ms = 0;
 };
 
 [[noreturn]] void die(int code, const std::string &msg)
@@ -158,6 +169,15 @@ Options parse_args(int argc, char **argv)
             if (!parse_long(v, 1, 1024, l))
                 die(2, std::string("--threads must be an integer in [1, 1024], got '") + v + "'");
             o.threads = l;
+        } else if (a == "--daemon") {
+            o.daemon_socket = value();
+        } else if (a == "--stats") {
+            o.stats = true;
+        } else if (a == "--timeout-ms") {
+            const char *v = value();
+            if (!parse_long(v, 1, 86400000, l))
+                die(2, std::string("--timeout-ms must be an integer in [1, 86400000], got '") + v + "'");
+            o.timeout_ms = l;
         } else if (a == "--backend") {
             o.backend = value();
         } else if (a == "--think") {
@@ -170,8 +190,10 @@ Options parse_args(int argc, char **argv)
             die(2, "unknown argument '" + a + "' (see --help)");
         }
     }
-    if (o.model_dir.empty()) die(2, "--model DIR is required (see --help)");
-    if (!o.has_prompt) die(2, "--prompt TEXT is required (see --help)");
+    if (o.stats && o.daemon_socket.empty()) die(2, "--stats needs --daemon SOCKET");
+    if (o.model_dir.empty() && o.daemon_socket.empty())
+        die(2, "--model DIR is required (see --help)");
+    if (!o.has_prompt && !o.stats) die(2, "--prompt TEXT is required (see --help)");
     return o;
 }
 
@@ -201,26 +223,27 @@ bool read_file(const std::string &path, size_t max_bytes, std::vector<uint8_t> &
     return true;
 }
 
-json_t *logprob_json(const vlm::Tokenizer &tok, const vlm::TokenLogprob &lp, bool with_top)
+// One token as OpenAI's API reports it: a token can hold part of a UTF-8
+// sequence, so "token" is the lossy text and "bytes" the exact bytes.
+json_t *token_json(int32_t id, const std::string &raw, float logprob)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "id", json_integer(lp.id));
-    // A token can hold part of a UTF-8 sequence: "token" is the lossy text,
-    // "bytes" the exact bytes, as OpenAI's API reports them.
-    std::string raw = tok.token_bytes(lp.id), text = vlm::utf8_lossy(raw);
+    json_object_set_new(o, "id", json_integer(id));
+    std::string text = vlm::utf8_lossy(raw);
     json_object_set_new(o, "token", json_stringn(text.data(), text.size()));
     json_t *bytes = json_array();
     for (unsigned char c : raw) json_array_append_new(bytes, json_integer(c));
     json_object_set_new(o, "bytes", bytes);
-    json_object_set_new(o, "logprob", json_real(lp.logprob));
+    json_object_set_new(o, "logprob", json_real(logprob));
+    return o;
+}
+
+json_t *logprob_json(const vlm::Tokenizer &tok, const vlm::TokenLogprob &lp, bool with_top)
+{
+    json_t *o = token_json(lp.id, tok.token_bytes(lp.id), lp.logprob);
     if (with_top) {
         json_t *top = json_array();
-        for (const auto &[id, p] : lp.top) {
-            vlm::TokenLogprob t;
-            t.id = id;
-            t.logprob = p;
-            json_array_append_new(top, logprob_json(tok, t, false));
-        }
+        for (const auto &[id, p] : lp.top) json_array_append_new(top, token_json(id, tok.token_bytes(id), p));
         json_object_set_new(o, "top_logprobs", top);
     }
     return o;
@@ -258,11 +281,207 @@ void print_json(const vlm::Tokenizer &tok, const vlm::GenerationResult &r,
     json_decref(o);
 }
 
+
+// ---- --daemon: the same request through vlmd's shared-memory protocol ----
+
+double ms_since(std::chrono::steady_clock::time_point t)
+{
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+vlm_ipc_client *connect_daemon(const std::string &path)
+{
+    vlm_ipc_client *c = vlm_ipc_client_new();
+    char err[256] = "";
+    if (!c) die(1, "out of memory");
+    if (vlm_ipc_client_connect(c, path.c_str(), err, sizeof err) != VLM_IPC_OK)
+        die(1, std::string("cannot reach vlmd: ") + err);
+    auto start = std::chrono::steady_clock::now();
+    while (!vlm_ipc_client_ready(c)) {
+        if (vlm_ipc_client_wait(c, 1000) == VLM_IPC_CLOSED)
+            die(1, std::string("vlmd: ") + vlm_ipc_client_error(c));
+        if (ms_since(start) > 10000) die(1, "vlmd: no handshake within 10 s");
+    }
+    return c;
+}
+
+// Waits for the next event of the only request in flight.
+void next_event_or_die(vlm_ipc_client *c, vlm_ipc_event &ev)
+{
+    while (!vlm_ipc_next_event(c, &ev)) {
+        int rc = vlm_ipc_client_wait(c, 1000);
+        if (rc == VLM_IPC_ERROR) die(1, "vlmd: waiting failed");
+    }
+}
+
+int run_stats(const Options &o)
+{
+    vlm_ipc_client *c = connect_daemon(o.daemon_socket);
+    if (vlm_ipc_stats(c, nullptr, nullptr, nullptr) != VLM_IPC_OK)
+        die(1, std::string("vlmd: cannot send: ") + vlm_ipc_client_error(c));
+    vlm_ipc_event ev;
+    next_event_or_die(c, ev);
+    if (ev.kind != VLM_IPC_RES_STATS)
+        die(1, "vlmd: " + std::string(ev.text, ev.text_length));
+    std::fwrite(ev.text, 1, ev.text_length, stdout);
+    std::fputc('\n', stdout);
+    vlm_ipc_client_free(c);
+    return 0;
+}
+
+// Reserves `size` bytes of the request arena (the image is read straight
+// into shared memory: the only copy on its way to the decoder).
+void *arena_alloc_or_die(vlm_ipc_client *c, uint64_t size, uint64_t &off)
+{
+    void *p = vlm_ipc_alloc(c, size, &off);
+    if (!p) die(1, "vlmd: request does not fit the shared arena (" + std::to_string(size) + " bytes)");
+    return p;
+}
+
+int run_via_daemon(const Options &o)
+{
+    vlm_ipc_client *c = connect_daemon(o.daemon_socket);
+    std::vector<uint64_t> regions;
+    json_t *images = json_array();
+    for (const auto &path : o.images) {
+        struct stat st;
+        if (stat(path.c_str(), &st) != 0) die(1, path + ": " + std::strerror(errno));
+        if (!S_ISREG(st.st_mode)) die(1, path + ": not a regular file");
+        if (st.st_size <= 0) die(1, path + ": empty file");
+        uint64_t off = 0;
+        void *dst = arena_alloc_or_die(c, uint64_t(st.st_size), off);
+        std::ifstream f(path, std::ios::binary);
+        if (!f || !f.read(static_cast<char *>(dst), std::streamsize(st.st_size)))
+            die(1, path + ": cannot read");
+        regions.push_back(off);
+        json_t *im = json_object();
+        json_object_set_new(im, "offset", json_integer(json_int_t(off)));
+        json_object_set_new(im, "length", json_integer(json_int_t(st.st_size)));
+        json_array_append_new(images, im);
+    }
+    json_t *messages = json_array();
+    if (o.has_system) {
+        json_t *m = json_object();
+        json_object_set_new(m, "role", json_string("system"));
+        json_object_set_new(m, "content", json_stringn(o.system.data(), o.system.size()));
+        json_array_append_new(messages, m);
+    }
+    json_t *content = json_array();
+    for (size_t i = 0; i < o.images.size(); i++) {
+        json_t *part = json_object();
+        json_object_set_new(part, "type", json_string("image"));
+        json_object_set_new(part, "image", json_integer(json_int_t(i)));
+        json_array_append_new(content, part);
+    }
+    json_t *text = json_object();
+    json_object_set_new(text, "type", json_string("text"));
+    json_object_set_new(text, "text", json_stringn(o.prompt.data(), o.prompt.size()));
+    json_array_append_new(content, text);
+    json_t *user = json_object();
+    json_object_set_new(user, "role", json_string("user"));
+    json_object_set_new(user, "content", content);
+    json_array_append_new(messages, user);
+    json_t *body = json_object();
+    json_object_set_new(body, "messages", messages);
+    json_object_set_new(body, "images", images);
+    json_object_set_new(body, "max_tokens", json_integer(o.max_tokens));
+    json_object_set_new(body, "temperature", json_real(o.temperature));
+    json_object_set_new(body, "top_p", json_real(o.top_p));
+    json_object_set_new(body, "top_k", json_integer(o.top_k));
+    json_object_set_new(body, "seed", json_integer(json_int_t(o.seed & 0x7fffffffffffffffULL)));
+    json_object_set_new(body, "logprobs", json_integer(o.logprobs));
+    json_object_set_new(body, "ignore_eos", json_boolean(o.ignore_eos));
+    json_object_set_new(body, "enable_thinking", json_boolean(o.think));
+    json_t *stops = json_array();
+    for (const auto &st : o.stops) json_array_append_new(stops, json_stringn(st.data(), st.size()));
+    json_object_set_new(body, "stop", stops);
+    char *body_text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    size_t body_len = std::strlen(body_text);
+    uint64_t body_off = 0;
+    std::memcpy(arena_alloc_or_die(c, body_len, body_off), body_text, body_len);
+    std::free(body_text);
+    regions.push_back(body_off);
+    if (regions.size() > VLM_IPC_MAX_REGIONS) die(2, "too many images for one request");
+
+    auto start = std::chrono::steady_clock::now();
+    if (vlm_ipc_submit(c, body_off, body_len, uint32_t(o.timeout_ms), regions.data(), regions.size(),
+                       nullptr, nullptr, nullptr) != VLM_IPC_OK)
+        die(1, std::string("vlmd: cannot submit: ") + vlm_ipc_client_error(c));
+
+    std::string all_text;
+    std::vector<int32_t> tokens;
+    json_t *lps = json_array();
+    double ttft_ms = -1;
+    vlm_ipc_event ev;
+    for (;;) {
+        next_event_or_die(c, ev);
+        if (ev.kind == VLM_IPC_RES_ERROR)
+            die(1, "vlmd: error " + std::to_string(ev.status) + ": " + std::string(ev.text, ev.text_length));
+        if (ev.kind == VLM_IPC_RES_DONE) break;
+        if (ev.kind != VLM_IPC_RES_DELTA) die(1, "vlmd: unexpected result kind");
+        if (ttft_ms < 0 && ev.n_tokens > 0) ttft_ms = ms_since(start);
+        all_text.append(ev.text, ev.text_length);
+        if (!o.json && ev.text_length) {
+            std::fwrite(ev.text, 1, ev.text_length, stdout);
+            std::fflush(stdout);
+        }
+        for (uint32_t i = 0; i < ev.n_tokens; i++) tokens.push_back(vlm_ipc_event_token(&ev, i));
+        size_t pos = 0;
+        vlm_ipc_logprob lp;
+        while (vlm_ipc_logprob_next(&ev, &pos, &lp)) {
+            json_t *one = token_json(lp.id, std::string(reinterpret_cast<const char *>(lp.bytes), lp.n_bytes),
+                                     lp.logprob);
+            uint32_t n_top = 0;
+            if (!vlm_ipc_logprob_count(&ev, &pos, &n_top)) break;
+            json_t *top = json_array();
+            for (uint32_t k = 0; k < n_top && vlm_ipc_logprob_next(&ev, &pos, &lp); k++)
+                json_array_append_new(top, token_json(lp.id, std::string(reinterpret_cast<const char *>(lp.bytes), lp.n_bytes),
+                                                      lp.logprob));
+            if (o.logprobs > 0)
+                json_object_set_new(one, "top_logprobs", top);
+            else
+                json_decref(top);
+            json_array_append_new(lps, one);
+        }
+    }
+    double total_ms = ms_since(start);
+    if (!o.json) {
+        std::fputc('\n', stdout);
+        json_decref(lps);
+    } else {
+        json_t *out = json_object();
+        std::string text = vlm::utf8_lossy(all_text);
+        json_object_set_new(out, "text", json_stringn(text.data(), text.size()));
+        json_t *ids = json_array();
+        for (int32_t id : tokens) json_array_append_new(ids, json_integer(id));
+        json_object_set_new(out, "tokens", ids);
+        json_object_set_new(out, "prompt_tokens", json_integer(ev.prompt_tokens));
+        json_object_set_new(out, "completion_tokens", json_integer(ev.completion_tokens));
+        json_object_set_new(out, "finish_reason", json_string(ev.finish_reason));
+        json_object_set_new(out, "logprobs", lps);
+        // Timings as seen by the client; the daemon's internal split is in --stats.
+        json_t *t = json_object();
+        json_object_set_new(t, "load_ms", json_real(0.0));
+        json_object_set_new(t, "ttft_ms", json_real(ttft_ms < 0 ? total_ms : ttft_ms));
+        json_object_set_new(t, "total_ms", json_real(total_ms));
+        json_object_set_new(out, "timings", t);
+        char *s = json_dumps(out, JSON_COMPACT | JSON_ENSURE_ASCII);
+        std::printf("%s\n", s);
+        std::free(s);
+        json_decref(out);
+    }
+    vlm_ipc_client_free(c);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv)
 {
     Options opt = parse_args(argc, argv);
+    if (opt.stats) return run_stats(opt);
+    if (!opt.daemon_socket.empty()) return run_via_daemon(opt);
     std::string err;
 
     vlm::ChatRequest req;
