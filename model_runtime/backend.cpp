@@ -3,6 +3,7 @@
 // dtype_size/dtype_name live in backend_dtype.cpp.
 #include "backend.h"
 #include "backend_cpu.h"
+#include "backend_cuda.h"   // kernels/: the emulator build here, nvcc on GPU hosts
 
 namespace vlm {
 
@@ -79,7 +80,9 @@ std::unique_ptr<Backend> make_backend(const std::string &name, const BackendOpti
                                       std::string &err)
 {
     if (name == "cpu") return make_cpu_backend(opt, err);
-    err = "unknown backend '" + name + "' (available: cpu)";
+    if (name == "cuda" || name == "cuda-emu")
+        return make_cuda_backend(name == "cuda-emu", opt, err);
+    err = "unknown backend '" + name + "' (available: cpu, cuda, cuda-emu)";
     return nullptr;
 }
 

@@ -5,6 +5,7 @@
 // end instead. Bad arguments exit 2, bad files or model errors exit 1, always
 // with one line on stderr saying why.
 #include "backend.h"
+#include "backend_cuda.h"
 #include "generate.h"
 #include "ipc/vlm_ipc_client.h"
 #include "model.h"
@@ -31,7 +32,8 @@ const char *const usage =
     "usage: vlm-run --model DIR --prompt TEXT [--image FILE]... [--system TEXT]\n"
     "               [--max-tokens N] [--temperature T] [--top-p P] [--top-k K]\n"
     "               [--seed S] [--stop TEXT]... [--logprobs K] [--think] [--json]\n"
-    "               [--backend cpu] [--threads N]\n"
+    "               [--backend cpu|cuda|cuda-emu] [--threads N]\n"
+    "       vlm-run --model DIR --backend cuda|cuda-emu --selftest\n"
     "       vlm-run --daemon SOCKET --prompt TEXT [same request options]\n"
     "       vlm-run --daemon SOCKET --stats\n"
     "\n"
@@ -48,7 +50,10 @@ const char *const usage =
     "  --logprobs K       report each token's logprob and the top K (0..20)\n"
     "  --think            let the model think before answering (off by default)\n"
     "  --json             print one JSON object instead of streaming text\n"
-    "  --backend NAME     compute backend (default cpu)\n"
+    "  --backend NAME     cpu (default), cuda (GPU build), cuda-emu (CUDA kernels\n"
+    "                     on the CPU SIMT emulator; slow, for verification)\n"
+    "  --selftest         with a CUDA backend: each kernel and one model step\n"
+    "                     against the cpu backend, as a pass/fail table\n"
     "  --threads N        CPU threads (default: all)\n"
     "  --daemon SOCKET    send the request to the vlmd listening on SOCKET\n"
     "  --stats            with --daemon: print vlmd's metrics as JSON\n"
@@ -71,6 +76,7 @@ struct Options {
     bool                     think = false;
     bool                     json = false;
     bool                     ignore_eos = false;
+    bool                     selftest = false;
     std::string              backend = "cpu";
     long                     threads = 0;
     std::string              daemon_socket;
@@ -184,6 +190,8 @@ Options parse_args(int argc, char **argv)
             o.think = true;
         } else if (a == "--json") {
             o.json = true;
+        } else if (a == "--selftest") {
+            o.selftest = true;
         } else if (a == "--ignore-eos") {
             o.ignore_eos = true;   // for golden tests: always generate max_tokens
         } else {
@@ -193,7 +201,9 @@ Options parse_args(int argc, char **argv)
     if (o.stats && o.daemon_socket.empty()) die(2, "--stats needs --daemon SOCKET");
     if (o.model_dir.empty() && o.daemon_socket.empty())
         die(2, "--model DIR is required (see --help)");
-    if (!o.has_prompt && !o.stats) die(2, "--prompt TEXT is required (see --help)");
+    if (o.selftest && o.backend.rfind("cuda", 0) != 0)
+        die(2, "--selftest checks a CUDA backend: add --backend cuda (or cuda-emu)");
+    if (!o.has_prompt && !o.stats && !o.selftest) die(2, "--prompt TEXT is required (see --help)");
     return o;
 }
 
@@ -518,6 +528,8 @@ int main(int argc, char **argv)
     bopt.n_threads = int(opt.threads);
     std::unique_ptr<vlm::Backend> backend = vlm::make_backend(opt.backend, bopt, err);
     if (!backend) die(2, err);
+    // Each kernel and one model step against the cpu backend: a pass/fail table.
+    if (opt.selftest) return vlm::run_cuda_selftest(*backend, opt.model_dir);
     auto tok = vlm::Tokenizer::load(opt.model_dir + "/tokenizer.json", err);
     if (!tok) die(1, err);
     std::unique_ptr<vlm::Model> model;

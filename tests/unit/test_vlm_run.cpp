@@ -44,7 +44,7 @@ static std::string ids_text(json_t *arr)
 // With near_tie_logprob_gap > 0, a divergence is accepted where the two
 // candidates are within that gap (bf16 rounding can flip such a choice).
 static void check_model_greedy(const std::string &name, const char *tokens_key,
-                               double near_tie_logprob_gap)
+                               double near_tie_logprob_gap, const char *backend = "cpu")
 {
     std::string dir = fixtures + "/models/" + name;
     json_error_t jerr;
@@ -61,7 +61,7 @@ static void check_model_greedy(const std::string &name, const char *tokens_key,
                       tokens_key);
         std::vector<std::string> argv{vlm_run(), "--model", dir, "--json", "--ignore-eos",
                                       "--max-tokens", std::to_string(json_array_size(expected)),
-                                      "--logprobs", "2",
+                                      "--logprobs", "2", "--backend", backend,
                                       "--prompt", json_string_value(json_object_get(c, "user"))};
         json_t *sys = json_object_get(c, "system");
         if (json_is_string(sys)) {
@@ -112,8 +112,8 @@ static void check_model_greedy(const std::string &name, const char *tokens_key,
                       name.c_str(), case_name, got.c_str(), want.c_str());
         ck_assert_int_eq(json_integer_value(json_object_get(out, "prompt_tokens")),
                          json_array_size(json_object_get(c, "prompt_ids")));
-        std::printf("vlm-run %s/%s: %zu greedy tokens identical\n", name.c_str(), case_name,
-                    json_array_size(expected));
+        std::printf("vlm-run --backend %s %s/%s: %zu greedy tokens identical\n", backend,
+                    name.c_str(), case_name, json_array_size(expected));
         json_decref(out);
     }
     json_decref(root);
@@ -136,14 +136,35 @@ START_TEST(greedy_tokens_match_transformers_bf16)
     int n = 0;
     for (const auto &name : model_names()) {
         if (name.find("bf16") == std::string::npos) continue;
-        // The reference here is fp32 maths on the bf16 weights. Our large-n
-        // GEMMs round activations to bf16 as torch's bf16 path does; measured
+        // The reference here is fp32 maths on the bf16 weights. Our matmuls
+        // (prefill GEMMs and decode alike) round activations to bf16 as
+        // torch's bf16 path does; measured
         // logit error vs the reference is <= 0.15 (torch's own bf16 run: 0.40),
         // so a flip needs the reference margin under twice that.
         check_model_greedy(name, "greedy_tokens", 0.3);
         n++;
     }
     ck_assert_msg(n >= 1, "expected a bf16 fixture model");
+}
+END_TEST
+
+// The CUDA kernels on the SIMT emulator give transformers' greedy tokens too
+// (the same tokens as --backend cpu), and the emulated self-test passes.
+START_TEST(cuda_emu_backend_matches_transformers)
+{
+    int n = 0;
+    for (const auto &name : model_names()) {
+        bool bf16 = name.find("bf16") != std::string::npos;
+        check_model_greedy(name, "greedy_tokens", bf16 ? 0.3 : 0.0, "cuda-emu");
+        n++;
+    }
+    ck_assert_int_ge(n, 3);
+    ProcessResult r = run_process({vlm_run(), "--model", fixtures + "/models/tiny-flash",
+                                   "--backend", "cuda-emu", "--selftest"});
+    ck_assert_msg(r.exit_code == 0, "selftest failed (exit %d):\n%s%s", r.exit_code,
+                  r.out.c_str(), r.err.c_str());
+    ck_assert_msg(r.out.find("FAIL") == std::string::npos, "%s", r.out.c_str());
+    std::printf("%s", r.out.c_str());
 }
 END_TEST
 
@@ -349,6 +370,7 @@ int main()
     tcase_set_timeout(golden, 900);
     tcase_add_test(golden, greedy_tokens_match_transformers_fp32);
     tcase_add_test(golden, greedy_tokens_match_transformers_bf16);
+    tcase_add_test(golden, cuda_emu_backend_matches_transformers);
     suite_add_tcase(s, golden);
     TCase *errors = tcase_create("errors");
     tcase_set_timeout(errors, 300);

@@ -1,0 +1,149 @@
+// kernels.h: the launch functions of the CUDA kernels in kernels/*.cu and the
+// CPU reference beside each (<op>_ref, host memory, same parameters). One op
+// per .cu file; each checks dtypes and alignment, picks its grid and launches
+// on the given stream. Compiled by nvcc for the GPU and by g++ against the
+// SIMT emulator (kernels/emu) for tests. Leaves out matrix products (cuBLAS,
+// in backend_cuda.cpp) except the small-batch GEMV, which cuBLAS does not do
+// with fp32 activations against bf16 weights.
+//
+// Conventions: tensors are vlm::Tensor views (row-major, `stride` elements
+// between rows); activations are F32; weights F32/BF16/F16. Pointers in the
+// params are device pointers for launch_*, host pointers for *_ref. Every
+// kernel overwrites its output unless its comment says "accumulates".
+#pragma once
+
+#include "cuda_compat.h"
+#include "backend.h"
+
+#include <cstdint>
+#include <string>
+
+namespace vlm::kern {
+
+// ---- normalisation (rms_norm.cu, layer_norm.cu) ----
+struct RmsNormParams {
+    Tensor x, w, y;  // x, y (n, d) f32; w (1, d) any float dtype
+    float  eps = 1e-6f;
+};
+bool launch_rms_norm(const RmsNormParams &p, cudaStream_t s, std::string &err);
+void rms_norm_ref(const RmsNormParams &p);
+
+struct LayerNormParams {
+    Tensor x, w, b, y;
+    float  eps = 1e-5f;
+};
+bool launch_layer_norm(const LayerNormParams &p, cudaStream_t s, std::string &err);
+void layer_norm_ref(const LayerNormParams &p);
+
+// ---- element-wise (add.cu, silu_mul.cu, gelu.cu) ----
+struct AddParams { Tensor a, b, y; };            // y may alias a
+bool launch_add(const AddParams &p, cudaStream_t s, std::string &err);
+void add_ref(const AddParams &p);
+
+struct SiluMulParams { Tensor gate, up, y; };
+bool launch_silu_mul(const SiluMulParams &p, cudaStream_t s, std::string &err);
+void silu_mul_ref(const SiluMulParams &p);
+
+struct GeluParams { Tensor x, y; };
+bool launch_gelu(const GeluParams &p, cudaStream_t s, std::string &err);
+void gelu_ref(const GeluParams &p);
+
+// ---- gathers and copies (embed.cu, copy_rows.cu, convert.cu, bias_rows.cu) ----
+struct EmbedParams {
+    Tensor         table, y;   // table (vocab, d) any float dtype; y (n, d) f32
+    const int32_t *ids = nullptr;  // n ids, device (host for the ref)
+    int64_t        n = 0;
+};
+bool launch_embed(const EmbedParams &p, cudaStream_t s, std::string &err);
+void embed_ref(const EmbedParams &p);
+
+// Row copy between tensors of the same dtype and cols (KV-cache writes).
+struct CopyRowsParams { Tensor src, dst; };
+bool launch_copy_rows(const CopyRowsParams &p, cudaStream_t s, std::string &err);
+void copy_rows_ref(const CopyRowsParams &p);
+
+// dst = src converted between F32, BF16 and F16 (round to nearest even).
+struct ConvertParams { Tensor src, dst; };
+bool launch_convert(const ConvertParams &p, cudaStream_t s, std::string &err);
+void convert_ref(const ConvertParams &p);
+
+// y[r, :] = bias (1, m) for every row (the GEMM then accumulates onto it).
+struct BiasRowsParams { Tensor bias, y; };
+bool launch_bias_rows(const BiasRowsParams &p, cudaStream_t s, std::string &err);
+void bias_rows_ref(const BiasRowsParams &p);
+
+// ---- small-batch matrix product (gemv.cu) ----
+// y (n, m) = x (n, k) . w (m, k)^T [+ bias], n <= kGemvMaxRows, f32 math.
+constexpr int kGemvMaxRows = 16;
+struct GemvParams {
+    Tensor x, w, y;
+    Tensor bias;   // empty: none
+};
+bool launch_gemv(const GemvParams &p, cudaStream_t s, std::string &err);
+void gemv_ref(const GemvParams &p);
+
+// ---- rotary embeddings (rope_text.cu, rope_vision.cu) ----
+struct RopeTextParams {
+    Tensor         x;                 // in place, (n, n_head*head_dim) f32
+    const int32_t *positions = nullptr;  // 3 planes of n (t, h, w)
+    const float   *inv_freq = nullptr;   // rotary_dim/2 (host-computed, exact)
+    TextRopeParams rope;
+};
+bool launch_rope_text(const RopeTextParams &p, cudaStream_t s, std::string &err);
+void rope_text_ref(const RopeTextParams &p);
+
+struct RopeVisionParams {
+    Tensor         x;                 // in place
+    const int32_t *row = nullptr, *col = nullptr;  // n each
+    const float   *inv_freq = nullptr;             // head_dim/4
+    int            n_head = 0, head_dim = 0;
+};
+bool launch_rope_vision(const RopeVisionParams &p, cudaStream_t s, std::string &err);
+void rope_vision_ref(const RopeVisionParams &p);
+
+// ---- vision position table (pos_embed_bicubic.cu); accumulates into y ----
+struct PosEmbedParams {
+    Tensor         table, y;   // table (side*side, d) any float dtype; y (n, d) f32
+    int            side = 0;
+    const int32_t *row = nullptr, *col = nullptr, *grid_h = nullptr, *grid_w = nullptr;
+};
+bool launch_pos_embed_bicubic(const PosEmbedParams &p, cudaStream_t s, std::string &err);
+void pos_embed_bicubic_ref(const PosEmbedParams &p);
+
+// ---- attention (attention_prefill.cu, attention_decode.cu) ----
+// row_lo/row_hi (device, n_q each) give each query row's visible key range
+// for segmented (vision) attention; null for causal or full attention.
+struct AttentionKernelParams {
+    Tensor          q, k, v, out;
+    AttentionParams attn;           // segments unused here (host array)
+    const int32_t  *row_lo = nullptr, *row_hi = nullptr;
+    // Decode only: device scratch for split-KV partial results, sized by
+    // attention_decode_workspace_floats(); null runs without splitting.
+    float          *workspace = nullptr;
+};
+constexpr int kAttentionMaxHeadDim = 128;
+bool launch_attention_prefill(const AttentionKernelParams &p, cudaStream_t s, std::string &err);
+bool launch_attention_decode(const AttentionKernelParams &p, cudaStream_t s, std::string &err);
+size_t attention_decode_workspace_floats(const AttentionKernelParams &p);
+void attention_ref(const AttentionKernelParams &p);
+
+// ---- sampling (sampling.cu) ----
+// One token per row of logits (n_rows, vocab) f32: greedy (temperature 0:
+// argmax, lowest id on ties) or temperature -> top_k -> top_p with a
+// counter-based generator keyed by (seed, row). A device-side sampler for
+// batched serving; the host Sampler (model_runtime/sampler.cpp) remains the
+// reference for what the service returns and the two draw different random
+// numbers for the same seed.
+struct SampleParams {
+    Tensor   logits;
+    int32_t *out = nullptr;    // n_rows token ids
+    float    temperature = 0.0f;
+    int      top_k = 0;        // 0: off
+    float    top_p = 1.0f;
+    uint64_t seed = 0;
+};
+constexpr int kSampleThreads = 256;
+bool launch_sample(const SampleParams &p, cudaStream_t s, std::string &err);
+void sample_ref(const SampleParams &p);
+
+}  // namespace vlm::kern

@@ -1,0 +1,75 @@
+// rope_vision.cu: the vision tower's 2-D rotary embedding, in place on q or k.
+// Shapes: x (n_patch, n_head*head_dim) f32 (views of the fused qkv are fine),
+// row/col (n_patch) int32 device, inv_freq (head_dim/4) f32 from the host
+// (rope_inv_freq(theta, head_dim/2)). NeoX half split over the whole head:
+// dim d < head_dim/2 pairs with d + head_dim/2; dims [0, head_dim/4) rotate by
+// the patch row, [head_dim/4, head_dim/2) by its column. head_dim = 128 at
+// GLM-4.6V sizes (12 heads). Grid: one block per patch, 128 threads; the
+// head_dim/2 (cos, sin) pairs go to shared memory first, then every head uses
+// them.
+#include "kernel_common.cuh"
+#include "cpu_ops_ref.h"
+
+namespace vlm::kern {
+namespace {
+
+constexpr int kThreads = 128;
+
+__global__ void rope_vision_kernel(float *x, int64_t stride, const int32_t *row, const int32_t *col,
+                                   const float *inv_freq, int n_head, int head_dim)
+{
+    VLM_DYNAMIC_SHARED(float, cs);  // [head_dim]: cos, sin of each of head_dim/2 angles
+    const int64_t r = blockIdx.x;
+    const int quarter = head_dim / 4, half = head_dim / 2;
+    for (int d = threadIdx.x; d < half; d += blockDim.x) {
+        const float angle = d < quarter ? float(row[r]) * inv_freq[d] : float(col[r]) * inv_freq[d - quarter];
+        cs[2 * d] = cosf(angle);
+        cs[2 * d + 1] = sinf(angle);
+    }
+    __syncthreads();
+    float *xr = x + size_t(r) * size_t(stride);
+    for (int j = threadIdx.x; j < n_head * half; j += blockDim.x) {
+        const int h = j / half, d = j % half;
+        float *v = xr + size_t(h) * size_t(head_dim);
+        const float a = v[d], b = v[d + half], c = cs[2 * d], s = cs[2 * d + 1];
+        v[d] = a * c - b * s;
+        v[d + half] = b * c + a * s;
+    }
+}
+
+}  // namespace
+
+bool launch_rope_vision(const RopeVisionParams &p, cudaStream_t s, std::string &err)
+{
+    if (!check_f32("rope_vision", "x", p.x, err)) return false;
+    if (p.head_dim % 4 != 0 || int64_t(p.n_head) * p.head_dim > p.x.cols) {
+        err = "rope_vision: head_dim must be a multiple of 4 and heads must fit in x";
+        return false;
+    }
+    if (p.x.rows == 0) return true;
+    VLM_LAUNCH(rope_vision_kernel, dim3(unsigned(p.x.rows)), dim3(kThreads),
+               size_t(p.head_dim) * sizeof(float), s)(
+        static_cast<float *>(p.x.data), p.x.stride, p.row, p.col, p.inv_freq, p.n_head, p.head_dim);
+    return launch_ok("rope_vision", err);
+}
+
+void rope_vision_ref(const RopeVisionParams &p)
+{
+    // cpu_ops_ref's version takes theta; this one takes the kernel's inv_freq.
+    const int quarter = p.head_dim / 4, half = p.head_dim / 2;
+    for (int64_t r = 0; r < p.x.rows; r++) {
+        float *xr = static_cast<float *>(p.x.data) + size_t(r) * size_t(p.x.stride);
+        for (int d = 0; d < half; d++) {
+            float angle = d < quarter ? float(p.row[r]) * p.inv_freq[d] : float(p.col[r]) * p.inv_freq[d - quarter];
+            float c = std::cos(angle), s = std::sin(angle);
+            for (int h = 0; h < p.n_head; h++) {
+                float *v = xr + size_t(h) * size_t(p.head_dim);
+                float a = v[d], b = v[d + half];
+                v[d] = a * c - b * s;
+                v[d + half] = b * c + a * s;
+            }
+        }
+    }
+}
+
+}  // namespace vlm::kern
