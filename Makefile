@@ -1,6 +1,7 @@
 # vlm: the targets are the interface (see README.md).
 #   make test      install what is missing, build, run every test suite
-#   make run       install, build, start the stack (see README)
+#   make run       install, build, start nginx + Redis + vlmd (DETACH=1: return once ready)
+#   make stop      stop what make run DETACH=1 started
 #   make bench     performance tables on this machine
 #   make fixtures  regenerate golden fixtures with pinned transformers (network: PyPI)
 
@@ -12,7 +13,7 @@ RELEASE  := $(BUILD)/release
 SANITIZE := $(BUILD)/sanitize
 BIN      := $(BUILD)/bin
 
-.PHONY: all deps build build-sanitize test test-unit test-sanitize run bench fixtures clean
+.PHONY: all deps build build-sanitize test run stop bench fixtures clean
 
 all: build
 
@@ -38,6 +39,9 @@ test: deps
 
 run: build
 	@sh scripts/run-local.sh
+
+stop:
+	@sh scripts/stop-local.sh
 
 bench: build
 	@sh scripts/bench.sh

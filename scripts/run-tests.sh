@@ -1,7 +1,9 @@
 #!/bin/sh
 # make test: build, then run every suite, printing how long each stage took.
-# Stages: release build, unit + golden + CLI suites (CTest, in parallel),
-# the same suites under ASan+UBSan.
+# Stages: release build; the kernels through the real nvcc; unit, golden,
+# CLI and daemon suites (CTest, in parallel); the nginx integration suite;
+# then the sanitizer (ASan+UBSan) build with the same suites and the
+# integration suite against the sanitized module and vlmd.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -52,9 +54,18 @@ run_ctest_sanitized() {
 }
 
 stage "build (release)" build_release
-stage "unit, golden and CLI suites" run_ctest "$BUILD/release"
+if ls kernels/*.cu >/dev/null 2>&1; then
+    stage "nvcc sm_80/89/90 + cuobjdump" sh scripts/check-nvcc.sh "$BUILD/release"
+fi
+stage "unit, golden, CLI, daemon suites" run_ctest "$BUILD/release"
+if [ -f tests/integration/run.sh ]; then
+    stage "integration (nginx, Redis, vlmd)" sh scripts/run-integration.sh
+fi
 stage "build (asan+ubsan)" build_sanitize
 stage "suites under asan+ubsan" run_ctest_sanitized "$BUILD/sanitize"
+if [ -f tests/integration/run.sh ]; then
+    stage "integration, module+vlmd with asan" sh scripts/run-integration.sh asan
+fi
 
 printf '\nstage times:\n%s' "$summary"
 echo "total: $(( $(date +%s) - total_start ))s"

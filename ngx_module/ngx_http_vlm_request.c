@@ -1,0 +1,799 @@
+
+/*
+ * Copyright (C) vlm authors
+ *
+ * ngx_http_vlm_request: one request's path through the module.
+ *   content handler: method, auth (before the body), content type
+ *   -> body read -> parse and validate -> cache key -> Redis GET
+ *   -> hit: answer; miss, bypass or any Redis failure: submit to vlmd
+ *   -> deltas streamed or collected -> final answer, Redis SET.
+ * The request waits on Redis or vlmd with r->main->count held; the one
+ * ngx_http_finalize_request() happens in ngx_http_vlm_end(). A client that
+ * leaves runs the cleanup, which cancels the Redis op and the vlmd slot.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_vlm_module.h"
+
+
+static ngx_int_t ngx_http_vlm_refuse_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vlm_simple(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx);
+static ngx_int_t ngx_http_vlm_models(ngx_http_request_t *r);
+static void ngx_http_vlm_body_handler(ngx_http_request_t *r);
+static void ngx_http_vlm_submit(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx);
+static void ngx_http_vlm_end(ngx_http_request_t *r, ngx_int_t rc);
+static void ngx_http_vlm_fail_request(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_uint_t status, ngx_str_t *message);
+static ngx_int_t ngx_http_vlm_send_parse_error(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_int_t rc);
+static void ngx_http_vlm_cleanup(void *data);
+static void ngx_http_vlm_store(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx);
+static void ngx_http_vlm_writer(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vlm_make_id(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx);
+static void ngx_http_vlm_ctx_cleanup(void *data);
+
+
+ngx_http_vlm_ctx_t *
+ngx_http_vlm_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_cleanup_t   *cln;
+    ngx_pool_cleanup_t   *pcln;
+    ngx_http_vlm_ctx_t   *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
+    if (ctx != NULL) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_vlm_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     ctx->cache_status = NGX_HTTP_VLM_CACHE_NONE;
+     *     ctx->redis_op = NULL;
+     *     ctx->ipc = NULL;
+     *     ctx->logprobs = NULL;
+     */
+
+    ctx->start = ngx_current_msec;
+    ctx->created = ngx_time();
+
+    cln = ngx_http_cleanup_add(r, 0);
+    pcln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL || pcln == NULL) {
+        return NULL;
+    }
+
+    /* runs on normal completion and on client abort alike: idempotent */
+    cln->handler = ngx_http_vlm_cleanup;
+    cln->data = r;
+
+    pcln->handler = ngx_http_vlm_ctx_cleanup;
+    pcln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_vlm_module);
+
+    return ctx;
+}
+
+
+static void
+ngx_http_vlm_ctx_cleanup(void *data)
+{
+    ngx_http_vlm_ctx_t  *ctx = data;
+
+    if (ctx->logprobs != NULL) {
+        json_decref(ctx->logprobs);
+        ctx->logprobs = NULL;
+    }
+}
+
+
+static void
+ngx_http_vlm_cleanup(void *data)
+{
+    ngx_http_request_t  *r = data;
+
+    ngx_http_vlm_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
+    if (ctx == NULL) {
+        return;
+    }
+
+    if (ctx->waiting && !ctx->finalized) {
+        /*
+         * The client left while Redis or vlmd was working. A stream has
+         * already sent "200"; the log and metrics still say 499.
+         */
+        r->headers_out.status = NGX_HTTP_CLIENT_CLOSED_REQUEST;
+    }
+
+    ngx_http_vlm_cache_cancel(ctx);
+    ngx_http_vlm_ipc_cancel(ctx);
+}
+
+
+ngx_int_t
+ngx_http_vlm_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_str_t                *ct;
+    ngx_http_vlm_ctx_t       *ctx;
+    ngx_http_vlm_loc_conf_t  *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
+
+    ctx = ngx_http_vlm_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (r->method == NGX_HTTP_OPTIONS && vlcf->cors_origins != NULL) {
+        /* CORS preflight carries no credentials */
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        r->headers_out.status = NGX_HTTP_NO_CONTENT;
+        r->header_only = 1;
+        r->headers_out.content_length_n = 0;
+
+        if (ngx_http_vlm_add_cors(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_send_header(r);
+    }
+
+    if (vlcf->api == NGX_HTTP_VLM_API_HEALTH
+        || vlcf->api == NGX_HTTP_VLM_API_READY
+        || vlcf->api == NGX_HTTP_VLM_API_METRICS
+        || vlcf->api == NGX_HTTP_VLM_API_MODELS)
+    {
+        return ngx_http_vlm_simple(r, ctx);
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        if (ngx_http_vlm_refuse_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_vlm_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                       "invalid_request_error", NULL,
+                                       "method_not_allowed",
+                                       "use POST");
+    }
+
+    /* credentials first: a stranger never gets to upload a body */
+    if (ngx_http_vlm_authenticate(r, ctx) != NGX_OK) {
+        if (ngx_http_vlm_refuse_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_vlm_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                       "authentication_error", NULL,
+                                       "invalid_api_key", "%V",
+                                       &ctx->auth_error);
+    }
+
+    ct = r->headers_in.content_type ? &r->headers_in.content_type->value
+                                    : NULL;
+
+    if (ct == NULL
+        || !((ct->len >= 16
+              && ngx_strncasecmp(ct->data, (u_char *) "application/json", 16)
+                 == 0)
+             || (vlcf->api == NGX_HTTP_VLM_API_ALT_TEXT && ct->len >= 19
+                 && ngx_strncasecmp(ct->data,
+                                    (u_char *) "multipart/form-data", 19)
+                    == 0)))
+    {
+        if (ngx_http_vlm_refuse_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_vlm_send_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                       "invalid_request_error", NULL,
+                                       "unsupported_content_type",
+                                       "Content-Type must be "
+                                       "application/json%s",
+                                       vlcf->api == NGX_HTTP_VLM_API_ALT_TEXT
+                                       ? " or multipart/form-data" : "");
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_vlm_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_vlm_refuse_body(ngx_http_request_t *r)
+{
+    /*
+     * Discarding would answer "Expect: 100-continue" and invite the upload
+     * we are about to refuse; say nothing and close after the response.
+     */
+    r->expect_tested = 1;
+    r->keepalive = 0;
+
+    return ngx_http_discard_request_body(r);
+}
+
+
+static ngx_int_t
+ngx_http_vlm_simple(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
+{
+    json_t                   *obj;
+    ngx_int_t                 rc;
+    ngx_http_vlm_loc_conf_t  *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    switch (vlcf->api) {
+
+    case NGX_HTTP_VLM_API_METRICS:
+        return ngx_http_vlm_metrics_handler(r);
+
+    case NGX_HTTP_VLM_API_MODELS:
+        if (ngx_http_vlm_authenticate(r, ctx) != NGX_OK) {
+            return ngx_http_vlm_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                           "authentication_error", NULL,
+                                           "invalid_api_key", "%V",
+                                           &ctx->auth_error);
+        }
+
+        return ngx_http_vlm_models(r);
+
+    case NGX_HTTP_VLM_API_READY:
+        if (ngx_http_vlm_ipc_ready() != NGX_OK) {
+            obj = json_pack("{s:s, s:s}", "status", "unavailable",
+                            "reason", "vlmd is not attached");
+            rc = NGX_HTTP_SERVICE_UNAVAILABLE;
+            break;
+        }
+
+        obj = json_pack("{s:s}", "status", "ready");
+        rc = NGX_HTTP_OK;
+        break;
+
+    default: /* NGX_HTTP_VLM_API_HEALTH */
+        obj = json_pack("{s:s}", "status", "ok");
+        rc = NGX_HTTP_OK;
+        break;
+    }
+
+    if (obj == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_vlm_send_json(r, rc, obj);
+    json_decref(obj);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_vlm_models(ngx_http_request_t *r)
+{
+    json_t                    *obj;
+    ngx_int_t                  rc;
+    ngx_http_vlm_main_conf_t  *vmcf;
+
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vlm_module);
+
+    obj = json_pack("{s:s, s:[{s:s%, s:s, s:I, s:s}]}",
+                    "object", "list", "data",
+                    "id", vmcf->model_name.data, vmcf->model_name.len,
+                    "object", "model",
+                    "created", (json_int_t) 0,
+                    "owned_by", "vlm");
+    if (obj == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_vlm_send_json(r, NGX_HTTP_OK, obj);
+    json_decref(obj);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_vlm_send_parse_error(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
+    ngx_int_t rc)
+{
+    if (ctx->error.message == NULL) {
+        return ngx_http_vlm_send_error(r, (ngx_uint_t) rc, "server_error",
+                                       NULL, NULL, "internal error");
+    }
+
+    return ngx_http_vlm_send_error(r, ctx->error.status, ctx->error.type,
+                                   ctx->error.param, ctx->error.code, "%s",
+                                   ctx->error.message);
+}
+
+
+static void
+ngx_http_vlm_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_http_vlm_ctx_t        *ctx;
+    ngx_http_vlm_loc_conf_t   *vlcf;
+    ngx_http_vlm_main_conf_t  *vmcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
+    vmcf = ngx_http_get_module_main_conf(r, ngx_http_vlm_module);
+
+    ctx->body_done = 1;
+
+    rc = ngx_http_vlm_parse_body(r, ctx);
+    if (rc != NGX_OK) {
+        ngx_http_vlm_end(r, ngx_http_vlm_send_parse_error(r, ctx, rc));
+        return;
+    }
+
+    if (ngx_http_vlm_make_id(r, ctx) != NGX_OK) {
+        ngx_http_vlm_end(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* the answer may not come through this handler again */
+    r->read_event_handler = ngx_http_test_reading;
+
+    if (!vlcf->cache || !ctx->task->deterministic
+        || vmcf->redis_addr.len == 0)
+    {
+        ctx->cache_status = NGX_HTTP_VLM_CACHE_BYPASS;
+        ngx_http_vlm_submit(r, ctx);
+        return;
+    }
+
+    if (ngx_http_vlm_cache_key(r, ctx, &vmcf->model_revision) != NGX_OK) {
+        ngx_http_vlm_end(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_vlm_cache_get(r, ctx);
+
+    if (rc == NGX_AGAIN) {
+        ctx->waiting = 1;
+        return;
+    }
+
+    ngx_http_vlm_cache_done(r, NGX_ERROR, NULL);
+}
+
+
+/*
+ * The one place Redis answers land: NGX_OK with the stored record is a hit;
+ * a nil reply (NGX_DECLINED) is a miss; every error, timeout or
+ * disconnect (NGX_ERROR) is served like a miss and marked BYPASS.
+ */
+void
+ngx_http_vlm_cache_done(ngx_http_request_t *r, ngx_int_t rc,
+    ngx_str_t *value)
+{
+    ngx_int_t            sent;
+    ngx_http_vlm_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
+    ctx->waiting = 0;
+
+    if (rc == NGX_OK) {
+        ctx->cache_status = NGX_HTTP_VLM_CACHE_HIT;
+        ngx_http_vlm_metrics_cache(r, NGX_HTTP_VLM_CACHE_HIT);
+
+        sent = ngx_http_vlm_send_cached(r, ctx, value);
+        if (sent != NGX_DECLINED) {
+            ngx_http_vlm_end(r, sent);
+            return;
+        }
+
+        /* an unreadable record is a miss; the new answer replaces it */
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "vlm: unreadable cache record, treated as a miss");
+        rc = NGX_DECLINED;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ctx->cache_status = NGX_HTTP_VLM_CACHE_MISS;
+
+    } else {
+        ctx->cache_status = NGX_HTTP_VLM_CACHE_BYPASS;
+    }
+
+    ngx_http_vlm_metrics_cache(r, ctx->cache_status);
+
+    ngx_http_vlm_submit(r, ctx);
+}
+
+
+static void
+ngx_http_vlm_submit(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
+{
+    ngx_int_t   rc;
+
+    ctx->text = ngx_create_temp_buf(r->pool, 1024);
+    if (ctx->text == NULL) {
+        ngx_http_vlm_end(r, NGX_ERROR);
+        return;
+    }
+
+    rc = ngx_http_vlm_ipc_submit(r, ctx);
+
+    if (rc == NGX_OK) {
+        ctx->waiting = 1;
+        return;
+    }
+
+    if (rc == NGX_HTTP_TOO_MANY_REQUESTS) {
+        ngx_http_vlm_end(r, ngx_http_vlm_send_error(r, rc, "rate_limit_error",
+                                                    NULL, "queue_full",
+                                                    "vlmd's queue is full, "
+                                                    "retry later"));
+        return;
+    }
+
+    if (rc == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        ngx_http_vlm_end(r, ngx_http_vlm_send_error(r, rc,
+                                                    "service_unavailable",
+                                                    NULL,
+                                                    "daemon_unavailable",
+                                                    "vlmd is not available, "
+                                                    "retry later"));
+        return;
+    }
+
+    ngx_http_vlm_end(r, ngx_http_vlm_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                                "invalid_request_error",
+                                                NULL, "request_too_large",
+                                                "the request does not fit "
+                                                "vlmd's request memory"));
+}
+
+
+void
+ngx_http_vlm_on_delta(ngx_http_request_t *r, u_char *text, size_t len)
+{
+    size_t               size;
+    ngx_buf_t           *b;
+    ngx_int_t            rc;
+    ngx_http_vlm_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
+
+    if (len == 0 || ctx->finalized) {
+        return;
+    }
+
+    if ((size_t) (ctx->text->end - ctx->text->last) < len) {
+        size = 2 * (ctx->text->end - ctx->text->start) + len;
+
+        b = ngx_create_temp_buf(r->pool, size);
+        if (b == NULL) {
+            ngx_http_vlm_ipc_cancel(ctx);
+            ngx_http_vlm_end(r, NGX_ERROR);
+            return;
+        }
+
+        b->last = ngx_cpymem(b->last, ctx->text->pos,
+                             ctx->text->last - ctx->text->pos);
+        ctx->text = b;
+    }
+
+    ctx->text->last = ngx_cpymem(ctx->text->last, text, len);
+
+    if (!ctx->task->stream) {
+        return;
+    }
+
+    if (!ctx->headers_sent) {
+        rc = ngx_http_vlm_stream_start(r, ctx);
+        if (rc == NGX_ERROR || rc > NGX_OK) {
+            ngx_http_vlm_ipc_cancel(ctx);
+            ngx_http_vlm_end(r, rc);
+            return;
+        }
+
+        r->write_event_handler = ngx_http_vlm_writer;
+    }
+
+    /*
+     * NGX_AGAIN leaves the event in r->out; the writer drains it. Tokens are
+     * bounded by max_tokens, so a slow reader costs bounded memory.
+     */
+    rc = ngx_http_vlm_stream_delta(r, ctx, text, len);
+
+    if (rc == NGX_ERROR || r->connection->error) {
+        ngx_http_vlm_ipc_cancel(ctx);
+        ngx_http_vlm_end(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+    }
+}
+
+
+void
+ngx_http_vlm_on_final(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *message)
+{
+    ngx_int_t            rc;
+    ngx_str_t            timeout;
+    ngx_http_vlm_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
+    ctx->waiting = 0;
+    ctx->ipc = NULL;
+
+    if (ctx->finalized) {
+        return;
+    }
+
+    if (status == 0 && ctx->finish_reason.len == 8
+        && ngx_strncmp(ctx->finish_reason.data, "deadline", 8) == 0)
+    {
+        status = NGX_HTTP_GATEWAY_TIME_OUT;
+        ngx_str_set(&timeout, "the answer took longer than vlm_timeout");
+        message = &timeout;
+    }
+
+    if (status != 0) {
+        ngx_http_vlm_fail_request(r, ctx, status, message);
+        return;
+    }
+
+    if (ctx->task->deterministic && ctx->cache_key.len
+        && (ctx->finish_reason.len == 4 || ctx->finish_reason.len == 6))
+    {
+        /* "stop" or "length": a complete answer for these parameters */
+        ngx_http_vlm_store(r, ctx);
+    }
+
+    if (ctx->task->stream && ctx->headers_sent) {
+        rc = ngx_http_vlm_stream_end(r, ctx);
+
+    } else {
+        rc = ngx_http_vlm_send_answer(r, ctx);
+    }
+
+    ngx_http_vlm_end(r, rc);
+}
+
+
+static void
+ngx_http_vlm_fail_request(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
+    ngx_uint_t status, ngx_str_t *message)
+{
+    ngx_int_t    rc;
+    const char  *type, *code;
+
+    if (ctx->headers_sent) {
+        ngx_http_vlm_end(r, ngx_http_vlm_stream_error(r, ctx, status,
+                                                      message));
+        return;
+    }
+
+    switch (status) {
+    case NGX_HTTP_TOO_MANY_REQUESTS:
+        type = "rate_limit_error";
+        code = "queue_full";
+        break;
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        type = "service_unavailable";
+        code = "daemon_unavailable";
+        break;
+    case NGX_HTTP_GATEWAY_TIME_OUT:
+        type = "timeout";
+        code = "timeout";
+        break;
+    case NGX_HTTP_BAD_REQUEST:
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+    case NGX_HTTP_UNSUPPORTED_MEDIA_TYPE:
+        type = "invalid_request_error";
+        code = NULL;
+        break;
+    default:
+        type = "server_error";
+        code = NULL;
+        status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        break;
+    }
+
+    rc = ngx_http_vlm_send_error(r, status, type, NULL, code, "%V", message);
+    ngx_http_vlm_end(r, rc);
+}
+
+
+static void
+ngx_http_vlm_store(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
+{
+    char       *s;
+    json_t     *rec;
+    ngx_str_t   value;
+
+    rec = json_pack("{s:s%, s:s%, s:s%, s:I, s:I}",
+                    "text", ctx->text->pos,
+                    (size_t) (ctx->text->last - ctx->text->pos),
+                    "finish_reason", ctx->finish_reason.data,
+                    ctx->finish_reason.len,
+                    "language", ctx->task->language.data,
+                    ctx->task->language.len,
+                    "prompt_tokens", (json_int_t) ctx->prompt_tokens,
+                    "completion_tokens", (json_int_t) ctx->completion_tokens);
+    if (rec == NULL) {
+        /* e.g. a token boundary left invalid UTF-8: just do not cache */
+        return;
+    }
+
+    if (ctx->logprobs != NULL
+        && json_object_set(rec, "logprobs", ctx->logprobs) != 0)
+    {
+        json_decref(rec);
+        return;
+    }
+
+    s = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+
+    if (s == NULL) {
+        return;
+    }
+
+    value.data = (u_char *) s;
+    value.len = ngx_strlen(s);
+
+    ngx_http_vlm_cache_set(r, ctx, &value);
+    free(s);
+}
+
+
+static void
+ngx_http_vlm_writer(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_event_t               *wev;
+    ngx_connection_t          *c;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    c = r->connection;
+    wev = c->write;
+
+    if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "vlm: client timed out");
+        c->timedout = 1;
+        ngx_http_vlm_ipc_cancel(ngx_http_get_module_ctx(r,
+                                                        ngx_http_vlm_module));
+        ngx_http_vlm_end(r, NGX_HTTP_REQUEST_TIME_OUT);
+        return;
+    }
+
+    rc = ngx_http_output_filter(r, NULL);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_vlm_ipc_cancel(ngx_http_get_module_ctx(r,
+                                                        ngx_http_vlm_module));
+        ngx_http_vlm_end(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+        return;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (r->buffered || c->buffered) {
+        if (!wev->delayed) {
+            ngx_add_timer(wev, clcf->send_timeout);
+        }
+
+        if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
+            ngx_http_vlm_end(r, NGX_ERROR);
+        }
+
+        return;
+    }
+
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+}
+
+
+static void
+ngx_http_vlm_end(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_vlm_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
+
+    if (ctx->finalized) {
+        return;
+    }
+
+    ctx->finalized = 1;
+    ctx->waiting = 0;
+
+    if (r->write_event_handler == ngx_http_vlm_writer) {
+        r->write_event_handler = ngx_http_request_empty_handler;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_vlm_make_id(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
+{
+    u_char    *p;
+    uint32_t   rnd[3];
+
+    rnd[0] = (uint32_t) ngx_random();
+    rnd[1] = (uint32_t) ngx_random();
+    rnd[2] = (uint32_t) ngx_pid ^ (uint32_t) ngx_current_msec;
+
+    ctx->id.data = ngx_pnalloc(r->pool, sizeof("chatcmpl-") - 1
+                                        + 2 * sizeof(rnd));
+    if (ctx->id.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(ctx->id.data, "chatcmpl-", sizeof("chatcmpl-") - 1);
+    p = ngx_hex_dump(p, (u_char *) rnd, sizeof(rnd));
+    ctx->id.len = p - ctx->id.data;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_vlm_log_handler(ngx_http_request_t *r)
+{
+    ngx_uint_t                status;
+    ngx_http_vlm_ctx_t       *ctx;
+    ngx_http_vlm_loc_conf_t  *vlcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
+    if (ctx == NULL || ctx->counted || r != r->main) {
+        return NGX_OK;
+    }
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
+    ctx->counted = 1;
+
+    status = r->headers_out.status;
+    if (r->connection->error && !ctx->finalized) {
+        status = NGX_HTTP_CLIENT_CLOSED_REQUEST;
+    }
+
+    if (r->err_status) {
+        status = r->err_status;
+    }
+
+    ngx_http_vlm_metrics_request(r, vlcf->api, status,
+                                 ngx_current_msec - ctx->start);
+
+    return NGX_OK;
+}

@@ -1,0 +1,348 @@
+"""Integration harness: real Debian nginx with ngx_http_vlm_module, real
+redis-server and real vlmd (tiny fixture model) on loopback, all in one
+temporary directory. No mocks. One `stack` per test session; tests that
+break a component (Redis stopped, vlmd killed) restore it before returning.
+"""
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("VLM_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+MODULE = os.environ.get(
+    "VLM_NGX_MODULE", os.path.join(ROOT, "build", "modules", "ngx_http_vlm_module.so"))
+MODEL = os.environ.get("VLM_IT_MODEL", os.path.join(ROOT, "tests", "fixtures", "models", "tiny-flash"))
+IMAGES = os.path.join(ROOT, "tests", "fixtures", "images")
+MODEL_ID = "glm-4.6v-flash"
+
+API_KEY = "vlm-it-key-0123456789abcdef"
+REVOKED_KEY = "vlm-it-revoked-key-0123456789"
+HS_SECRET = b"integration-test-hs256-secret-0123456789abcdef"
+AUDIENCE = "vlm"
+ISSUER = "https://blog.example.test"
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def data_url(name):
+    path = os.path.join(IMAGES, name)
+    ext = os.path.splitext(name)[1][1:].replace("jpg", "jpeg")
+    with open(path, "rb") as f:
+        return "data:image/%s;base64,%s" % (ext, base64.b64encode(f.read()).decode())
+
+
+class Stack:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.port = free_port()
+        self.redis_sock = os.path.join(tmp, "redis.sock")
+        self.vlmd_sock = os.path.join(tmp, "vlmd.sock")
+        self.redis = None
+        self.vlmd = None
+        self.nginx = None
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec = ec.generate_private_key(ec.SECP256R1())
+        self.rsa_pub_pem = self.rsa.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.write("hs256.secret", HS_SECRET)
+        self.write("rs256.pub", self.rsa_pub_pem)
+        self.write("es256.pub", self.ec.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        self.write_api_keys([(API_KEY, "it-user"), (REVOKED_KEY, "it-revoked")])
+
+    # ---- files ----
+    def write(self, name, data):
+        if isinstance(data, str):
+            data = data.encode()
+        with open(os.path.join(self.tmp, name), "wb") as f:
+            f.write(data)
+
+    def write_api_keys(self, keys):
+        lines = ["# sha256(key) subject"]
+        for key, subject in keys:
+            lines.append("%s %s" % (hashlib.sha256(key.encode()).hexdigest(), subject))
+        self.write("api-keys", "\n".join(lines) + "\n")
+
+    # ---- tokens ----
+    def jwt(self, alg="HS256", claims=None, header=None, key=None):
+        now = int(time.time())
+        body = {"sub": "jwt-user", "aud": AUDIENCE, "iss": ISSUER, "exp": now + 300, "iat": now}
+        body.update(claims or {})
+        hdr = {"alg": alg, "typ": "JWT"}
+        hdr.update(header or {})
+        signing = (b64url(json.dumps(hdr).encode()) + "." + b64url(json.dumps(body).encode())).encode()
+        if alg == "HS256":
+            sig = hmac.new(key if key is not None else HS_SECRET, signing, hashlib.sha256).digest()
+        elif alg == "RS256":
+            sig = self.rsa.sign(signing, padding.PKCS1v15(), hashes.SHA256())
+        elif alg == "ES256":
+            r, s = decode_dss_signature(self.ec.sign(signing, ec.ECDSA(hashes.SHA256())))
+            sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        else:
+            sig = b""
+        return signing.decode() + "." + b64url(sig)
+
+    # ---- processes ----
+    def start_redis(self):
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", "0", "--unixsocket", self.redis_sock, "--save", "",
+             "--appendonly", "no", "--dir", self.tmp],
+            stdout=open(os.path.join(self.tmp, "redis.log"), "ab"), stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(self.redis_sock), 10, "redis socket")
+
+    def stop_redis(self):
+        if self.redis:
+            self.redis.terminate()
+            self.redis.wait(10)
+            self.redis = None
+        if os.path.exists(self.redis_sock):
+            os.unlink(self.redis_sock)
+
+    def redis_cli(self, *args):
+        return subprocess.run(["redis-cli", "-s", self.redis_sock] + list(args),
+                              capture_output=True, text=True, timeout=10).stdout
+
+    def start_vlmd(self):
+        vlmd = os.path.join(BIN, "vlmd")
+        if not os.access(vlmd, os.X_OK):
+            raise AssertionError("%s is missing: build it first (make build)" % vlmd)
+        if os.path.exists(self.vlmd_sock):
+            os.unlink(self.vlmd_sock)
+        cmd = [vlmd, "--model", MODEL, "--socket", self.vlmd_sock, "--threads", "2"]
+        prompts = os.path.join(ROOT, "conf", "prompts")
+        if os.path.isdir(prompts):
+            cmd += ["--prompts", prompts]
+        self.vlmd = subprocess.Popen(cmd, stdout=open(os.path.join(self.tmp, "vlmd.log"), "ab"),
+                                     stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(self.vlmd_sock) or self.vlmd.poll() is not None,
+                 60, "vlmd socket")
+        assert self.vlmd.poll() is None, "vlmd exited: see %s/vlmd.log" % self.tmp
+
+    def kill_vlmd(self):
+        if self.vlmd:
+            self.vlmd.kill()
+            self.vlmd.wait(10)
+            self.vlmd = None
+
+    def wait_ready(self, timeout=30):
+        wait_for(lambda: self.get("/readyz")[0] == 200, timeout, "/readyz 200")
+
+    def nginx_conf(self):
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        t = self.tmp
+        return f"""{user}load_module {MODULE};
+worker_processes 1;
+worker_rlimit_core 500m;
+working_directory {t};
+daemon off;
+master_process on;
+pid {t}/nginx.pid;
+error_log {t}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log {t}/access.log;
+    client_body_temp_path {t}/body;
+    proxy_temp_path {t}/proxy;
+    fastcgi_temp_path {t}/fastcgi;
+    uwsgi_temp_path {t}/uwsgi;
+    scgi_temp_path {t}/scgi;
+    client_max_body_size 4m;
+    client_body_buffer_size 64k;
+
+    vlm_daemon {self.vlmd_sock};
+    vlm_model {MODEL_ID};
+    vlm_model_revision it-tiny-flash;
+    vlm_redis unix:{self.redis_sock} timeout=200ms;
+    vlm_cache_ttl 600s;
+
+    vlm_jwt_key alg=HS256 file={t}/hs256.secret;
+    vlm_jwt_key alg=RS256 file={t}/rs256.pub;
+    vlm_jwt_key alg=ES256 file={t}/es256.pub;
+    vlm_jwt_issuer {ISSUER};
+    vlm_jwt_audience {AUDIENCE};
+    vlm_jwt_leeway 5s;
+    vlm_api_keys {t}/api-keys;
+
+    vlm_max_images 3;
+    vlm_max_image_bytes 1m;
+    vlm_max_pixels 4000000;
+    vlm_max_prompt_bytes 8k;
+    vlm_max_tokens 64;
+    vlm_max_json_depth 12;
+    vlm_timeout 60s;
+    vlm_retry_after 2;
+    vlm_cors_origin https://blog.example.test;
+
+    server {{
+        listen 127.0.0.1:{self.port};
+        location = /v1/chat/completions {{ vlm_api chat_completions; }}
+        location = /v1/alt-text {{ vlm_api alt_text; }}
+        location = /v1/summary {{ vlm_api summary; }}
+        location = /v1/models {{ vlm_api models; }}
+        location = /healthz {{ vlm_api health; }}
+        location = /readyz {{ vlm_api ready; }}
+        location = /metrics {{ vlm_api metrics; }}
+    }}
+}}
+"""
+
+    def start_nginx(self):
+        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(self.tmp, d), exist_ok=True)
+        self.write("nginx.conf", self.nginx_conf())
+        args = ["nginx", "-p", self.tmp, "-c", os.path.join(self.tmp, "nginx.conf"),
+                "-e", os.path.join(self.tmp, "error.log")]
+        env = dict(os.environ)
+        if os.environ.get("VLM_IT_NGINX_PRELOAD"):
+            env["LD_PRELOAD"] = os.environ["VLM_IT_NGINX_PRELOAD"]
+            env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
+        check = subprocess.run(args + ["-t"], capture_output=True, text=True, env=env)
+        assert check.returncode == 0, check.stderr
+        env = dict(os.environ)
+        if os.environ.get("VLM_IT_NGINX_PRELOAD"):
+            # e.g. libasan for a module built with -fsanitize=address
+            env["LD_PRELOAD"] = os.environ["VLM_IT_NGINX_PRELOAD"]
+            env.setdefault("ASAN_OPTIONS", "detect_leaks=0:log_path=%s/asan" % self.tmp)
+            env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:log_path=%s/asan" % self.tmp)
+        self.nginx = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      env=env)
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, 10, "nginx port")
+
+    def reload_nginx(self):
+        before = self.worker_pids()
+        self.nginx.send_signal(signal.SIGHUP)
+        wait_for(lambda: self.worker_pids() and not (set(self.worker_pids()) & set(before)),
+                 10, "new nginx workers")
+
+    def worker_pids(self):
+        out = subprocess.run(["pgrep", "-P", str(self.nginx.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def stop_nginx(self):
+        if self.nginx:
+            self.nginx.send_signal(signal.SIGQUIT)
+            try:
+                self.nginx.wait(10)
+            except subprocess.TimeoutExpired:
+                self.nginx.kill()
+            self.nginx = None
+
+    # ---- HTTP ----
+    def request(self, method, path, body=None, headers=None, auth=API_KEY, timeout=60):
+        h = dict(headers or {})
+        if auth is not None and "Authorization" not in h:
+            h["Authorization"] = "Bearer " + auth
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn.request(method, path, body=body, headers=h)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def vlmd_stats(self):
+        """vlmd's own counters, as /metrics shows them (vlmd_* lines)."""
+        status, _, body = self.get("/metrics", auth=None)
+        assert status == 200
+        stats = {}
+        for line in body.decode().splitlines():
+            if line.startswith("vlmd_"):
+                name, value = line.rsplit(" ", 1)
+                stats[name] = float(value)
+        return stats
+
+    def error_log(self):
+        with open(os.path.join(self.tmp, "error.log")) as f:
+            return f.read()
+
+
+@pytest.fixture(scope="session")
+def stack():
+    tmp = tempfile.mkdtemp(prefix="vlm-it-")
+    s = Stack(tmp)
+    try:
+        s.start_redis()
+        s.start_nginx()
+        if not os.environ.get("VLM_IT_NO_VLMD"):   # module-only debugging
+            s.start_vlmd()
+            s.wait_ready(60)
+        yield s
+    finally:
+        s.stop_nginx()
+        s.kill_vlmd()
+        s.stop_redis()
+        log = os.path.join(tmp, "error.log")
+        if os.path.exists(log):
+            with open(log) as f:
+                bad = [l for l in f if "[alert]" in l or "[emerg]" in l or "Sanitizer" in l]
+            assert not bad, "nginx error.log has alerts:\n" + "".join(bad[:20])
+        reports = [f for f in os.listdir(tmp) if f.startswith("asan")]
+        assert not reports, "sanitizer reports in %s: %s" % (tmp, reports)
+        if os.environ.get("VLM_IT_KEEP"):
+            print("integration files kept in", tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def chat_body(text="Describe the image.", image="tiny.png", **kw):
+    content = []
+    if image:
+        content.append({"type": "image_url", "image_url": {"url": data_url(image)}})
+    content.append({"type": "text", "text": text})
+    body = {"model": MODEL_ID, "messages": [{"role": "user", "content": content}],
+            "max_tokens": 8, "temperature": 0}
+    body.update(kw)
+    return body
+
+
+def error_of(data):
+    obj = json.loads(data)
+    err = obj["error"]
+    assert set(err) >= {"message", "type", "param", "code"}, err
+    return err

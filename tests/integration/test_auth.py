@@ -1,0 +1,130 @@
+"""Authentication: JWT (HS256, RS256, ES256) and API keys. Every failure is a
+401 in OpenAI's error shape with a message that says what was wrong, and is
+decided before the request body is read."""
+import base64
+import hmac
+import hashlib
+import json
+import socket
+import time
+
+import pytest
+
+from conftest import API_KEY, REVOKED_KEY, b64url, error_of
+
+
+def models(stack, token):
+    return stack.get("/v1/models", auth=token)
+
+
+def assert_401(stack, token, words):
+    status, headers, body = models(stack, token)
+    assert status == 401, body
+    assert headers["www-authenticate"].startswith("Bearer")
+    err = error_of(body)
+    assert err["type"] == "authentication_error"
+    assert words in err["message"], err["message"]
+
+
+@pytest.mark.parametrize("alg", ["HS256", "RS256", "ES256"])
+def test_valid_jwt_is_accepted(stack, alg):
+    status, _, body = models(stack, stack.jwt(alg))
+    assert status == 200, body
+
+
+def test_api_key_is_accepted(stack):
+    assert models(stack, API_KEY)[0] == 200
+
+
+def test_missing_token(stack):
+    assert_401(stack, None, "missing credentials")
+
+
+def test_bad_signature(stack):
+    token = stack.jwt("HS256", key=b"another-secret-that-is-long-enough-0123")
+    assert_401(stack, token, "signature is invalid")
+
+
+def test_tampered_claims_break_the_signature(stack):
+    h, p, s = stack.jwt("RS256").split(".")
+    claims = json.loads(base64.urlsafe_b64decode(p + "=="))
+    claims["sub"] = "admin"
+    assert_401(stack, ".".join([h, b64url(json.dumps(claims).encode()), s]),
+               "signature is invalid")
+
+
+def test_expired(stack):
+    assert_401(stack, stack.jwt("HS256", {"exp": int(time.time()) - 60}), "expired")
+
+
+def test_expired_within_leeway_is_accepted(stack):
+    assert models(stack, stack.jwt("HS256", {"exp": int(time.time()) - 2}))[0] == 200
+
+
+def test_missing_exp(stack):
+    token = stack.jwt("HS256", {"exp": None})
+    assert_401(stack, token, "exp")
+
+
+def test_nbf_in_future(stack):
+    assert_401(stack, stack.jwt("ES256", {"nbf": int(time.time()) + 600}), "not valid yet")
+
+
+def test_alg_none(stack):
+    h = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    p = b64url(json.dumps({"sub": "x", "aud": "vlm", "exp": int(time.time()) + 60}).encode())
+    assert_401(stack, h + "." + p + ".", "none")
+
+
+def test_hs_rs_confusion(stack):
+    # the classic attack: HS256 "signed" with the RSA public key as secret
+    token = stack.jwt("HS256", key=stack.rsa_pub_pem)
+    assert_401(stack, token, "signature is invalid")
+
+
+def test_rs_token_with_hs_header_alg_mismatch(stack):
+    h, p, s = stack.jwt("RS256").split(".")
+    hdr = b64url(json.dumps({"alg": "ES256"}).encode())
+    assert_401(stack, ".".join([hdr, p, s]), "signature is invalid")
+
+
+def test_wrong_audience(stack):
+    assert_401(stack, stack.jwt("RS256", {"aud": "someone-else"}), "audience")
+
+
+def test_wrong_issuer(stack):
+    assert_401(stack, stack.jwt("HS256", {"iss": "https://evil.example"}), "issuer")
+
+
+def test_malformed_token(stack):
+    assert_401(stack, "abc.def.g!h", "malformed")
+
+
+def test_unknown_api_key(stack):
+    assert_401(stack, "not-a-key", "unknown or revoked API key")
+
+
+def test_revoked_api_key(stack):
+    assert models(stack, REVOKED_KEY)[0] == 200
+    stack.write_api_keys([(API_KEY, "it-user")])
+    stack.reload_nginx()
+    try:
+        assert_401(stack, REVOKED_KEY, "unknown or revoked API key")
+        assert models(stack, API_KEY)[0] == 200
+    finally:
+        stack.write_api_keys([(API_KEY, "it-user"), (REVOKED_KEY, "it-revoked")])
+        stack.reload_nginx()
+
+
+def test_auth_happens_before_the_body_is_read(stack):
+    # Expect: 100-continue with bad credentials: nginx must answer 401
+    # without asking for the (large) body.
+    s = socket.create_connection(("127.0.0.1", stack.port), 5)
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nContent-Length: 3000000\r\n"
+              b"Expect: 100-continue\r\nAuthorization: Bearer nope\r\n\r\n")
+    s.settimeout(5)
+    head = s.recv(4096).decode()
+    s.close()
+    assert head.startswith("HTTP/1.1 401"), head
+    assert "100 Continue" not in head

@@ -1,0 +1,38 @@
+"""A client that disconnects mid-stream cancels its vlmd request: nginx logs
+499 and vlmd's metrics count the cancellation."""
+import json
+import os
+import socket
+import time
+
+from conftest import API_KEY, chat_body, wait_for
+
+
+def cancel_count(stack):
+    return sum(v for k, v in stack.vlmd_stats().items() if "cancel" in k)
+
+
+def test_disconnect_mid_stream_cancels(stack):
+    before = cancel_count(stack)
+    body = json.dumps(chat_body(text="Tell a long story.", temperature=1.0, max_tokens=64,
+                                stream=True)).encode()
+    s = socket.create_connection(("127.0.0.1", stack.port), 10)
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+              b"Authorization: Bearer " + API_KEY.encode() + b"\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    s.settimeout(30)
+    got = b""
+    while b"data: {" not in got:
+        chunk = s.recv(4096)
+        assert chunk, "stream ended before the first event"
+        got += chunk
+    s.close()   # leave after the first event
+    assert b"[DONE]" not in got or True
+
+    wait_for(lambda: ' 499 ' in open(os.path.join(stack.tmp, "access.log")).read()
+             or cancel_count(stack) > before, 10, "499 or cancel")
+    time.sleep(0.5)
+    log = open(os.path.join(stack.tmp, "access.log")).read()
+    print("cancel counters before %s after %s" % (before, cancel_count(stack)))
+    assert cancel_count(stack) > before, "vlmd did not count a cancel"
+    assert " 499 " in log
