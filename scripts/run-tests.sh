@@ -61,6 +61,10 @@ stage "unit, golden, CLI, daemon suites" run_ctest "$BUILD/release"
 if [ -f tests/integration/run.sh ]; then
     stage "integration (nginx, Redis, vlmd)" sh scripts/run-integration.sh
 fi
+if [ -f tests/bulk/run.sh ]; then
+    stage "vlm-bulk against the stack" env VLM_BULK="$PWD/$BUILD/bin/vlm-bulk" \
+        VLMD="$PWD/$BUILD/bin/vlmd" sh tests/bulk/run.sh
+fi
 stage "build (asan+ubsan)" build_sanitize
 stage "suites under asan+ubsan" run_ctest_sanitized "$BUILD/sanitize"
 if [ -f tests/integration/run.sh ]; then

@@ -1,0 +1,263 @@
+// Scanners for ![alt](src) and <img ...> plus the span-based rewriter.
+// Leaves out: a full CommonMark or HTML5 parser; the scanners are bounded linear passes.
+#include "doc_images.h"
+
+#include "alt_quality.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+namespace vlm::bulk {
+
+namespace {
+
+bool ieq_prefix(const std::string& text, size_t pos, const char* word) {
+    size_t n = std::strlen(word);
+    if (pos + n > text.size()) return false;
+    for (size_t i = 0; i < n; ++i)
+        if (std::tolower(static_cast<unsigned char>(text[pos + i])) != word[i]) return false;
+    return true;
+}
+
+size_t line_of(const std::string& text, size_t pos, size_t& cache_pos, size_t& cache_line) {
+    if (pos < cache_pos) { cache_pos = 0; cache_line = 1; }
+    cache_line += static_cast<size_t>(std::count(text.begin() + static_cast<long>(cache_pos),
+                                                 text.begin() + static_cast<long>(pos), '\n'));
+    cache_pos = pos;
+    return cache_line;
+}
+
+// Parses one <img ...> tag starting at `pos` (at '<'); returns the end (after '>') or npos.
+size_t parse_img_tag(const std::string& text, size_t pos, ImageRef& ref) {
+    size_t i = pos + 4;  // after "<img"
+    ref.syntax = ImageSyntax::html;
+    ref.has_alt = false;
+    ref.alt_begin = ref.alt_end = i;  // insertion point for a missing alt
+    while (i < text.size()) {
+        while (i < text.size() && (std::isspace(static_cast<unsigned char>(text[i])) || text[i] == '/')) ++i;
+        if (i >= text.size()) return std::string::npos;
+        if (text[i] == '>') return i + 1;
+        size_t name_begin = i;
+        while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i])) && text[i] != '='
+               && text[i] != '>' && !(text[i] == '/' && i + 1 < text.size() && text[i + 1] == '>'))
+            ++i;
+        std::string name = text.substr(name_begin, i - name_begin);
+        std::transform(name.begin(), name.end(), name.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        size_t j = i;
+        while (j < text.size() && std::isspace(static_cast<unsigned char>(text[j]))) ++j;
+        std::string value;
+        size_t attr_end = i;
+        if (j < text.size() && text[j] == '=') {
+            ++j;
+            while (j < text.size() && std::isspace(static_cast<unsigned char>(text[j]))) ++j;
+            if (j >= text.size()) return std::string::npos;
+            if (text[j] == '"' || text[j] == '\'') {
+                size_t close = text.find(text[j], j + 1);
+                if (close == std::string::npos) return std::string::npos;
+                value = text.substr(j + 1, close - j - 1);
+                attr_end = close + 1;
+            } else {
+                size_t k = j;
+                while (k < text.size() && !std::isspace(static_cast<unsigned char>(text[k])) && text[k] != '>') ++k;
+                value = text.substr(j, k - j);
+                attr_end = k;
+            }
+            i = attr_end;
+        }
+        if (name == "src") ref.src = decode_html_entities(value);
+        if (name == "alt") {
+            ref.has_alt = true;
+            ref.alt = decode_html_entities(value);
+            ref.alt_begin = name_begin;
+            ref.alt_end = attr_end;
+        }
+        if (name.empty()) ++i;  // stray character: keep moving
+    }
+    return std::string::npos;
+}
+
+// Parses ![alt](src "title") at `pos` (at '!'); returns the end or npos.
+size_t parse_markdown_image(const std::string& text, size_t pos, ImageRef& ref) {
+    size_t i = pos + 2;
+    int depth = 1;
+    size_t alt_begin = i;
+    while (i < text.size() && depth > 0) {
+        if (text[i] == '\\') { i += 2; continue; }
+        if (text[i] == '\n' && i + 1 < text.size() && text[i + 1] == '\n') return std::string::npos;
+        if (text[i] == '[') ++depth;
+        else if (text[i] == ']') --depth;
+        if (depth > 0) ++i;
+    }
+    if (i >= text.size()) return std::string::npos;
+    size_t alt_end = i;
+    if (i + 1 >= text.size() || text[i + 1] != '(') return std::string::npos;
+    i += 2;
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+    std::string src;
+    if (i < text.size() && text[i] == '<') {
+        size_t close = text.find('>', i);
+        if (close == std::string::npos) return std::string::npos;
+        src = text.substr(i + 1, close - i - 1);
+        i = close + 1;
+    } else {
+        int parens = 0;
+        size_t b = i;
+        while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i]))) {
+            if (text[i] == '(') ++parens;
+            else if (text[i] == ')') { if (parens == 0) break; --parens; }
+            ++i;
+        }
+        src = text.substr(b, i - b);
+    }
+    size_t close = text.find(')', i);
+    size_t nl2 = text.find("\n\n", i);
+    if (close == std::string::npos || (nl2 != std::string::npos && nl2 < close)) return std::string::npos;
+    ref.syntax = ImageSyntax::markdown;
+    ref.src = src;
+    std::string alt;
+    for (size_t k = alt_begin; k < alt_end; ++k) {
+        if (text[k] == '\\' && k + 1 < alt_end && std::ispunct(static_cast<unsigned char>(text[k + 1]))) ++k;
+        alt.push_back(text[k]);
+    }
+    ref.alt = alt;
+    ref.has_alt = true;
+    ref.alt_begin = alt_begin;
+    ref.alt_end = alt_end;
+    return close + 1;
+}
+
+bool at_line_start(const std::string& text, size_t pos) {
+    size_t k = pos;
+    while (k > 0 && (text[k - 1] == ' ')) --k;
+    return k == 0 || text[k - 1] == '\n';
+}
+
+}  // namespace
+
+std::vector<ImageRef> find_images(const std::string& text, bool markdown) {
+    std::vector<ImageRef> refs;
+    size_t cache_pos = 0, cache_line = 1;
+    size_t i = 0;
+    while (i < text.size()) {
+        char c = text[i];
+        if (c == '<' && text.compare(i, 4, "<!--") == 0) {
+            size_t end = text.find("-->", i + 4);
+            i = end == std::string::npos ? text.size() : end + 3;
+            continue;
+        }
+        if (!markdown && c == '<' && (ieq_prefix(text, i, "<script") || ieq_prefix(text, i, "<style"))) {
+            const char* close = ieq_prefix(text, i, "<script") ? "</script" : "</style";
+            size_t k = i + 1;
+            while (k < text.size() && !ieq_prefix(text, k, close)) ++k;
+            i = k + 1;
+            continue;
+        }
+        if (markdown && (c == '`' || c == '~') && at_line_start(text, i) && text.compare(i, 3, std::string(3, c)) == 0) {
+            size_t eol = text.find('\n', i);
+            if (eol == std::string::npos) break;
+            size_t k = eol + 1;
+            std::string fence(3, c);
+            while (k < text.size()) {
+                size_t line_end = text.find('\n', k);
+                if (line_end == std::string::npos) line_end = text.size();
+                size_t s = k;
+                while (s < line_end && text[s] == ' ') ++s;
+                if (text.compare(s, 3, fence) == 0) { k = line_end; break; }
+                k = line_end + 1;
+            }
+            i = std::min(k, text.size());
+            continue;
+        }
+        if (markdown && c == '`') {
+            size_t run = 0;
+            while (i + run < text.size() && text[i + run] == '`') ++run;
+            size_t end = text.find(std::string(run, '`'), i + run);
+            i = end == std::string::npos ? i + run : end + run;
+            continue;
+        }
+        if (markdown && c == '\\') { i += 2; continue; }
+        if (markdown && c == '!' && i + 1 < text.size() && text[i + 1] == '[') {
+            ImageRef ref;
+            size_t end = parse_markdown_image(text, i, ref);
+            if (end != std::string::npos) {
+                ref.line = line_of(text, i, cache_pos, cache_line);
+                refs.push_back(ref);
+                i = end;
+                continue;
+            }
+        }
+        if (c == '<' && ieq_prefix(text, i, "<img") && i + 4 < text.size()
+            && (std::isspace(static_cast<unsigned char>(text[i + 4])) || text[i + 4] == '/' || text[i + 4] == '>')) {
+            ImageRef ref;
+            size_t end = parse_img_tag(text, i, ref);
+            if (end != std::string::npos) {
+                ref.line = line_of(text, i, cache_pos, cache_line);
+                refs.push_back(ref);
+                i = end;
+                continue;
+            }
+        }
+        ++i;
+    }
+    return refs;
+}
+
+std::string apply_alt_edits(const std::string& text, std::vector<AltEdit> edits) {
+    std::sort(edits.begin(), edits.end(),
+              [](const AltEdit& a, const AltEdit& b) { return a.ref->alt_begin < b.ref->alt_begin; });
+    std::string out;
+    out.reserve(text.size() + edits.size() * 64);
+    size_t at = 0;
+    for (const auto& e : edits) {
+        out.append(text, at, e.ref->alt_begin - at);
+        if (e.ref->syntax == ImageSyntax::markdown) {
+            out += escape_markdown_alt(e.new_alt);
+        } else {
+            std::string attr = "alt=\"" + escape_html_attr(e.new_alt) + "\"";
+            out += e.ref->has_alt ? attr : " " + attr;
+        }
+        at = e.ref->alt_end;
+    }
+    out.append(text, at, std::string::npos);
+    return out;
+}
+
+std::string find_document_title(const std::string& text, bool markdown) {
+    auto strip_tags = [](const std::string& s) {
+        std::string out;
+        bool in_tag = false;
+        for (char c : s) {
+            if (c == '<') in_tag = true;
+            else if (c == '>') in_tag = false;
+            else if (!in_tag) out.push_back(c);
+        }
+        return clean_generated_alt(decode_html_entities(out));
+    };
+    if (markdown) {
+        size_t pos = 0;
+        while (pos < text.size()) {
+            size_t eol = text.find('\n', pos);
+            if (eol == std::string::npos) eol = text.size();
+            if (text.compare(pos, 2, "# ") == 0) return clean_generated_alt(text.substr(pos + 2, eol - pos - 2));
+            pos = eol + 1;
+        }
+    }
+    for (const char* tag : {"<title", "<h1"}) {
+        for (size_t i = 0; i < text.size(); ++i) {
+            if (!ieq_prefix(text, i, tag)) continue;
+            size_t open_end = text.find('>', i);
+            if (open_end == std::string::npos) break;
+            std::string close = std::string("</") + (tag + 1);
+            size_t k = open_end + 1;
+            while (k < text.size() && !ieq_prefix(text, k, close.c_str())) ++k;
+            std::string t = strip_tags(text.substr(open_end + 1, k - open_end - 1));
+            if (!t.empty()) return clean_generated_alt(t.substr(0, 300));  // re-clean: the cut may split UTF-8
+            break;
+        }
+    }
+    return {};
+}
+
+}  // namespace vlm::bulk

@@ -1,0 +1,45 @@
+#!/bin/sh
+# End-to-end tests of vlm-bulk against the REAL stack (nginx + module, Redis, vlmd with the tiny
+# fixture model) started by scripts/run-local.sh DETACH=1 on a free port. No mocks.
+# Reuses a stack that is already running from build/run (and leaves it running); otherwise
+# starts one and stops it on exit. VLM_BULK names the binary (default build/bin/vlm-bulk; when
+# missing it is compiled with g++ into a temp dir). VLMD is passed through to run-local.sh.
+set -eu
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+run=$root/build/run
+work=$(mktemp -d /tmp/vlm-bulk-test.XXXXXX)
+started=0
+
+cleanup() {
+    if [ "$started" = 1 ]; then sh "$root/scripts/stop-local.sh" >/dev/null 2>&1 || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+bin=${VLM_BULK:-$root/build/bin/vlm-bulk}
+if [ ! -x "$bin" ]; then
+    echo "run.sh: $bin missing; compiling vlm-bulk with g++" >&2
+    bin=$work/vlm-bulk
+    g++ -std=c++20 -O2 -Wall -Wextra -o "$bin" "$root"/editor_plugin/bulk/*.cpp -lcurl -ljansson -pthread
+fi
+
+# Unit tests of the scanners and heuristics first (no stack needed).
+g++ -std=c++20 -O1 -g -Wall -Wextra -o "$work/test_bulk_units" "$root/tests/bulk/test_bulk_units.cpp" \
+    "$root/editor_plugin/bulk/alt_quality.cpp" "$root/editor_plugin/bulk/doc_images.cpp" \
+    $(pkg-config --cflags --libs check)
+"$work/test_bulk_units"
+
+if [ -f "$run/nginx.pid" ] && kill -0 "$(cat "$run/nginx.pid")" 2>/dev/null; then
+    port=$(sed -n 's/^ *listen 127\.0\.0\.1:\([0-9]*\);.*/\1/p' "$run/nginx.conf" | head -1)
+    echo "run.sh: reusing the running stack on port $port" >&2
+else
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    started=1
+    PORT=$port DETACH=1 sh "$root/scripts/run-local.sh" >"$work/run-local.log" 2>&1 \
+        || { cat "$work/run-local.log" >&2; exit 1; }
+fi
+
+VLM_BULK=$bin VLM_ENDPOINT=http://127.0.0.1:$port VLM_API_KEY_FILE=$run/dev-api-key \
+VLM_ACCESS_LOG=$run/nginx-access.log VLM_BULK_WORK=$work \
+    python3 "$root/tests/bulk/test_bulk.py"
