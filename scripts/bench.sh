@@ -17,7 +17,7 @@ MODEL_DIR=$BUILD/bench-model
 LOGS=$BUILD/bench-logs
 THREADS=${THREADS:-0}
 
-for tool in mkmodel bench-ops bench-model; do
+for tool in mkmodel bench-ops bench-model bench-daemon vlmd vlm-run; do
     if [ ! -x "$BIN/$tool" ]; then
         echo "bench: $BIN/$tool is missing; run 'make bench' (it builds first)" >&2
         exit 1
@@ -125,5 +125,54 @@ for s in 448 1024; do
     printf ' %-38s %s images/s (%s s per image)\n' "vision ${s}x${s}" "$(val vision${s}_full_img_s)" \
         "$(val vision${s}_full_s)"
 done
-echo " stage times: model $t_model s, bench-ops $t_ops s, bench-model $t_run s"
+# Serving: vlmd through the shared-memory protocol (aggregate tokens/s at 1, 4
+# and 16 concurrent clients, protocol overhead), then nginx (cache hit vs a
+# static file of the same size, the module's overhead on a miss). The bench
+# model has no tokenizer of its own: borrow the fixture's (ids stay < 1500).
+t0=$(now)
+DAEMON_MODEL=$BUILD/bench-daemon-model
+mkdir -p "$DAEMON_MODEL"
+for f in "$MODEL_DIR"/*; do ln -sf "$(realpath "$f")" "$DAEMON_MODEL/"; done
+for f in tokenizer.json tokenizer_config.json chat_template.jinja; do
+    ln -sf "$(realpath tests/fixtures/models/tiny-flash/$f)" "$DAEMON_MODEL/$f"
+done
+if "$BIN/bench-daemon" --model "$DAEMON_MODEL" --vlmd "$BIN/vlmd" --threads "$THREADS" \
+        --max-tokens 32 --seconds 20 >"$LOGS/bench-daemon.txt" 2>&1; then
+    daemon=$(tail -1 "$LOGS/bench-daemon.txt")
+else
+    cat "$LOGS/bench-daemon.txt"
+    echo "bench: bench-daemon failed (see $LOGS/bench-daemon.txt)" >&2
+    daemon="{}"
+fi
+t_daemon=$(elapsed "$t0")
+
+t0=$(now)
+if VLMD=$BIN/vlmd VLM_RUN=$BIN/vlm-run bash scripts/bench-nginx.sh >"$LOGS/bench-nginx.txt" 2>&1; then
+    nginx_line=$(grep '^BENCH ' "$LOGS/bench-nginx.txt" | tail -1)
+else
+    tail -20 "$LOGS/bench-nginx.txt"
+    echo "bench: bench-nginx failed (see $LOGS/bench-nginx.txt)" >&2
+    nginx_line=""
+fi
+t_nginx=$(elapsed "$t0")
+
+json_num() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); v=d
+for k in sys.argv[2].split("."): v=v.get(k, {}) if isinstance(v, dict) else {}
+print(v if v != {} else "-")' "$daemon" "$1"; }
+nval() { echo "$nginx_line" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+t1=$(json_num tokens_per_s_by_clients.1); t4=$(json_num tokens_per_s_by_clients.4)
+t16=$(json_num tokens_per_s_by_clients.16)
+echo " -- serving (vlmd on the benchmark model, 32-token answers; nginx with the tiny model)"
+printf ' %-38s %s / %s / %s tok/s (16 vs 1: %sx, target >= 6x)\n' "aggregate at 1 / 4 / 16 clients" \
+    "$t1" "$t4" "$t16" "$(awk -v a="$t16" -v b="$t1" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }')"
+printf ' %-38s %s us ping, %s ms per tiny request over the model alone\n' "protocol round trip" \
+    "$(json_num ping_rtt_us_p50)" "$(json_num protocol_overhead_ms)"
+printf ' %-38s %s req/s (p50 %s ms, p99 %s ms)\n' "nginx cache hit" "$(nval nginx_hit_rps)" \
+    "$(nval nginx_hit_p50_ms)" "$(nval nginx_hit_p99_ms)"
+printf ' %-38s %s req/s (p50 %s ms, p99 %s ms); hit/static = %s\n' "nginx static file, same size" \
+    "$(nval nginx_static_rps)" "$(nval nginx_static_p50_ms)" "$(nval nginx_static_p99_ms)" \
+    "$(nval nginx_hit_static_ratio)"
+printf ' %-38s %s ms median, %s ms fastest\n' "module overhead on a miss" \
+    "$(nval nginx_miss_overhead_ms)" "$(nval nginx_miss_overhead_fastest_ms)"
+echo " stage times: model $t_model s, bench-ops $t_ops s, bench-model $t_run s, daemon $t_daemon s, nginx $t_nginx s"
 echo "==================================================================================="

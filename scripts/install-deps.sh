@@ -5,7 +5,7 @@ set -eu
 
 packages="build-essential cmake ninja-build pkg-config check
 libjansson-dev libpcre2-dev libjpeg62-turbo-dev libpng-dev libwebp-dev
-libgif-dev libexif-dev libcurl4-openssl-dev libssl-dev python3 python3-venv nginx nginx-dev libhiredis-dev redis-server"
+libgif-dev libexif-dev libcurl4-openssl-dev libssl-dev python3 python3-venv nginx nginx-dev libhiredis-dev redis-server wrk"
 
 missing=""
 for p in $packages; do
