@@ -143,6 +143,9 @@ public:
 
 struct BackendOptions {
     int n_threads = 0;  // 0: one per online CPU
+    // Keeps f32 activations in every matmul (no rounding to bf16 for bf16
+    // weights) - slower; for tests comparing with fp32-math references.
+    bool exact_f32_activations = false;
 };
 
 // Creates a backend by name ("cpu"); nullptr and a reason when unknown or

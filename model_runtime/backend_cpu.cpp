@@ -377,7 +377,10 @@ std::unique_ptr<Backend> make_cpu_backend_isa(const BackendOptions &opt, CpuIsa 
         err = "cpu backend: n_threads out of range (0..1024)";
         return nullptr;
     }
-    bool bf16_dot = allow_bf16_dot && isa == CpuIsa::Avx512 && cpu_has_avx512_bf16();
+    // Rounding activations to bf16 (vdpbf16ps) is what both exact_f32_activations
+    // and allow_bf16_dot = false turn off, for small and large n alike.
+    bool bf16_dot = allow_bf16_dot && !opt.exact_f32_activations && isa == CpuIsa::Avx512 &&
+                    cpu_has_avx512_bf16();
     return std::make_unique<CpuBackend>(opt.n_threads, isa, bf16_dot);
 }
 

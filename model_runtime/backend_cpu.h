@@ -22,7 +22,8 @@ bool cpu_has_avx512_bf16();
 // The cpu backend on the best path.
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions &opt, std::string &err);
 // Same with the kernel path forced (tests, benchmarks). Fails if the CPU lacks
-// `isa`. `allow_bf16_dot` = false also keeps AVX-512 off vdpbf16ps.
+// `isa`. `allow_bf16_dot` = false keeps AVX-512 off vdpbf16ps, like
+// BackendOptions::exact_f32_activations (either one disables it).
 std::unique_ptr<Backend> make_cpu_backend_isa(const BackendOptions &opt, CpuIsa isa,
                                               bool allow_bf16_dot, std::string &err);
 

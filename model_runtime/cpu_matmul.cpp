@@ -1,5 +1,5 @@
 // cpu_matmul.cpp: the cpu backend's matmul driver: chooses between the
-// streaming rows kernels and the bf16 GEMM (see cpu_matmul.h), splits the
+// streaming rows kernels (f32 or bf16 activations) and the bf16 GEMM (see cpu_matmul.h), splits the
 // output rows over the thread pool, adds the bias.
 #include "cpu_matmul.h"
 #include "cpu_ops_ref.h"
@@ -66,7 +66,15 @@ void cpu_matmul(CpuThreadPool &pool, CpuIsa isa, bool use_bf16_dot, CpuMatmulScr
         return;
     }
 
-    const bool even_odd = isa == CpuIsa::Avx512 && w.dtype == DType::BF16 && j.n <= kSmallN;
+    const bool dot_rows = use_bf16_dot && isa == CpuIsa::Avx512 && w.dtype == DType::BF16 && j.n <= kSmallN;
+    uint16_t *xb = nullptr;
+    if (dot_rows) {
+        size_t halves = size_t(j.n) * size_t(even_odd_cols(j.k));
+        if (scratch.bf16_rows.size() < halves) scratch.bf16_rows.resize(halves);  // grows once
+        xb = scratch.bf16_rows.data();
+        pack_x_bf16_rows_avx512(j, xb);
+    }
+    const bool even_odd = !dot_rows && isa == CpuIsa::Avx512 && w.dtype == DType::BF16 && j.n <= kSmallN;
     float *xp = nullptr;
     if (even_odd) {
         size_t floats = size_t(j.n) * size_t(even_odd_cols(j.k));
@@ -82,7 +90,8 @@ void cpu_matmul(CpuThreadPool &pool, CpuIsa isa, bool use_bf16_dot, CpuMatmulScr
     int64_t n_chunks = (m + rows_per_chunk - 1) / rows_per_chunk;
     pool.for_each(n_chunks, [&](int64_t c, int) {
         int64_t o0 = c * rows_per_chunk, o1 = std::min(m, o0 + rows_per_chunk);
-        if (even_odd) matmul_rows_bf16_eo_avx512(j, xp, o0, o1);
+        if (dot_rows) matmul_rows_bf16_dot_avx512(j, xb, o0, o1);
+        else if (even_odd) matmul_rows_bf16_eo_avx512(j, xp, o0, o1);
         else rows_kernel(isa, j, 0, j.n, o0, o1);
         if (bias) add_bias(*bias, j, o0, o1);
     });

@@ -10,6 +10,13 @@
 //    (bf16 on AVX-512: even/odd split, see pack_x_even_odd_avx512).
 //    Activations stay f32, so this path matches an f32 reference to the
 //    rounding of the sums.
+//  - bf16 dot rows (AVX-512 with avx512_bf16, bf16 weights, n <= kSmallN,
+//    unless BackendOptions::exact_f32_activations): the activations are
+//    rounded to bf16 once per call and each weight row streams once past
+//    all tokens through vdpbf16ps (fp32 accumulation). At 16 tokens the
+//    f32 FMA path is compute-bound on Zen 4; this one does twice the
+//    multiply-adds per instruction. A token's result does not depend on n
+//    (see rows_tile_bf16_dot), which the engine's batch parity relies on.
 //  - bf16 GEMM (AVX-512 with avx512_bf16, bf16 weights, n > kSmallN): the
 //    activations are rounded to bf16 (like torch running in bf16) and packed
 //    into 48-token panels; a register-tiled vdpbf16ps microkernel (8 weight
@@ -54,6 +61,12 @@ void pack_x_even_odd_avx512(const MatmulJob &job, float *dst);
 // y for all job.n tokens (n <= kSmallN) and weight rows [o0, o1); BF16 weights.
 void matmul_rows_bf16_eo_avx512(const MatmulJob &job, const float *xp, int64_t o0, int64_t o1);
 
+// Small n, bf16 weights, vdpbf16ps: dst row t (even_odd_cols(k) wide) is
+// bf16(x[t]) rounded to nearest even, zero padded past k.
+void pack_x_bf16_rows_avx512(const MatmulJob &job, uint16_t *dst);
+// y for all job.n tokens (n <= kSmallN) and weight rows [o0, o1); BF16 weights.
+void matmul_rows_bf16_dot_avx512(const MatmulJob &job, const uint16_t *xb, int64_t o0, int64_t o1);
+
 // Packs tokens [48*panel, 48*panel + 48) of x as bf16 pairs:
 // dst[p * 48 + t] = (bf16(x[t][2p]), bf16(x[t][2p+1])) as one 32-bit word,
 // zero for tokens past n. k must be even; dst holds k/2 * 48 words.
@@ -75,10 +88,13 @@ namespace vlm {
 // once the largest shapes have been seen).
 struct CpuMatmulScratch {
     std::vector<uint32_t> panels;   // bf16 pairs for the GEMM
-    std::vector<float>    even_odd; // small-n bf16 rows kernel
+    std::vector<float>    even_odd; // small-n bf16 rows kernel, f32 activations
+    std::vector<uint16_t> bf16_rows; // small-n bf16 rows kernel, vdpbf16ps
 };
 
 // y = x w^T [+ bias] on the pool: picks the regime and kernel for `isa`.
+// `use_bf16_dot`: bf16 weights may round activations to bf16 and use
+// vdpbf16ps (both regimes); false keeps f32 activations everywhere.
 void cpu_matmul(CpuThreadPool &pool, CpuIsa isa, bool use_bf16_dot,
                 CpuMatmulScratch &scratch, const Tensor &x, const Tensor &w,
                 const Tensor *bias, Tensor &y);

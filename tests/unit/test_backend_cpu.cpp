@@ -5,7 +5,8 @@
 //
 // Tolerances: f32 paths differ from the double-summed reference only by the
 // order of float sums: |y - ref| <= 1e-5 * sum_c |x_c w_c| (+1e-30). The bf16
-// GEMM path (n > 16, bf16 weights, avx512_bf16) rounds activations to bf16
+// paths (bf16 weights with avx512_bf16: the GEMM for n > 16 and the dot rows
+// kernel for n <= 16) round activations to bf16
 // (relative error <= 2^-9 each), so against an f32 reference it is held to
 // 2^-8 * sum_c |x_c w_c|, and against a reference fed the same bf16-rounded
 // activations to the f32 bound.
@@ -292,7 +293,9 @@ static void check_matmul(Backend &be, CpuIsa isa, bool dot, DType wdt, int64_t n
     Tensor y = yfull.t.col_slice(2, m);
     be.matmul(x.t, w, with_bias ? &bias.t : nullptr, y);
 
-    const bool rounds_x = dot && isa == CpuIsa::Avx512 && wdt == DType::BF16 && n > 16 && k % 2 == 0;
+    // bf16 weights with vdpbf16ps round x to bf16: the GEMM (n > 16, even
+    // k) and the small-n dot rows kernel (n <= 16, any k).
+    const bool rounds_x = dot && isa == CpuIsa::Avx512 && wdt == DType::BF16 && (n <= 16 || k % 2 == 0);
     HostTensor xr(DType::F32, n, k);  // activations as the kernel sees them
     for (int64_t r = 0; r < n; r++)
         for (int64_t c = 0; c < k; c++) {
@@ -350,6 +353,63 @@ START_TEST(test_matmul_single_thread_and_many_threads)
         check_matmul(*be, cpu_best_isa(), cpu_has_avx512_bf16(), DType::BF16, 300, 70, 100, true);
         check_matmul(*be, cpu_best_isa(), cpu_has_avx512_bf16(), DType::BF16, 1, 70, 100, false);
     }
+}
+END_TEST
+
+// The small-n bf16 dot path: a token's outputs are bit-identical whatever
+// n (1..16) and whatever its position in the batch, because the engine's
+// batched decode must match a lone decode exactly. Also the exact-f32 option
+// keeps activations f32 (matches the f32 reference to 1e-5).
+START_TEST(test_matmul_small_n_bit_identical)
+{
+    const int64_t shapes[][2] = {{37, 2100}, {13, 70}, {64, 4096}};
+    for (auto [isa, dot] : supported_paths()) {
+        if (isa == CpuIsa::Scalar) continue;  // trivially per-token
+        auto be = backend_for(isa, dot);
+        for (auto &s : shapes) {
+            const int64_t m = s[0], k = s[1];
+            Rng rng{uint64_t(m * 11 + k)};
+            HostTensor x16(DType::F32, 16, k);
+            x16.fill(rng);
+            HostTensor w(DType::BF16, m, k);
+            w.fill(rng, 0.5f);
+            HostTensor y16(DType::F32, 16, m);
+            be->matmul(x16.t, w.t, nullptr, y16.t);
+            int compared = 0;
+            for (int64_t n : {1, 3, 8, 16})
+                for (int64_t pos : {int64_t(0), n - 1, n / 2}) {
+                    // Token `src` of x16 placed at row `pos` of an n-row batch
+                    // whose other rows are other tokens of x16.
+                    const int64_t src = (pos * 5 + n) % 16;
+                    HostTensor xn(DType::F32, n, k);
+                    for (int64_t r = 0; r < n; r++) {
+                        const int64_t from = r == pos ? src : (src + 1 + r) % 16;
+                        for (int64_t c = 0; c < k; c++) xn.set(r, c, x16.at(from, c));
+                    }
+                    HostTensor yn(DType::F32, n, m);
+                    be->matmul(xn.t, w.t, nullptr, yn.t);
+                    for (int64_t o = 0; o < m; o++) {
+                        float a = yn.at(pos, o), b = y16.at(src, o);
+                        ck_assert_msg(std::memcmp(&a, &b, 4) == 0,
+                                      "%s%s m=%lld k=%lld n=%lld pos=%lld o=%lld: %.9g vs %.9g (n=16)",
+                                      cpu_isa_name(isa), dot ? "+bf16dot" : "", (long long)m, (long long)k,
+                                      (long long)n, (long long)pos, (long long)o, a, b);
+                        compared++;
+                    }
+                }
+            printf("small-n %s%s m=%lld k=%lld: %d outputs bit-identical across n = 1, 3, 8, 16\n",
+                   cpu_isa_name(isa), dot ? "+bf16dot" : "", (long long)m, (long long)k, compared);
+        }
+    }
+    // exact_f32_activations: bf16 weights at n = 8 match the f32 reference
+    // to the f32 bound even on a CPU with vdpbf16ps.
+    std::string err;
+    BackendOptions opt;
+    opt.n_threads = 2;
+    opt.exact_f32_activations = true;
+    auto be = make_cpu_backend(opt, err);
+    ck_assert_msg(be != nullptr, "%s", err.c_str());
+    for (int64_t n : {8, 40}) check_matmul(*be, cpu_best_isa(), false, DType::BF16, n, 33, 258, true);
 }
 END_TEST
 
@@ -593,6 +653,7 @@ int main(void)
     tcase_add_test(tc, test_hand_bicubic);
     tcase_add_test(tc, test_matmul_vs_reference);
     tcase_add_test(tc, test_matmul_single_thread_and_many_threads);
+    tcase_add_test(tc, test_matmul_small_n_bit_identical);
     tcase_add_test(tc, test_elementwise_vs_reference);
     tcase_add_test(tc, test_embed_and_copy);
     tcase_add_test(tc, test_rope_vs_reference);
