@@ -15,6 +15,7 @@
 // Leaves out: batching, sampling, tokenizer, image decoding (synthetic ids and
 // pixels), and nginx/IPC (other benchmarks).
 #include "backend.h"
+#include "cli_numbers.h"
 #include "image.h"
 #include "model.h"
 #include "safetensors.h"
@@ -89,16 +90,6 @@ struct Options {
     std::exit(code);
 }
 
-bool parse_long(const char *s, long lo, long hi, long &out)
-{
-    char *end = nullptr;
-    errno = 0;
-    long v = std::strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) return false;
-    out = v;
-    return true;
-}
-
 bool parse_positive_double(const char *s, double &out)
 {
     char *end = nullptr;
@@ -120,7 +111,7 @@ Options parse_args(int argc, char **argv)
         };
         auto int_arg = [&](long lo, long hi) {
             long v = 0;
-            if (!parse_long(value(), lo, hi, v))
+            if (!vlm::parse_long_in(value(), lo, hi, v))
                 die(2, a + " wants an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
             return int(v);
         };

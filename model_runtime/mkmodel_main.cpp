@@ -8,6 +8,7 @@
 // token ids). The weights are noise: the outputs mean nothing, only the
 // shapes, dtypes and bytes are real.
 #include "backend.h"
+#include "cli_numbers.h"
 #include "safetensors.h"
 
 #include <jansson.h>
@@ -89,16 +90,6 @@ struct ShardSpec {
     std::exit(code);
 }
 
-bool parse_int(const char *s, long lo, long hi, long &out)
-{
-    char *end = nullptr;
-    errno = 0;
-    long v = std::strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) return false;
-    out = v;
-    return true;
-}
-
 Options parse_args(int argc, char **argv)
 {
     Options o;
@@ -112,10 +103,10 @@ Options parse_args(int argc, char **argv)
         if (a == "--out") {
             o.out_dir = value();
         } else if (a == "--text-layers") {
-            if (!parse_int(value(), 1, 200, v)) die(2, "--text-layers wants 1..200");
+            if (!vlm::parse_long_in(value(), 1, 200, v)) die(2, "--text-layers wants 1..200");
             o.text_layers = int(v);
         } else if (a == "--vision-depth") {
-            if (!parse_int(value(), 1, 200, v)) die(2, "--vision-depth wants 1..200");
+            if (!vlm::parse_long_in(value(), 1, 200, v)) die(2, "--vision-depth wants 1..200");
             o.vision_depth = int(v);
         } else if (a == "--seed") {
             const char *s = value();

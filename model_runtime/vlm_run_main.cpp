@@ -6,6 +6,7 @@
 // with one line on stderr saying why.
 #include "backend.h"
 #include "backend_cuda.h"
+#include "cli_numbers.h"
 #include "generate.h"
 #include "ipc/vlm_ipc_client.h"
 #include "model.h"
@@ -90,27 +91,6 @@ struct Options {
     std::exit(code);
 }
 
-bool parse_long(const char *s, long lo, long hi, long &out)
-{
-    char *end = nullptr;
-    errno = 0;
-    long v = std::strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) return false;
-    out = v;
-    return true;
-}
-
-bool parse_double(const char *s, double lo, double hi, double &out)
-{
-    char *end = nullptr;
-    errno = 0;
-    double v = std::strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !std::isfinite(v) || v < lo || v > hi)
-        return false;
-    out = v;
-    return true;
-}
-
 Options parse_args(int argc, char **argv)
 {
     Options o;
@@ -140,22 +120,22 @@ Options parse_args(int argc, char **argv)
             if (o.stops.back().empty()) die(2, "--stop needs a non-empty text");
         } else if (a == "--max-tokens") {
             const char *v = value();
-            if (!parse_long(v, 1, 1 << 20, l))
+            if (!vlm::parse_long_in(v, 1, 1 << 20, l))
                 die(2, std::string("--max-tokens must be an integer in [1, 1048576], got '") + v + "'");
             o.max_tokens = int(l);
         } else if (a == "--temperature") {
             const char *v = value();
-            if (!parse_double(v, 0.0, 100.0, d))
+            if (!vlm::parse_double_in(v, 0.0, 100.0, d))
                 die(2, std::string("--temperature must be a number in [0, 100], got '") + v + "'");
             o.temperature = d;
         } else if (a == "--top-p") {
             const char *v = value();
-            if (!parse_double(v, 0.0, 1.0, d) || d <= 0.0)
+            if (!vlm::parse_double_in(v, 0.0, 1.0, d) || d <= 0.0)
                 die(2, std::string("--top-p must be a number in (0, 1], got '") + v + "'");
             o.top_p = d;
         } else if (a == "--top-k") {
             const char *v = value();
-            if (!parse_long(v, 0, 1 << 24, l))
+            if (!vlm::parse_long_in(v, 0, 1 << 24, l))
                 die(2, std::string("--top-k must be a non-negative integer, got '") + v + "'");
             o.top_k = l;
         } else if (a == "--seed") {
@@ -167,12 +147,12 @@ Options parse_args(int argc, char **argv)
                 die(2, std::string("--seed must be a non-negative integer, got '") + v + "'");
         } else if (a == "--logprobs") {
             const char *v = value();
-            if (!parse_long(v, 0, 20, l))
+            if (!vlm::parse_long_in(v, 0, 20, l))
                 die(2, std::string("--logprobs must be an integer in [0, 20], got '") + v + "'");
             o.logprobs = l;
         } else if (a == "--threads") {
             const char *v = value();
-            if (!parse_long(v, 1, 1024, l))
+            if (!vlm::parse_long_in(v, 1, 1024, l))
                 die(2, std::string("--threads must be an integer in [1, 1024], got '") + v + "'");
             o.threads = l;
         } else if (a == "--daemon") {
@@ -181,7 +161,7 @@ Options parse_args(int argc, char **argv)
             o.stats = true;
         } else if (a == "--timeout-ms") {
             const char *v = value();
-            if (!parse_long(v, 1, 86400000, l))
+            if (!vlm::parse_long_in(v, 1, 86400000, l))
                 die(2, std::string("--timeout-ms must be an integer in [1, 86400000], got '") + v + "'");
             o.timeout_ms = l;
         } else if (a == "--backend") {
