@@ -216,6 +216,51 @@ void TextDecoder::splice_image_rows(const std::vector<int32_t> &ids,
     }
 }
 
+TextStepViews TextDecoder::step_views(int64_t n) {
+    TextScratch &s = scratch_;
+    const int64_t inter = cfg_.intermediate_size;
+    TextStepViews t;
+    t.x = s.x.t.row_slice(0, n);
+    t.xn = s.xn.t.row_slice(0, n);
+    t.q = s.q.t.row_slice(0, n);
+    t.k = s.k.t.row_slice(0, n);
+    t.v = s.v.t.row_slice(0, n);
+    t.attn = s.attn.t.row_slice(0, n);
+    t.branch = s.branch.t.row_slice(0, n);
+    t.branchn = s.branchn.t.row_slice(0, n);
+    t.gate_up = s.gate_up.t.row_slice(0, n);
+    t.act = s.act.t.row_slice(0, n);
+    t.gate = t.gate_up.col_slice(0, inter);
+    t.up = t.gate_up.col_slice(inter, inter);
+    return t;
+}
+
+AttentionParams TextDecoder::attention_params() const {
+    AttentionParams ap;
+    ap.n_head = cfg_.num_attention_heads;
+    ap.n_kv_head = cfg_.num_key_value_heads;
+    ap.head_dim = cfg_.head_dim;
+    ap.scale = float(1.0 / std::sqrt(double(cfg_.head_dim)));
+    ap.causal = true;
+    return ap;
+}
+
+void TextDecoder::mlp_block(const TextLayerTensors &lt, TextStepViews &t, const RowMatmul &matmul) {
+    Backend &b = *backend_;
+    const float eps = cfg_.rms_norm_eps;
+    b.rms_norm(t.x, lt.post_attn_norm, eps, t.xn);
+    if (!lt.gate_up.empty()) {
+        matmul(t.xn, lt.gate_up, t.gate_up);                     // (n_tok, 2*inter)
+    } else {
+        matmul(t.xn, lt.gate, t.gate);                           // (n_tok, inter)
+        matmul(t.xn, lt.up, t.up);
+    }
+    b.silu_mul(t.gate, t.up, t.act);                             // (n_tok, inter)
+    matmul(t.act, lt.down, t.branch);                            // (n_tok, d_model)
+    b.rms_norm(t.branch, lt.post_mlp_norm, eps, t.branchn);
+    b.add(t.x, t.branchn, t.x);
+}
+
 bool TextDecoder::forward(const std::vector<int32_t> &ids,
                           const std::vector<int32_t> &positions,
                           const float *image_embeds, int64_t n_image_rows,
@@ -230,26 +275,15 @@ bool TextDecoder::forward(const std::vector<int32_t> &ids,
     Backend &b = *backend_;
     const TextConfig &c = cfg_;
     const float eps = c.rms_norm_eps;
-    const int64_t inter = c.intermediate_size;
     const int64_t n_past = cache.n_past;
     TextScratch &s = scratch_;
-    // Views of this call's n rows.
-    Tensor x = s.x.t.row_slice(0, n), xn = s.xn.t.row_slice(0, n);
-    Tensor q = s.q.t.row_slice(0, n), k = s.k.t.row_slice(0, n);
-    Tensor v = s.v.t.row_slice(0, n), attn = s.attn.t.row_slice(0, n);
-    Tensor branch = s.branch.t.row_slice(0, n);
-    Tensor branchn = s.branchn.t.row_slice(0, n);
-    Tensor gate_up = s.gate_up.t.row_slice(0, n), act = s.act.t.row_slice(0, n);
-    Tensor gate = gate_up.col_slice(0, inter), up = gate_up.col_slice(inter, inter);
+    TextStepViews t = step_views(n);
+    Tensor &x = t.x, &xn = t.xn, &q = t.q, &k = t.k, &v = t.v, &attn = t.attn;
+    Tensor &branch = t.branch, &branchn = t.branchn;
 
     TextRopeParams rope_q = rope_, rope_k = rope_;
     rope_k.n_head = c.num_key_value_heads;
-    AttentionParams ap;
-    ap.n_head = c.num_attention_heads;
-    ap.n_kv_head = c.num_key_value_heads;
-    ap.head_dim = c.head_dim;
-    ap.scale = float(1.0 / std::sqrt(double(c.head_dim)));
-    ap.causal = true;
+    AttentionParams ap = attention_params();
     ap.kv_offset = n_past;
 
     // embed_tokens, image rows spliced in                (n_tok, d_model)
@@ -277,18 +311,9 @@ bool TextDecoder::forward(const std::vector<int32_t> &ids,
         b.rms_norm(branch, lt.post_self_attn_norm, eps, branchn);
         b.add(x, branchn, x);
 
-        // MLP sub-block
-        b.rms_norm(x, lt.post_attn_norm, eps, xn);
-        if (!lt.gate_up.empty()) {
-            b.matmul(xn, lt.gate_up, nullptr, gate_up);          // (n_tok, 2*inter)
-        } else {
-            b.matmul(xn, lt.gate, nullptr, gate);                // (n_tok, inter)
-            b.matmul(xn, lt.up, nullptr, up);
-        }
-        b.silu_mul(gate, up, act);                               // (n_tok, inter)
-        b.matmul(act, lt.down, nullptr, branch);                 // (n_tok, d_model)
-        b.rms_norm(branch, lt.post_mlp_norm, eps, branchn);
-        b.add(x, branchn, x);
+        mlp_block(lt, t, [&](const Tensor &in, const Tensor &w, Tensor &out) {
+            b.matmul(in, w, nullptr, out);
+        });
     }
 
     // final norm and lm_head on the rows whose logits are wanted

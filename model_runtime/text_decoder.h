@@ -12,6 +12,7 @@
 #include "model_config.h"
 #include "model_weights.h"
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,11 @@ struct TextScratch {
     DeviceBuffer logits;   // (n_logit_rows, vocab)
     int64_t      ctx_rows = 0;
     DeviceBuffer k_ctx, v_ctx;  // (ctx, kv_dim) one sequence's keys/values gathered from its blocks
+};
+
+// Views of the first n rows of the scratch buffers, for one forward call.
+struct TextStepViews {
+    Tensor x, xn, q, k, v, attn, branch, branchn, gate_up, act, gate, up;
 };
 
 class TextDecoder {
@@ -77,6 +83,12 @@ private:
                            Tensor &x);
     void splice_image_rows(const std::vector<int32_t> &ids,
                            const float *image_embeds, Tensor &x);
+    TextStepViews step_views(int64_t n);
+    AttentionParams attention_params() const;   // causal; kv_offset set per sequence
+    // post_attn_norm -> gate/up -> SiLU*up -> down -> post_mlp_norm -> residual,
+    // with `matmul` deciding how rows are grouped into calls.
+    using RowMatmul = std::function<void(const Tensor &in, const Tensor &w, Tensor &out)>;
+    void mlp_block(const TextLayerTensors &lt, TextStepViews &t, const RowMatmul &matmul);
 
     Backend       *backend_ = nullptr;
     TextConfig     cfg_;

@@ -184,16 +184,11 @@ bool TextDecoder::forward_batch(const std::vector<SeqStep> &steps, KvPool &pool,
     Backend &b = *backend_;
     const TextConfig &c = cfg_;
     const float eps = c.rms_norm_eps;
-    const int64_t inter = c.intermediate_size;
     const int bt = pool.block_tokens;
     TextScratch &s = scratch_;
-    Tensor x = s.x.t.row_slice(0, n), xn = s.xn.t.row_slice(0, n);
-    Tensor q = s.q.t.row_slice(0, n), k = s.k.t.row_slice(0, n);
-    Tensor v = s.v.t.row_slice(0, n), attn = s.attn.t.row_slice(0, n);
-    Tensor branch = s.branch.t.row_slice(0, n);
-    Tensor branchn = s.branchn.t.row_slice(0, n);
-    Tensor gate_up = s.gate_up.t.row_slice(0, n), act = s.act.t.row_slice(0, n);
-    Tensor gate = gate_up.col_slice(0, inter), up = gate_up.col_slice(inter, inter);
+    TextStepViews t = step_views(n);
+    Tensor &x = t.x, &xn = t.xn, &q = t.q, &k = t.k, &v = t.v, &attn = t.attn;
+    Tensor &branch = t.branch, &branchn = t.branchn;
 
     // All rows' ids and positions (3 planes of n), in step order.
     std::vector<int32_t> ids(static_cast<size_t>(n)), positions(3 * static_cast<size_t>(n));
@@ -215,12 +210,7 @@ bool TextDecoder::forward_batch(const std::vector<SeqStep> &steps, KvPool &pool,
 
     TextRopeParams rope_q = rope_, rope_k = rope_;
     rope_k.n_head = c.num_key_value_heads;
-    AttentionParams ap;
-    ap.n_head = c.num_attention_heads;
-    ap.n_kv_head = c.num_key_value_heads;
-    ap.head_dim = c.head_dim;
-    ap.scale = float(1.0 / std::sqrt(double(c.head_dim)));
-    ap.causal = true;
+    AttentionParams ap = attention_params();
 
     b.embed(embed_, ids.data(), n, x);                           // (n_tok, d_model)
     for (size_t i = 0; i < steps.size(); ++i)
@@ -253,17 +243,9 @@ bool TextDecoder::forward_batch(const std::vector<SeqStep> &steps, KvPool &pool,
         b.rms_norm(branch, lt.post_self_attn_norm, eps, branchn);
         b.add(x, branchn, x);
 
-        b.rms_norm(x, lt.post_attn_norm, eps, xn);
-        if (!lt.gate_up.empty()) {
-            matmul(xn, lt.gate_up, Tensor{}, gate_up);           // (n_tok, 2*inter)
-        } else {
-            matmul(xn, lt.gate, Tensor{}, gate);                 // (n_tok, inter)
-            matmul(xn, lt.up, Tensor{}, up);
-        }
-        b.silu_mul(gate, up, act);
-        matmul(act, lt.down, Tensor{}, branch);                  // (n_tok, d_model)
-        b.rms_norm(branch, lt.post_mlp_norm, eps, branchn);
-        b.add(x, branchn, x);
+        mlp_block(lt, t, [&](const Tensor &in, const Tensor &w, Tensor &out) {
+            matmul(in, w, Tensor{}, out);
+        });
     }
 
     logits.clear();
