@@ -3,7 +3,8 @@
 # Stages: release build; the kernels through the real nvcc; unit, golden,
 # CLI and daemon suites (CTest, in parallel); the nginx integration suite;
 # then the sanitizer (ASan+UBSan) build with the same suites and the
-# integration suite against the sanitized module and vlmd.
+# integration suite against the sanitized module and vlmd. The browser stage
+# drives Debian's Chromium through a real WordPress and the demo page.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -64,6 +65,10 @@ fi
 if [ -f tests/bulk/run.sh ]; then
     stage "vlm-bulk against the stack" env VLM_BULK="$PWD/$BUILD/bin/vlm-bulk" \
         VLMD="$PWD/$BUILD/bin/vlmd" sh tests/bulk/run.sh
+fi
+if [ -f tests/browser/run.sh ]; then
+    stage "browser: WordPress, demo, vlm-bulk" env VLM_BULK="$PWD/$BUILD/bin/vlm-bulk" \
+        VLMD="$PWD/$BUILD/bin/vlmd" sh tests/browser/run.sh
 fi
 stage "build (asan+ubsan)" build_sanitize
 stage "suites under asan+ubsan" run_ctest_sanitized "$BUILD/sanitize"
