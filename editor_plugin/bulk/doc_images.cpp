@@ -67,6 +67,7 @@ size_t parse_img_tag(const std::string& text, size_t pos, ImageRef& ref) {
             i = attr_end;
         }
         if (name == "src") ref.src = decode_html_entities(value);
+        if (name == "class") ref.cls = decode_html_entities(value);
         if (name == "alt") {
             ref.has_alt = true;
             ref.alt = decode_html_entities(value);
@@ -194,6 +195,8 @@ std::vector<ImageRef> find_images(const std::string& text, bool markdown) {
             size_t end = parse_img_tag(text, i, ref);
             if (end != std::string::npos) {
                 ref.line = line_of(text, i, cache_pos, cache_line);
+                ref.tag_begin = i;
+                ref.tag_end = end;
                 refs.push_back(ref);
                 i = end;
                 continue;

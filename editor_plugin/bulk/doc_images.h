@@ -17,6 +17,9 @@ struct ImageRef {
     size_t alt_begin = 0;     // byte span to replace: Markdown = text between [ and ];
     size_t alt_end = 0;       //   HTML = the whole alt attribute, or an empty span after "<img"
     size_t line = 1;          // 1-based line of the reference, for reports
+    size_t tag_begin = 0;     // HTML: the whole <img ...> tag (WordPress mode looks at its class
+    size_t tag_end = 0;       //   and at the block comment around it)
+    std::string cls;          // HTML: class attribute, decoded
 };
 
 // Markdown files also get inline <img> tags; fenced code blocks, code spans and HTML comments

@@ -13,9 +13,11 @@ namespace vlm::bulk {
 const char* usage_text() {
     return "usage: vlm-bulk files DIR [--out DIR] [common options]\n"
            "       vlm-bulk wordpress --site URL --user U --app-password P|--app-password-file F\n"
-           "                [--types posts,pages]"
+           "                [--types posts,pages] [--search TEXT]"
            " [--no-media] [--allow-external-images] [common options]\n"
            "       (secrets may also come from VLM_API_KEY and WP_APP_PASSWORD)\n"
+           "       --search limits media and posts to a WordPress search; posts changed while the\n"
+           "       tool runs are merged (the author's alts win) or reported as conflicts\n"
            "common: --endpoint URL (default http://127.0.0.1:8080) --api-key KEY | --api-key-file F\n"
            "        --language auto|en|zh --max-length N (125) --dry-run --overwrite\n"
            "        --resume --state FILE (.vlm-bulk-state.json) --concurrency N (2)\n"
@@ -101,6 +103,7 @@ bool parse_options(int argc, char** argv, Options& o, bool& help, std::string& e
                         return false;
                     }
         }
+        else if (a == "--search") { if (!value(o.search)) return false; }
         else if (a == "--no-media") o.media = false;
         else if (a == "--allow-external-images") o.allow_external_images = true;
         else if (a == "--endpoint") { if (!value(o.endpoint)) return false; }

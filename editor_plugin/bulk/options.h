@@ -20,6 +20,7 @@ struct Options {
     std::vector<std::string> post_types = {"posts", "pages"};
     bool media = true;
     bool allow_external_images = false;
+    std::string search;   // only items matching this WordPress search (title/content/file name)
     // common
     std::string endpoint = "http://127.0.0.1:8080";
     std::string api_key;
