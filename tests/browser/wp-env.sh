@@ -206,7 +206,8 @@ start() {
     wp_url=http://127.0.0.1:$wp_port
     vlm_url=http://127.0.0.1:$vlm_port
 
-    cp -a "$wp_src" "$env/www"
+    # -L: Debian links some bundled libraries with relative symlinks that a copy would break.
+    cp -aL "$wp_src" "$env/www"
     rm -f "$env/www/.htaccess"
     mkdir -p "$env/www/wp-content/uploads"
     ln -s "$root/editor_plugin/wordpress" "$env/www/wp-content/plugins/vlm"

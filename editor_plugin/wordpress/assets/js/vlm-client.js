@@ -1,0 +1,1 @@
+../../../js/vlm-client.js
