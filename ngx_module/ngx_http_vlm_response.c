@@ -233,6 +233,30 @@ ngx_http_vlm_add_cors(ngx_http_request_t *r)
 }
 
 
+/*
+ * Messages can quote client bytes (a form field's name, a model string, a
+ * character cut at the buffer's end) that are not UTF-8; jansson refuses
+ * those, and the client would get no answer at all.  Found by fuzz_ngx_body.
+ */
+static void
+ngx_http_vlm_ascii_unless_utf8(u_char *p, u_char *last)
+{
+    json_t  *utf8;
+
+    utf8 = json_stringn((char *) p, last - p);
+    if (utf8 != NULL) {
+        json_decref(utf8);
+        return;
+    }
+
+    for ( /* void */ ; p < last; p++) {
+        if (*p >= 0x80) {
+            *p = '?';
+        }
+    }
+}
+
+
 ngx_int_t
 ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const char *param, const char *code,
@@ -250,6 +274,8 @@ ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
     p = ngx_vslprintf(msg, msg + sizeof(msg) - 1, fmt, args);
     va_end(args);
     *p = '\0';
+
+    ngx_http_vlm_ascii_unless_utf8(msg, p);
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "vlm: %ui %s", status, msg);

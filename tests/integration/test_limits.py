@@ -148,3 +148,19 @@ def test_image_in_temp_file_body_is_read(stack):
     status, _, data = post_chat(stack, body)
     assert status == 413
     assert error_of(data)["code"] == "image_too_many_pixels"
+
+
+def test_error_quoting_non_utf8_client_bytes_still_answers(stack):
+    # A message that quotes client bytes which are not UTF-8 (found by fuzz_ngx_body) used to
+    # make the JSON encoder refuse it, and the client got no answer at all.
+    boundary = b"XyZ"
+    body = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="\xff\xfe"\r\n\r\nx\r\n'
+            b"--" + boundary + b"--\r\n")
+    status, _, data = stack.post("/v1/alt-text", body, headers={
+        "Content-Type": "multipart/form-data; boundary=XyZ"})
+    assert status == 400, data
+    assert error_of(data)["message"]
+    status, _, data = post_chat(stack, json.dumps(chat_body() | {"model": "a" + "é" * 150}),
+                                headers={"Content-Type": "application/json"})
+    assert status == 404, data
+    assert "model" in error_of(data)["message"]
