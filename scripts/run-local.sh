@@ -40,6 +40,15 @@ if [ ! -s "$run/jwt-hs256.secret" ]; then
     (umask 077; openssl rand -hex 32 > "$run/jwt-hs256.secret")
 fi
 
+# Headers for the demo's static files: no inline script, nothing loaded
+# from elsewhere; data:/blob: because images are read and shrunk locally.
+cat > "$run/demo-headers.conf" <<'HDR'
+add_header Content-Security-Policy "default-src 'self'; img-src 'self' data: blob:; connect-src 'self' data: blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'" always;
+add_header X-Content-Type-Options nosniff always;
+add_header Referrer-Policy no-referrer always;
+add_header Cache-Control no-cache always;
+HDR
+
 user_line=""
 [ "$(id -u)" -eq 0 ] && user_line="user root;"
 
@@ -61,6 +70,8 @@ http {
     scgi_temp_path $run/scgi;
     client_max_body_size 24m;
     client_body_buffer_size 24m;
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
 
     vlm_daemon $run/vlmd.sock;
     vlm_model_revision local-$(basename "$model");
@@ -78,6 +89,27 @@ http {
         location = /healthz { vlm_api health; }
         location = /readyz { vlm_api ready; }
         location = /metrics { allow 127.0.0.1; deny all; vlm_api metrics; }
+
+        # The demo editor (editor_plugin/demo) and the browser client
+        # (editor_plugin/js), read-only static files from the same origin as
+        # the API, so the page needs no CORS. The key travels in the URL
+        # fragment, which browsers never send, so it is not in access logs.
+        location = / {
+            root $root/editor_plugin/demo;
+            try_files /index.html =404;
+            limit_except GET { deny all; }
+            include $run/demo-headers.conf;
+        }
+        location /demo/ {
+            alias $root/editor_plugin/demo/;
+            limit_except GET { deny all; }
+            include $run/demo-headers.conf;
+        }
+        location /js/ {
+            alias $root/editor_plugin/js/;
+            limit_except GET { deny all; }
+            include $run/demo-headers.conf;
+        }
     }
 }
 CONF
@@ -124,6 +156,7 @@ cat <<MSG
 vlm is running: http://127.0.0.1:$port   (logs and keys in $run)
   model:   $model
   API key: $run/dev-api-key
+  demo:    http://127.0.0.1:$port/#key=$key
 
   curl -s http://127.0.0.1:$port/v1/chat/completions \\
     -H "Authorization: Bearer \$(cat $run/dev-api-key)" \\
