@@ -28,15 +28,10 @@ if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/requirements.txt"; then
     cp "$req" "$venv/requirements.txt"
 fi
 
-if [ -f "$run/nginx.pid" ] && kill -0 "$(cat "$run/nginx.pid")" 2>/dev/null; then
-    port=$(sed -n 's/^ *listen 127\.0\.0\.1:\([0-9]*\);.*/\1/p' "$run/nginx.conf" | head -1)
-    echo "browser: reusing the make-run stack on port $port" >&2
-else
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    started_run=1
-    PORT=$port DETACH=1 sh "$root/scripts/run-local.sh" > "$root/build/browser-run-local.log" 2>&1 \
-        || { cat "$root/build/browser-run-local.log" >&2; exit 1; }
-fi
+. "$root/scripts/local-stack.sh"
+local_stack_up "$root/build/browser-run-local.log"
+started_run=$stack_started
+port=$stack_port
 
 if [ -f "$root/build/wp-env/nginx.pid" ] && kill -0 "$(cat "$root/build/wp-env/nginx.pid")" 2>/dev/null; then
     echo "browser: reusing the WordPress environment in build/wp-env" >&2

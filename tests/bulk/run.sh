@@ -4,6 +4,7 @@
 # Reuses a stack that is already running from build/run (and leaves it running); otherwise
 # starts one and stops it on exit. VLM_BULK names the binary (default build/bin/vlm-bulk; when
 # missing it is compiled with g++ into a temp dir). VLMD is passed through to run-local.sh.
+# The scanner unit tests (test_bulk_units) run in CTest, not here.
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,21 +25,10 @@ if [ ! -x "$bin" ]; then
     g++ -std=c++20 -O2 -Wall -Wextra -o "$bin" "$root"/editor_plugin/bulk/*.cpp -lcurl -ljansson -pthread
 fi
 
-# Unit tests of the scanners and heuristics first (no stack needed).
-g++ -std=c++20 -O1 -g -Wall -Wextra -o "$work/test_bulk_units" "$root/tests/bulk/test_bulk_units.cpp" \
-    "$root/editor_plugin/bulk/alt_quality.cpp" "$root/editor_plugin/bulk/doc_images.cpp" \
-    $(pkg-config --cflags --libs check)
-"$work/test_bulk_units"
-
-if [ -f "$run/nginx.pid" ] && kill -0 "$(cat "$run/nginx.pid")" 2>/dev/null; then
-    port=$(sed -n 's/^ *listen 127\.0\.0\.1:\([0-9]*\);.*/\1/p' "$run/nginx.conf" | head -1)
-    echo "run.sh: reusing the running stack on port $port" >&2
-else
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    started=1
-    PORT=$port DETACH=1 sh "$root/scripts/run-local.sh" >"$work/run-local.log" 2>&1 \
-        || { cat "$work/run-local.log" >&2; exit 1; }
-fi
+. "$root/scripts/local-stack.sh"
+local_stack_up "$work/run-local.log"
+started=$stack_started
+port=$stack_port
 
 VLM_BULK=$bin VLM_ENDPOINT=http://127.0.0.1:$port VLM_API_KEY_FILE=$run/dev-api-key \
 VLM_ACCESS_LOG=$run/nginx-access.log VLM_BULK_WORK=$work \
