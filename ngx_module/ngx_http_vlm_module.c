@@ -399,7 +399,7 @@ ngx_http_vlm_init(ngx_conf_t *cf)
 
     *h = ngx_http_vlm_log_handler;
 
-    return NGX_OK;
+    return ngx_http_vlm_filter_init(cf);
 }
 
 

@@ -262,6 +262,9 @@ ngx_int_t ngx_http_vlm_add_cors(ngx_http_request_t *r);
 ngx_int_t ngx_http_vlm_set_header(ngx_http_request_t *r, char *key,
     ngx_str_t *value);
 
+/* ngx_http_vlm_filter.c */
+ngx_int_t ngx_http_vlm_filter_init(ngx_conf_t *cf);
+
 /* ngx_http_vlm_metrics.c */
 char *ngx_http_vlm_metrics_zone(ngx_conf_t *cf,
     ngx_http_vlm_main_conf_t *vmcf);

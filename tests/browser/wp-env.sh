@@ -156,11 +156,20 @@ http {
     vlm_jwt_issuer $wp_url;
     vlm_jwt_audience vlm;
 
+    # For the client's retry test: nginx's own 429 under /limited/ (one request per 3 s).
+    # Keyed by \$vlm_subject: CORS preflights carry no credentials, so they are never limited.
+    limit_req_zone \$vlm_subject zone=wp_env_tight:1m rate=20r/m;
+    limit_req_status 429;
+
     # The vlm API: its own origin; only the WordPress origin may call it from a browser.
     server {
         listen 127.0.0.1:$vlm_port;
         access_log $env/vlm-access.log;
         vlm_cors_origin $wp_url;
+        location = /limited/v1/alt-text {
+            limit_req zone=wp_env_tight nodelay;
+            vlm_api alt_text;
+        }
         location = /v1/chat/completions { vlm_api chat_completions; }
         location = /v1/alt-text { vlm_api alt_text; }
         location = /v1/summary { vlm_api summary; }

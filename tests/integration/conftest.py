@@ -204,8 +204,16 @@ http {{
     vlm_retry_after 2;
     vlm_cors_origin https://blog.example.test;
 
+    # one request a minute, to see what nginx's own 429 looks like to clients
+    limit_req_zone $binary_remote_addr zone=it_tight:1m rate=1r/m;
+    limit_req_status 429;
+
     server {{
         listen 127.0.0.1:{self.port};
+        location = /limited/v1/models {{
+            limit_req zone=it_tight nodelay;
+            vlm_api models;
+        }}
         location = /v1/chat/completions {{ vlm_api chat_completions; }}
         location = /v1/alt-text {{ vlm_api alt_text; }}
         location = /v1/summary {{ vlm_api summary; }}

@@ -160,3 +160,21 @@ def test_top_logprobs_without_logprobs_is_400(stack):
     status, _, body = stack.post("/v1/chat/completions", chat_body(top_logprobs=2))
     assert status == 400
     assert error_of(body)["param"] == "top_logprobs"
+
+
+def test_nginx_rate_limit_answer_carries_retry_after_and_cors(stack):
+    # limit_req answers before our handler runs; without Retry-After and CORS a browser page
+    # on the blog's origin saw a network error instead of "try again in N s".
+    origin = {"Origin": "https://blog.example.test"}
+    statuses = []
+    for _ in range(3):
+        status, headers, _ = stack.get("/limited/v1/models", headers=origin)
+        statuses.append(status)
+        if status == 429:
+            break
+    assert statuses[0] == 200 and statuses[-1] == 429, statuses
+    assert headers.get("retry-after") == "2"          # vlm_retry_after in the test config
+    assert headers.get("access-control-allow-origin") == "https://blog.example.test"
+    assert "Retry-After" in headers.get("access-control-expose-headers", "")
+    status, headers, _ = stack.get("/limited/v1/models", headers={"Origin": "https://evil.example"})
+    assert status == 429 and "access-control-allow-origin" not in headers
