@@ -85,19 +85,23 @@ def _new_driver():
 @pytest.fixture
 def browser(request):
     """A fresh browser per test (no cookies or storage leak between tests). On failure the last
-    screen is saved as <test>-FAILED.png and the browser console is printed."""
+    screen is saved as <test>-FAILED.png and the browser console is printed. Any uncaught
+    JavaScript exception on any page the test visited fails the test."""
     driver = _new_driver()
     yield driver
+    try:
+        console = driver.get_log("browser")
+    except Exception:  # noqa: BLE001 - a driver that died already failed the test
+        console = []
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / f"{_slug(request.node.name)}-FAILED.png"))
-        try:
-            for entry in driver.get_log("browser"):
-                print("console:", entry.get("level"), entry.get("message"))
-        except Exception:  # noqa: BLE001 - the log is a debugging aid only
-            pass
+        for entry in console:
+            print("console:", entry.get("level"), entry.get("message"))
     driver.quit()
+    uncaught = [e["message"] for e in console if "Uncaught" in e.get("message", "")]
+    assert not uncaught, "uncaught JavaScript errors:\n" + "\n".join(uncaught)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -52,7 +52,7 @@ start_mariadb() {
         || die "mysql_install_db failed (see $env/mariadb-install.log)"
     mariadbd --no-defaults --datadir="$env/mysql" --socket="$env/mysql.sock" --skip-networking \
         --user="$(id -un)" --pid-file="$env/mariadb.pid.internal" --log-error="$env/mariadb.log" \
-        --innodb-buffer-pool-size=64M --skip-log-bin &
+        --innodb-buffer-pool-size=64M --skip-log-bin --open-files-limit=4096 &
     echo $! > "$env/mariadb.pid"
     wait_for MariaDB 60 mariadb-admin --no-defaults -S "$env/mysql.sock" -u root ping
     mariadb --no-defaults -S "$env/mysql.sock" -u root <<'SQL'
@@ -188,6 +188,9 @@ http {
         location ~ \.php\$ {
             try_files \$uri =404;
             include /etc/nginx/fastcgi_params;
+            # Debian's fastcgi_params pass HTTP_HOST as \$host, without the port this
+            # site runs on; WordPress builds admin URLs from it.
+            fastcgi_param HTTP_HOST \$host:\$server_port;
             fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
             fastcgi_pass unix:$env/php-fpm.sock;
             fastcgi_read_timeout 120s;
