@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages vlm needs to build, test and run, only those missing.
-# The WordPress, MariaDB, php-fpm and Chromium packages are for the browser tests.
+# The WordPress, MariaDB, php-fpm and Chromium packages are for the browser tests;
+# clang and libclang-rt-14-dev (libFuzzer, only "recommended" by clang) for the fuzz smoke.
 # Idempotent: a second run with everything present does nothing and prints nothing.
 set -eu
 
@@ -8,7 +9,8 @@ packages="build-essential cmake ninja-build pkg-config check
 libjansson-dev libpcre2-dev libjpeg62-turbo-dev libpng-dev libwebp-dev
 libgif-dev libexif-dev libcurl4-openssl-dev libssl-dev python3 python3-venv nginx nginx-dev libhiredis-dev redis-server wrk
 wordpress wordpress-theme-twentytwentythree mariadb-server php-fpm php-cli php-mysql php-gd php-curl
-php-xml php-mbstring php-intl chromium chromium-driver"
+php-xml php-mbstring php-intl chromium chromium-driver
+clang libclang-rt-14-dev"
 
 missing=""
 for p in $packages; do

@@ -4,7 +4,8 @@
 # CLI and daemon suites (CTest, in parallel); the nginx integration suite;
 # then the sanitizer (ASan+UBSan) build with the same suites and the
 # integration suite against the sanitized module and vlmd. The browser stage
-# drives Debian's Chromium through a real WordPress and the demo page.
+# drives Debian's Chromium through a real WordPress and the demo page; the
+# fuzz stage builds every libFuzzer target and runs each briefly.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -69,6 +70,9 @@ fi
 if [ -f tests/browser/run.sh ]; then
     stage "browser: WordPress, demo, vlm-bulk" env VLM_BULK="$PWD/$BUILD/bin/vlm-bulk" \
         VLMD="$PWD/$BUILD/bin/vlmd" sh tests/browser/run.sh
+fi
+if [ -f tests/fuzz/smoke.sh ]; then
+    stage "fuzz targets, brief run each" sh tests/fuzz/smoke.sh "$PWD/$BUILD/fuzz"
 fi
 stage "build (asan+ubsan)" build_sanitize
 stage "suites under asan+ubsan" run_ctest_sanitized "$BUILD/sanitize"

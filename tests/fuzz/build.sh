@@ -1,6 +1,9 @@
 #!/bin/sh
-# Builds every libFuzzer target tests/fuzz/fuzz_*.cpp with clang
-# (-fsanitize=fuzzer,address,undefined) against the runtime sources.
+# Builds every libFuzzer target with clang (-fsanitize=fuzzer,address,undefined):
+# tests/fuzz/fuzz_*.cpp against the runtime sources, and tests/fuzz/fuzz_ngx_*.c
+# against the nginx module's parsers (ngx_module/), Debian nginx-dev's headers
+# and tests/fuzz/ngx_harness.c. Writes seed corpora build/fuzz/seeds_<name>
+# for each target fuzz_<name>.
 # Usage: tests/fuzz/build.sh [out_dir]   (default: build/fuzz)
 # Then e.g.: build/fuzz/fuzz_safetensors -max_total_time=60 build/fuzz/corpus_safetensors
 # The runtime sources are compiled once into an archive; a target only links
@@ -23,7 +26,7 @@ DEPS="jansson libpcre2-8 libpng libwebp libexif libjpeg"
 PKG_CFLAGS=$(pkg-config --cflags $DEPS 2>/dev/null || true)
 PKG_LIBS=$(pkg-config --libs $DEPS 2>/dev/null || echo -ljansson)
 CXXFLAGS="-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
-  -fno-sanitize-recover=undefined -I$ROOT/model_runtime $PKG_CFLAGS"
+  -fno-sanitize-recover=undefined -I$ROOT/model_runtime -I$ROOT/kernels $PKG_CFLAGS"
 
 objs=""
 for src in "$ROOT"/model_runtime/*.cpp; do
@@ -61,4 +64,132 @@ for target in "$ROOT"/tests/fuzz/fuzz_*.cpp; do
         status=1
     fi
 done
+
+# --- nginx module parsers -------------------------------------------------
+# nginx-dev ships headers and configure scripts but no core sources: the
+# headers are configured (Debian's flags, so structs have the production
+# layout) in a private copy under $OUT/ngx, and ngx_harness.c supplies the
+# few core functions the parsers call.
+CC=${CC:-clang}
+NGX_SRC=${NGX_SRC:-/usr/share/nginx/src}
+NGX_PARSERS="ngx_http_vlm_image_sniff ngx_http_vlm_body ngx_http_vlm_jwt"
+ngx=$OUT/ngx
+if [ ! -f "$NGX_SRC/conf_flags" ]; then
+    echo "build.sh: $NGX_SRC/conf_flags missing (install nginx-dev); fuzz_ngx_* not built" >&2
+    status=1
+else
+    if [ ! -f "$ngx/objs/ngx_auto_config.h" ] || [ "$NGX_SRC/conf_flags" -nt "$ngx/objs/ngx_auto_config.h" ]; then
+        rm -rf "$ngx"
+        mkdir -p "$ngx"
+        cp -R "$NGX_SRC/auto" "$NGX_SRC/src" "$NGX_SRC/configure" "$NGX_SRC/conf_flags" "$ngx/"
+        # conf_flags defines a bash array
+        if ! (cd "$ngx" && bash -c '. ./conf_flags && ./configure "${NGX_CONF_FLAGS[@]}"') \
+                >"$ngx/configure.log" 2>&1; then
+            echo "build.sh: nginx configure failed, see $ngx/configure.log" >&2
+            rm -f "$ngx/objs/ngx_auto_config.h"
+            exit 1
+        fi
+    fi
+    NGX_CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+      -fno-sanitize-recover=undefined -I$ngx/src/core -I$ngx/src/event \
+      -I$ngx/src/event/modules -I$ngx/src/os/unix -I$ngx/objs -I$ngx/src/http \
+      -I$ngx/src/http/modules -I$ngx/src/http/v2 -I$ROOT/ngx_module -I$ROOT/tests/fuzz \
+      $(pkg-config --cflags jansson libcrypto 2>/dev/null || true)"
+    NGX_LIBS=$(pkg-config --libs jansson libcrypto 2>/dev/null || echo "-ljansson -lcrypto")
+    ngx_objs=""
+    for base in $NGX_PARSERS; do
+        # shellcheck disable=SC2086
+        if $CC $NGX_CFLAGS -fsanitize=fuzzer-no-link -c "$ROOT/ngx_module/$base.c" \
+                -o "$OUT/obj/$base.o"; then
+            ngx_objs="$ngx_objs $OUT/obj/$base.o"
+        else
+            echo "build.sh: FAILED to compile ngx_module/$base.c" >&2
+            status=1
+        fi
+    done
+    rm -f "$OUT/libvlm_ngx_fuzz.a"
+    # shellcheck disable=SC2086
+    ar rcs "$OUT/libvlm_ngx_fuzz.a" $ngx_objs
+    for target in "$ROOT"/tests/fuzz/fuzz_ngx_*.c; do
+        name=$(basename "$target" .c)
+        # shellcheck disable=SC2086
+        if $CC $NGX_CFLAGS -fsanitize=fuzzer "$target" "$ROOT/tests/fuzz/ngx_harness.c" \
+                "$OUT/libvlm_ngx_fuzz.a" $NGX_LIBS -o "$OUT/$name"; then
+            echo "built $OUT/$name"
+        else
+            echo "build.sh: FAILED to build $name" >&2
+            status=1
+        fi
+    done
+    # the stand-ins must behave as nginx does, or the targets test something else
+    # shellcheck disable=SC2086
+    if ! $CC $NGX_CFLAGS "$ROOT/tests/fuzz/ngx_harness_check.c" "$ROOT/tests/fuzz/ngx_harness.c" \
+            $NGX_LIBS -o "$OUT/ngx_harness_check" || ! "$OUT/ngx_harness_check"; then
+        echo "build.sh: ngx_harness_check FAILED" >&2
+        status=1
+    fi
+fi
+
+# --- seed corpora: small, regenerated on every build, never committed -------
+seeds() { rm -rf "$OUT/seeds_$1"; mkdir -p "$OUT/seeds_$1"; echo "$OUT/seeds_$1"; }
+IMG=$ROOT/tests/fixtures/images
+
+d=$(seeds image_decode)
+for f in "$IMG"/*; do cp "$f" "$d/"; done
+
+d=$(seeds ngx_image_sniff)
+for f in "$IMG"/*; do head -c 4096 "$f" >"$d/$(basename "$f")"; done
+
+d=$(seeds safetensors)
+# 8-byte little-endian header length, JSON header, data
+hdr='{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"k":"v"}}'
+{ printf '\%03o\000\000\000\000\000\000\000' "${#hdr}"; printf '%s' "$hdr"; printf '\000\000\200\077\000\000\000\100'; } >"$d/f32"
+hdr='{"b":{"dtype":"BF16","shape":[1,2],"data_offsets":[0,4]},"c":{"dtype":"I64","shape":[],"data_offsets":[4,12]}}'
+{ printf '\%03o\000\000\000\000\000\000\000' "${#hdr}"; printf '%s' "$hdr"; printf '\200\077\000\100\001\000\000\000\000\000\000\000'; } >"$d/two"
+
+d=$(seeds tokenizer)
+printf 'Hello, world! 你好 <|user|>\n' >"$d/text"
+printf '{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]},"added_tokens":[]}' >"$d/json"
+
+d=$(seeds ipc_request)
+# byte 0 * 8 = body length; the rest is the request arena (here a 10-byte GIF header)
+body='{"task":"chat","messages":[{"role":"user","content":[{"type":"image","image":0},{"type":"text","text":"hi"}]}],"images":[{"offset":0,"length":10}],"max_tokens":4}'
+pad=$(( (8 - ${#body} % 8) % 8 ))
+{ printf '\%03o' $(( (${#body} + pad) / 8 )); printf '%s%*s' "$body" "$pad" ''; printf 'GIF89a\002\000\002\000'; } >"$d/chat"
+
+# minimal headers the module's sniffer accepts (it never decodes)
+png='\211PNG\r\n\032\n\000\000\000\rIHDR\000\000\000\002\000\000\000\003\010\002\000\000\000'
+gif='GIF89a\002\000\002\000'
+jpg='\377\330\377\340\000\004ab\377\300\000\013\010\000\003\000\002\001\001\021\000'
+webp='RIFF\026\000\000\000WEBPVP8X\012\000\000\000\000\000\000\000\001\000\000\002\000\000'
+d=$(seeds ngx_body)
+# shellcheck disable=SC2059  # the argument is a printf escape string
+b64() { printf "$1" | base64 -w0; }
+# byte 0: bits 0-1 endpoint (0 chat, 1 alt-text, 2 summary), bit 2 multipart,
+# bits 3-7 where the body is cut in two
+printf '\000{"model":"glm-4.6v-flash","messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,%s"}}]}],"max_tokens":5,"temperature":0,"top_p":0.9,"seed":1,"stop":["x","y"],"stream":true,"stream_options":{"include_usage":true},"logprobs":true,"top_logprobs":2,"n":1}' "$(b64 "$png")" >"$d/chat"
+printf '\200{"messages":[{"role":"user","content":[{"type":"image_url","image_url":"data:image/jpeg;base64,%s"},{"type":"image_url","image_url":{"url":"data:image/webp;base64,%s"}}]}],"stop":"end"}' "$(b64 "$jpg")" "$(b64 "$webp")" >"$d/chat2"
+printf '\001{"image":{"url":"data:image/gif;base64,%s"},"language":"en","title":"T","context":"C","max_length":120}' "$(b64 "$gif")" >"$d/alt"
+printf '\002{"kind":"seo_description","text":"An article.","title":"T","language":"zh","images":[{"url":"data:image/png;base64,%s"},"data:image/gif;base64,%s"]}' "$(b64 "$png")" "$(b64 "$gif")" >"$d/summary"
+# shellcheck disable=SC2059
+printf '\005multipart/form-data; boundary=XyZ\n--XyZ\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'"$png"'\r\n--XyZ\r\nContent-Disposition: form-data; name="language"\r\n\r\nen\r\n--XyZ\r\nContent-Disposition: form-data; name="max_length"\r\n\r\n100\r\n--XyZ--\r\n' >"$d/multipart"
+printf '\135multipart/form-data; boundary="a b"\n--a b\r\nContent-Disposition: form-data; name="title"\r\n\r\nT\r\n--a b\r\nContent-Disposition: form-data;name="image"\r\n\r\ndata:image/gif;base64,%s\r\n--a b--' "$(b64 "$gif")" >"$d/multipart2"
+# shellcheck disable=SC2059
+printf '\015multipart/form-data; charset=utf-8; BOUNDARY=q\n--q\r\nContent-Disposition: form-data; filename="b.gif"; name="image"\r\n\r\n'"$gif"'\r\n--q\r\nContent-Disposition: form-data; name="context"\r\n\r\nA cat.\r\n--q--\r\n' >"$d/multipart3"
+
+d=$(seeds ngx_jwt)
+# byte 0 odd: header '\n' claims, signed by the target with key (byte 0 >> 1) & 3
+claims='{"sub":"user-42","exp":1700000600,"nbf":1699999000,"iss":"https://wp.example","aud":["vlm","x"]}'
+printf '\001{"alg":"HS256","typ":"JWT","kid":"k1"}\n%s' "$claims" >"$d/hs256"
+printf '\003{"alg":"RS256"}\n%s' "$claims" >"$d/rs256"
+printf '\005{"alg":"ES256","kid":"any"}\n{"sub":"s","exp":1700000000.5,"aud":"vlm","iss":"https://wp.example"}' >"$d/es256"
+printf '\007{"alg":"none"}\n%s\nsig' "$claims" >"$d/none"
+printf '\001{"alg":"HS256","crit":["exp"]}\n%s' "$claims" >"$d/crit"
+# byte 0 even: the token as sent (HS256 secret as in fuzz_ngx_jwt.c)
+if command -v openssl >/dev/null; then
+    b64u() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+    si=$(printf '{"alg":"HS256","kid":"k1"}' | b64u).$(printf '%s' "$claims" | b64u)
+    sig=$(printf '%s' "$si" | openssl dgst -sha256 -hmac 'fuzz-hs256-secret-0123456789abcdef' -binary | b64u)
+    printf '\000%s.%s' "$si" "$sig" >"$d/token"
+fi
 exit $status
