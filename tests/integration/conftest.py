@@ -198,7 +198,7 @@ http {{
     vlm_max_image_bytes 1m;
     vlm_max_pixels 4000000;
     vlm_max_prompt_bytes 8k;
-    vlm_max_tokens 64;
+    vlm_max_tokens 1024;
     vlm_max_json_depth 12;
     vlm_timeout 60s;
     vlm_retry_after 2;

@@ -1,6 +1,7 @@
 """A client that disconnects mid-stream cancels its vlmd request: nginx logs
 499 and vlmd's metrics count the cancellation."""
 import json
+import uuid
 import os
 import socket
 import time
@@ -14,8 +15,11 @@ def cancel_count(stack):
 
 def test_disconnect_mid_stream_cancels(stack):
     before = cancel_count(stack)
-    body = json.dumps(chat_body(text="Tell a long story.", temperature=1.0, max_tokens=64,
-                                stream=True)).encode()
+    # A long greedy answer (the random test model loops rather than stopping) to a prompt never
+    # asked before (no cache hit): generation is still running when the client leaves, even on a
+    # loaded machine. 64 sampled tokens could finish before nginx noticed the close.
+    body = json.dumps(chat_body(text="Tell a long story. " + uuid.uuid4().hex, temperature=0,
+                                max_tokens=1000, stream=True)).encode()
     s = socket.create_connection(("127.0.0.1", stack.port), 10)
     s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
               b"Authorization: Bearer " + API_KEY.encode() + b"\r\n"
