@@ -104,6 +104,10 @@ if (($_COOKIE['vlm_test_seo'] ?? '') === 'yoast' && !defined('WPSEO_VERSION')) {
 add_filter('determine_locale', function ($locale) {
     return (($_COOKIE['vlm_test_locale'] ?? '') === 'zh_CN') ? 'zh_CN' : $locale;
 });
+// The site's own language (Settings > General), as opposed to the user's UI language above.
+add_filter('locale', function ($locale) {
+    return (($_COOKIE['vlm_test_site_locale'] ?? '') === 'zh_CN') ? 'zh_CN' : $locale;
+});
 """
 
 
@@ -588,6 +592,38 @@ def test_chinese_ui(wp_env, browser, shot, test_switches):
     browser.get(wp_env.url + "/wp-admin/upload.php?mode=list")
     options = [o.text for o in Select(browser.find_element(By.ID, "bulk-action-selector-top")).options]
     assert "生成替代文本" in options
+
+
+RECORD_VLM_REQUESTS = """
+window.vlmSent = [];
+var orig = window.fetch;
+window.fetch = function (url, opts) {
+    if (String(url).indexOf('/v1/') >= 0 && opts && typeof opts.body === 'string') {
+        window.vlmSent.push({url: String(url), body: JSON.parse(opts.body)});
+    }
+    return orig.apply(this, arguments);
+};
+"""
+
+
+def test_site_language_used_when_there_is_no_text_to_read(wp_env, browser, test_switches):
+    """With language "auto", a bare Media Library image has no article to read: a Chinese
+    site must get Chinese alt text, not the service's English default."""
+    item = upload_image(wp_env, "photo.jpg", title="vlm site language")
+    set_cookie(browser, wp_env, "vlm_test_site_locale", "zh_CN")
+    login(browser, wp_env)
+    browser.get(wp_env.url + "/wp-admin/upload.php?mode=list")
+    wait_until(lambda: browser.find_element(By.ID, "posts-filter"), message="the media list")
+    browser.execute_script(RECORD_VLM_REQUESTS)
+    browser.find_element(By.ID, f"cb-select-{item['id']}").click()
+    Select(browser.find_element(By.ID, "bulk-action-selector-top")).select_by_value("vlm_generate_alt")
+    browser.find_element(By.ID, "doaction").click()
+    wait_until(lambda: visible(browser, ".vlm-bulk-finished"), timeout=GEN_TIMEOUT, message="the bulk run")
+    sent = [r["body"] for r in browser.execute_script("return window.vlmSent") if "/v1/alt-text" in r["url"]]
+    assert [b["language"] for b in sent] == ["zh"], sent
+    # (the site's language is also the UI's here: the summary line is in Chinese)
+    assert "已更新 1 张" in visible(browser, ".vlm-bulk").text
+    assert rest(wp_env, "GET", f"/wp/v2/media/{item['id']}?context=edit")[1]["alt_text"].strip()
 
 
 def test_block_editor_shows_service_errors(wp_env, browser, shot):

@@ -99,6 +99,8 @@ function vlm_register_common(): void {
 		'configured' => '' !== $s['endpoint'] && '' !== $s['jwt_secret'],
 		'endpoint'   => $s['endpoint'],
 		'language'   => $s['language'],
+		// For "auto" when there is no article text to read: the site's own language.
+		'siteLanguage' => 0 === strpos( get_locale(), 'zh' ) ? 'zh' : 'en',
 		'autoAlt'    => (bool) $s['auto_alt'],
 		'overwrite'  => $s['overwrite'],
 		'uiLang'     => vlm_ui_lang(),

@@ -106,7 +106,7 @@
 			.then(function (client) {
 				return client.altText({
 					image: attrs.url,
-					language: V.language(),
+					language: V.language(postTitle() + ' ' + imageContext(clientId)),
 					title: postTitle(),
 					context: imageContext(clientId),
 					signal: ctrl.signal
@@ -354,7 +354,7 @@
 						text: art.text,
 						images: art.images,
 						kind: kind,
-						language: V.language(),
+						language: V.language(art.title + ' ' + art.text),
 						signal: ctrl.signal
 					});
 				})

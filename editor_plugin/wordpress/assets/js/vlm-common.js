@@ -169,6 +169,18 @@
 		baseName: baseName,
 		htmlToText: htmlToText,
 		usableImageUrl: usableImageUrl,
-		language: function () { return data.language || 'auto'; }
+		/*
+		 * "auto" lets the service read the article's language; with too little
+		 * text to read (a bare image, the Media Library) the site's language is
+		 * used, so a Chinese site does not get English alt text.
+		 */
+		language: function (text) {
+			var lang = data.language || 'auto';
+			if ( lang !== 'auto' ) {
+				return lang;
+			}
+			var letters = String( text || '' ).replace( /\s+/g, '' ).length;
+			return letters >= 12 ? 'auto' : ( data.siteLanguage || 'auto' );
+		}
 	};
 }());

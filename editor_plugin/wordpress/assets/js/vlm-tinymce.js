@@ -45,7 +45,7 @@
 			busy(true);
 			V().getClient()
 				.then(function (client) {
-					return client.altText({ image: src, language: V().language(), title: postTitle(), context: context });
+					return client.altText({ image: src, language: V().language(postTitle() + ' ' + context), title: postTitle(), context: context });
 				})
 				.then(function (res) {
 					busy(false);
@@ -93,7 +93,7 @@
 			busy(true);
 			V().getClient()
 				.then(function (client) {
-					return client.summary({ title: postTitle(), text: text, images: images, kind: 'summary', language: V().language() });
+					return client.summary({ title: postTitle(), text: text, images: images, kind: 'summary', language: V().language(postTitle() + ' ' + text) });
 				})
 				.then(function (res) {
 					busy(false);
