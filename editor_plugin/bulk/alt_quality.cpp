@@ -115,6 +115,19 @@ std::string clean_generated_alt(const std::string& text) {
             ++i;
             continue;
         }
+        // WordPress strips backslashes from attachment alt (REST meta is unslashed) but keeps
+        // them in post HTML, so one would make the library and in-post alt differ. A model's
+        // "\n" is a line break it meant to write: a space, like a real one.
+        if (c == '\\') {
+            char next = i + 1 < text.size() ? text[i + 1] : '\0';
+            if (next == 'n' || next == 't' || next == 'r') {
+                pending_space = !out.empty();
+                i += 2;
+            } else {
+                ++i;
+            }
+            continue;
+        }
         if (pending_space) { out.push_back(' '); pending_space = false; }
         out.append(text, i, len);
         i += len;

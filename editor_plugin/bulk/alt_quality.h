@@ -10,7 +10,8 @@ namespace vlm::bulk {
 // words ("image", "photo", "picture", "screenshot", "图片", ...) and digits/punctuation only.
 bool is_weak_alt(const std::string& alt, const std::string& src);
 
-// Collapses whitespace/control characters to single spaces and trims; keeps valid UTF-8 only.
+// Collapses whitespace/control characters (and "\n"-style escapes) to single spaces, drops other
+// backslashes (WordPress would strip them from attachment alt) and trims; keeps valid UTF-8 only.
 std::string clean_generated_alt(const std::string& text);
 
 std::string escape_html_attr(const std::string& text);

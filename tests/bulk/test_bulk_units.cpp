@@ -70,6 +70,8 @@ END_TEST
 START_TEST(generated_text_is_cleaned) {
     EXPECT_TEXT(clean_generated_alt("  a\n\tb  \x01 c \xff\xfe"), "a b c");
     EXPECT_TEXT(clean_generated_alt("猫\n在"), "猫 在");
+    // backslashes would not survive WordPress's attachment meta: escapes become spaces, the rest go
+    EXPECT_TEXT(clean_generated_alt("a\\nb \\\\c\\"), "a b c");
     EXPECT_TEXT(find_document_title("<title>A &amp; B</title>", false), "A & B");
     EXPECT_TEXT(find_document_title("intro\n# Heading one\n", true), "Heading one");
 }
