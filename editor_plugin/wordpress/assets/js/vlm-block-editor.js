@@ -116,7 +116,7 @@
 				if (ctrl.signal.aborted) {
 					return;
 				}
-				act.set(clientId, { status: 'ready', text: (res && res.alt_text || '').trim(), auto: auto, cached: !!(res && res.cached) });
+				act.set(clientId, { status: 'ready', text: V.cleanAlt(res && res.alt_text), auto: auto, cached: !!(res && res.cached) });
 				var selected = wp.data.select('core/block-editor').getSelectedBlockClientId();
 				if (auto && selected !== clientId) {
 					notice('info', t('altNoticeReady'));

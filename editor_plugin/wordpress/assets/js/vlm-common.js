@@ -170,6 +170,18 @@
 		htmlToText: htmlToText,
 		usableImageUrl: usableImageUrl,
 		/*
+		 * One line of alt text, without backslashes: WordPress strips them from
+		 * the Media Library's alt (REST meta is unslashed) but keeps them in post
+		 * HTML, so the two copies would differ. "\n"-style escapes become spaces.
+		 */
+		cleanAlt: function (text) {
+			return String( text || '' )
+				.replace( /\\[ntr]/g, ' ' )
+				.replace( /\\/g, '' )
+				.replace( /\s+/g, ' ' )
+				.trim();
+		},
+		/*
 		 * "auto" lets the service read the article's language; with too little
 		 * text to read (a bare image, the Media Library) the site's language is
 		 * used, so a Chinese site does not get English alt text.

@@ -105,7 +105,7 @@
 							return client.altText({ image: pickUrl(item), language: V.language(), title: item.title && item.title.raw, signal: ctrl.signal });
 						})
 						.then(function (out) {
-							var alt = (out && out.alt_text || '').trim();
+							var alt = V.cleanAlt(out && out.alt_text);
 							if (!alt) {
 								throw { code: 'empty', message: t('genericError') };
 							}

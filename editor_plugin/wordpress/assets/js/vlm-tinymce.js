@@ -55,7 +55,7 @@
 						classes: 'vlm-alt-dialog',
 						body: [
 							{ type: 'label', text: t('altCurrent') + ' ' + (current || t('altNone')) },
-							{ type: 'textbox', name: 'alt', multiline: true, minWidth: 420, minHeight: 80, value: (res.alt_text || '').trim() }
+							{ type: 'textbox', name: 'alt', multiline: true, minWidth: 420, minHeight: 80, value: V().cleanAlt(res.alt_text) }
 						],
 						buttons: [
 							{ text: t('apply'), subtype: 'primary', onclick: 'submit' },
