@@ -19,6 +19,8 @@ import sys
 import time
 import zlib
 
+import alt_request_log
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SITE = os.path.join(HERE, "site")
 BIN = os.environ["VLM_BULK"]
@@ -54,22 +56,11 @@ def tree_sums(root):
 
 
 def alt_requests():
-    with open(ACCESS_LOG, "rb") as f:
-        return sum(1 for line in f if b'"POST /v1/alt-text ' in line)
+    return alt_request_log.alt_requests(ACCESS_LOG)
 
 
-def settled_alt_requests(quiet=0.5, limit=10.0):
-    """alt_requests() once the log has stopped growing: a request the killed tool left in
-    flight is logged (499) only when nginx notices, which can be after the kill returns."""
-    last, since, deadline = alt_requests(), time.time(), time.time() + limit
-    while time.time() < deadline:
-        time.sleep(0.05)
-        now = alt_requests()
-        if now != last:
-            last, since = now, time.time()
-        elif time.time() - since >= quiet:
-            break
-    return last
+def settled_alt_requests():
+    return alt_request_log.settled_alt_requests(ACCESS_LOG)
 
 
 def bulk(*args, **kw):

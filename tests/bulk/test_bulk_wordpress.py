@@ -25,6 +25,8 @@ import zlib
 
 import pytest
 
+import alt_request_log
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "images")
 
@@ -108,22 +110,11 @@ def png(seed, size=64):
 # ---- the tool ------------------------------------------------------------------------------
 
 def alt_requests():
-    with open(ACCESS_LOG, "rb") as f:
-        return sum(1 for line in f if b'"POST /v1/alt-text ' in line)
+    return alt_request_log.alt_requests(ACCESS_LOG)
 
 
-def settled_alt_requests(quiet=0.5, limit=10.0):
-    """alt_requests() once the log has stopped growing: a request the killed tool left in
-    flight is logged (499) only when nginx notices, which can be after the kill returns."""
-    last, since, deadline = alt_requests(), time.time(), time.time() + limit
-    while time.time() < deadline:
-        time.sleep(0.05)
-        now = alt_requests()
-        if now != last:
-            last, since = now, time.time()
-        elif time.time() - since >= quiet:
-            break
-    return last
+def settled_alt_requests():
+    return alt_request_log.settled_alt_requests(ACCESS_LOG)
 
 
 def wp_writes():
