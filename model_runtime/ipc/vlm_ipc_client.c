@@ -59,6 +59,7 @@ struct vlm_ipc_client {
     uint32_t             next_slot;
     uint32_t             in_flight;
     uint32_t             closed_scan;   /* next slot to fail after CLOSED */
+    int                  results_kept;  /* CLOSED by EOF: ring still mapped */
     arena_range         *free_list;     /* sorted by offset, coalesced */
     size_t               n_free, cap_free;
     arena_range         *used;          /* live allocations */
@@ -166,6 +167,24 @@ mark_closed(vlm_ipc_client *c, const char *why)
         }
         unmap(c);
     }
+    return VLM_IPC_CLOSED;
+}
+
+/* An orderly EOF: the daemon may have written final results and closed
+ * right after (drain, shutdown). Keep the mapping so vlm_ipc_next_event()
+ * hands those out before failing what is still open. */
+static int
+mark_peer_closed(vlm_ipc_client *c)
+{
+    if (c->state != STATE_READY) {
+        return mark_closed(c, "daemon closed the connection");
+    }
+    set_error(c, "daemon closed the connection");
+    c->state = STATE_CLOSED;
+    c->have_prev = 0;
+    c->results_kept = 1;
+    close(c->fd);
+    c->fd = -1;
     return VLM_IPC_CLOSED;
 }
 
@@ -315,7 +334,7 @@ vlm_ipc_client_process(vlm_ipc_client *c)
             return mark_closed(c, c->error);
         }
         if (n == 0) {
-            return mark_closed(c, "daemon closed the connection");
+            return mark_peer_closed(c);
         }
         memfd = -1;
         for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
@@ -694,20 +713,15 @@ closed_event(vlm_ipc_client *c, vlm_ipc_event *ev)
     return 0;
 }
 
-int
-vlm_ipc_next_event(vlm_ipc_client *c, vlm_ipc_event *ev)
+/* Reads one result record: 1 with an event, 0 if the ring is empty, -1 if
+ * the daemon wrote something out of bounds (the error is set). */
+static int
+read_result(vlm_ipc_client *c, vlm_ipc_event *ev)
 {
     vlm_ipc_result_entry e;
     uint64_t             tail, phys, arena_size;
     const uint8_t       *payload;
 
-    release_prev(c);
-    if (c->state == STATE_CLOSED) {
-        return closed_event(c, ev);
-    }
-    if (c->state != STATE_READY) {
-        return 0;
-    }
     arena_size = c->layout.result_arena_size;
     for ( ;; ) {
         tail = vlm_ipc_load_acquire(&c->hdr->result_tail);
@@ -716,8 +730,7 @@ vlm_ipc_next_event(vlm_ipc_client *c, vlm_ipc_event *ev)
         }
         if (tail - c->res_head > c->layout.result_ring_capacity) {
             set_error(c, "daemon result ring is corrupt");
-            mark_closed(c, c->error);
-            return closed_event(c, ev);
+            return -1;
         }
         memcpy(&e, &c->res_ring[c->res_head & (c->layout.result_ring_capacity - 1)], sizeof(e));
         c->res_head++;
@@ -727,8 +740,7 @@ vlm_ipc_next_event(vlm_ipc_client *c, vlm_ipc_event *ev)
                > e.payload_length)
         {
             set_error(c, "daemon result record is out of bounds");
-            mark_closed(c, c->error);
-            return closed_event(c, ev);
+            return -1;
         }
         c->have_prev = 1;
         c->prev_arena_end = e.payload_length ? e.payload_pos + e.payload_length
@@ -762,6 +774,35 @@ vlm_ipc_next_event(vlm_ipc_client *c, vlm_ipc_event *ev)
         }
         return 1;
     }
+}
+
+int
+vlm_ipc_next_event(vlm_ipc_client *c, vlm_ipc_event *ev)
+{
+    int rc;
+
+    release_prev(c);
+    if (c->state == STATE_CLOSED) {
+        /* Results written before the daemon closed come first; then every
+         * request still open fails with the close reason. */
+        if (c->results_kept) {
+            if (read_result(c, ev) == 1) {
+                return 1;
+            }
+            c->results_kept = 0;
+            unmap(c);
+        }
+        return closed_event(c, ev);
+    }
+    if (c->state != STATE_READY) {
+        return 0;
+    }
+    rc = read_result(c, ev);
+    if (rc < 0) {
+        mark_closed(c, c->error);
+        return closed_event(c, ev);
+    }
+    return rc;
 }
 
 int32_t

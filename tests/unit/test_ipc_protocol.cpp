@@ -691,6 +691,39 @@ START_TEST(backpressure_and_drain)
 }
 END_TEST
 
+// Results the daemon wrote before it closed the socket are delivered, not
+// replaced by "daemon closed the connection": a request that finished during
+// a drain must not turn into a 503 just because the client read late.
+START_TEST(results_written_before_exit_are_delivered)
+{
+    Daemon dm = start_vlmd("tiny-flash", "exit");
+    vlm_ipc_client *c = try_connect(dm.socket);
+    ck_assert_ptr_nonnull(c);
+    uint32_t slot, gen;
+    ck_assert_int_eq(submit_text(c, "short", 8, nullptr, &slot, &gen), VLM_IPC_OK);
+    ck_assert_int_eq(submit_text(c, "longer", 16, nullptr, &slot, &gen), VLM_IPC_OK);
+    // Read nothing until vlmd has drained both requests and exited.
+    kill(dm.pid, SIGTERM);
+    int st = 0;
+    waitpid(dm.pid, &st, 0);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "vlmd did not exit 0 after SIGTERM");
+    ck_assert_int_eq(vlm_ipc_client_wait(c, 1000), VLM_IPC_CLOSED);
+    vlm_ipc_event ev;
+    int tokens = 0, done = 0;
+    std::string errors;
+    while (vlm_ipc_next_event(c, &ev)) {
+        if (ev.kind == VLM_IPC_RES_ERROR) errors += std::string(ev.text, ev.text_length) + "; ";
+        tokens += int(ev.n_tokens);
+        if (ev.kind == VLM_IPC_RES_DONE) done++;
+    }
+    ck_assert_msg(errors.empty(), "finished requests reported as: %s", errors.c_str());
+    ck_assert_int_eq(done, 2);
+    ck_assert_int_eq(tokens, 24);
+    ck_assert_int_eq(vlm_ipc_client_in_flight(c), 0);
+    vlm_ipc_client_free(c);
+}
+END_TEST
+
 int main()
 {
     fixtures = env_or_die("VLM_FIXTURES");
@@ -710,6 +743,7 @@ int main()
     tcase_add_test(tc, sigkill_restart);
     tcase_add_test(tc, hostile_clients_are_disconnected);
     tcase_add_test(tc, backpressure_and_drain);
+    tcase_add_test(tc, results_written_before_exit_are_delivered);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
