@@ -2,10 +2,10 @@
  * vlm-block-editor.js: block editor integration, plain JS on WordPress globals (no JSX, no build).
  *  - "Smart summary" document panel: summary or SEO description, editable preview, then insert as
  *    the excerpt, as a paragraph at the top, or into Yoast / Rank Math's description meta.
- *  - core/image inspector: "Generate alt text" with an editable proposal and Apply / Dismiss.
+ *  - Image inspector (core/image, and so every image of a gallery; core/cover and core/media-text
+ *    when they show an image): "Generate alt text" with an editable proposal and Apply / Dismiss.
  *  - With auto_alt on, an image that gets a url/id it did not have gets a proposal (never applied
  *    by itself), subject to the overwrite policy.
- * Not covered: other image-bearing blocks (gallery, cover, media-text).
  */
 (function (wp) {
 	'use strict';
@@ -54,6 +54,29 @@
 
 	var controllers = {};
 
+	/* Blocks that show one image, and where each keeps its url, alt and attachment id. A gallery's
+	 * images are core/image blocks inside it. Cover and media-text may show a video instead. */
+	var IMAGE_BLOCKS = {
+		'core/image': { url: 'url', alt: 'alt', id: 'id' },
+		'core/cover': { url: 'url', alt: 'alt', id: 'id', type: 'backgroundType' },
+		'core/media-text': { url: 'mediaUrl', alt: 'mediaAlt', id: 'mediaId', type: 'mediaType' }
+	};
+
+	/** { url, alt, id, altKey } of the image a block shows, or null if it shows none. */
+	function blockImage(name, attrs) {
+		var m = IMAGE_BLOCKS[name];
+		attrs = attrs || {};
+		if (!m || (m.type && attrs[m.type] && attrs[m.type] !== 'image')) {
+			return null;
+		}
+		return { url: attrs[m.url] || '', alt: attrs[m.alt] || '', id: attrs[m.id] || 0, altKey: m.alt };
+	}
+
+	function imageOfBlock(clientId) {
+		var be = wp.data.select('core/block-editor');
+		return blockImage(be.getBlockName(clientId), be.getBlockAttributes(clientId));
+	}
+
 	function notice(kind, text) {
 		var n = wp.data.dispatch('core/notices');
 		if (n) {
@@ -65,7 +88,7 @@
 		return wp.data.select('core/editor').getEditedPostAttribute('title') || '';
 	}
 
-	/** Caption and the text of the blocks right before and after the image: what the alt must not repeat. */
+	/** Caption, text inside the block and the blocks right before and after the image: what the alt must not repeat. */
 	function imageContext(clientId) {
 		var be = wp.data.select('core/block-editor');
 		var attrs = be.getBlockAttributes(clientId) || {};
@@ -76,7 +99,9 @@
 		if (attrs.caption) {
 			parts.push(V.htmlToText(attrs.caption));
 		}
-		[order[i - 1], order[i + 1]].forEach(function (id) {
+		// Text laid over a cover or beside a media-text image is its closest context.
+		var near = be.getBlockOrder(clientId).slice(0, 4).concat([order[i - 1], order[i + 1]]);
+		near.forEach(function (id) {
 			if (!id) {
 				return;
 			}
@@ -89,9 +114,8 @@
 	}
 
 	function generateAlt(clientId, auto) {
-		var be = wp.data.select('core/block-editor');
 		var act = wp.data.dispatch(STORE);
-		var attrs = be.getBlockAttributes(clientId) || {};
+		var attrs = imageOfBlock(clientId) || {};
 		if (!attrs.url || /^blob:/.test(attrs.url)) {
 			act.set(clientId, { status: 'error', error: t('altNeedsImage'), auto: auto });
 			return;
@@ -153,7 +177,7 @@
 
 	function AltPanel(props) {
 		var clientId = props.clientId;
-		var attrs = props.attributes;
+		var attrs = blockImage(props.name, props.attributes);
 		var state = useSelect(function (select) { return select(STORE).get(clientId); }, [clientId]);
 		if (state && state.forUrl && state.forUrl !== attrs.url) {
 			state = null; // a proposal for an image that has since been replaced
@@ -204,7 +228,9 @@
 					disabled: !(state.text || '').trim(),
 					onClick: function () {
 						var alt = (state.text || '').trim();
-						props.setAttributes({ alt: alt });
+						var patch = {};
+						patch[attrs.altKey] = alt;
+						props.setAttributes(patch);
 						if (attrs.id && alsoChecked) {
 							saveMediaAlt(attrs.id, alt);
 						}
@@ -232,7 +258,7 @@
 
 	var withAltPanel = wp.compose.createHigherOrderComponent(function (BlockEdit) {
 		return function (props) {
-			if (props.name !== 'core/image' || !props.isSelected) {
+			if (!props.isSelected || !blockImage(props.name, props.attributes)) {
 				return el(BlockEdit, props);
 			}
 			return el(Fragment, null, el(BlockEdit, props), el(AltPanel, props));
@@ -253,8 +279,9 @@
 		}
 		function walk(blocks, out) {
 			(blocks || []).forEach(function (b) {
-				if (b.name === 'core/image') {
-					out[b.clientId] = key(b.attributes);
+				var img = blockImage(b.name, b.attributes);
+				if (img) {
+					out[b.clientId] = key(img);
 				}
 				walk(b.innerBlocks, out);
 			});
@@ -284,10 +311,10 @@
 			var fresh = [];
 			// seen only grows: a block removed and brought back by undo is not a new insert.
 			be.getClientIdsWithDescendants().forEach(function (id) {
-				if (be.getBlockName(id) !== 'core/image') {
+				var attrs = blockImage(be.getBlockName(id), be.getBlockAttributes(id));
+				if (!attrs) {
 					return;
 				}
-				var attrs = be.getBlockAttributes(id);
 				var k = key(attrs);
 				if (k && seen[id] !== k) {
 					fresh.push({ id: id, attrs: attrs });
@@ -318,8 +345,9 @@
 		var text = V.htmlToText(ed.getEditedPostContent());
 		var images = [];
 		be.getClientIdsWithDescendants().forEach(function (id) {
-			if (images.length < 3 && be.getBlockName(id) === 'core/image') {
-				var url = (be.getBlockAttributes(id) || {}).url;
+			var img = images.length < 3 && imageOfBlock(id);
+			if (img) {
+				var url = img.url;
 				if (V.usableImageUrl(url)) {
 					images.push(url);
 				}
