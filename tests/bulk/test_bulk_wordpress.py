@@ -7,8 +7,9 @@ never touch other tests' content. Checks what a site owner would notice: a dry r
 a real run rewrites exactly the weak alts (media library and in-post, <img> and block comment alike,
 consistently) and leaves human alt text byte-for-byte; a run killed with SIGKILL and resumed sends
 no second request for finished images (counted in the vlm nginx access log); an author's edit made
-while the tool is working is merged, never overwritten.
-Leaves out: 429/503 backoff against WordPress (nothing here can make WordPress rate-limit).
+while the tool is working is merged, never overwritten; WordPress answering 429/503 with
+Retry-After (a test mu-plugin plays the host's overload protection) is waited out, and a run that
+outlasts its retries fails with a clear message and changes nothing.
 """
 import base64
 import json
@@ -408,3 +409,70 @@ def test_bad_credentials_exit_3(tmp_path):
                         "--endpoint", VLM_URL, "--api-key-file", KEYFILE, "--search", token(),
                         "--state", str(tmp_path / "s.json")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 3 and "authentication failed" in r.stderr, r.stderr
+
+
+BUSY_MU_PLUGIN = """<?php
+// Written by tests/bulk/test_bulk_wordpress.py for the throwaway test site; not part of the plugin.
+// While the option vlm_test_busy counts down, REST calls get 429 / 503 with Retry-After, as a
+// host's overload protection would answer.
+$vlm_test_busy = (int) get_option('vlm_test_busy', 0);
+if ($vlm_test_busy > 0 && strpos($_SERVER['REQUEST_URI'] ?? '', 'wp/v2/') !== false) {
+    update_option('vlm_test_busy', $vlm_test_busy - 1);
+    status_header($vlm_test_busy % 2 ? 429 : 503);
+    header('Retry-After: 1');
+    header('Content-Type: application/json');
+    echo '{"code":"busy","message":"Busy, try again shortly"}';
+    exit;
+}
+"""
+
+
+def set_busy(n=None):
+    """Sets the count of refusals to come (None: only reads it); returns the count."""
+    code = ("$_SERVER['HTTP_HOST'] = 'localhost'; require getenv('WP_PATH') . '/wp-load.php';"
+            + ("" if n is None else "update_option('vlm_test_busy', %d);" % n)
+            + "echo (int) get_option('vlm_test_busy');")
+    out = subprocess.run(["php", "-r", code], env=ENV, capture_output=True, text=True, timeout=60, check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def busy_wordpress():
+    path = os.path.join(ENV["WP_PATH"], "wp-content", "mu-plugins", "vlm-test-busy.php")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(BUSY_MU_PLUGIN)
+    try:
+        yield set_busy
+    finally:
+        set_busy(0)
+
+
+def test_busy_wordpress_is_waited_out(tmp_path, busy_wordpress):
+    tok = token()
+    seed = random.getrandbits(32)
+    m = upload(tok + "-busy.png", png(seed), "image/png", "", tok + " busy")
+    post = new_post(tok + " busy post", '<p>Busy %s.</p>\n<p><img src="%s" alt=""></p>\n' % (tok, m["source_url"]))
+
+    # More refusals in a row than it may retry: it gives up, says why, and writes nothing.
+    busy_wordpress(8)
+    r = bulk(tok, tmp_path, "--max-retries", "2")
+    assert r.returncode not in (0, 2), r.stderr
+    assert "HTTP 429" in r.stderr or "HTTP 503" in r.stderr, r.stderr
+    assert busy_wordpress(0) == 0   # the site recovers (and our own checks below get through)
+    assert wp("GET", "media/%d?context=edit" % m["id"])["alt_text"] == ""
+    assert img_alts(wp("GET", "posts/%d?context=edit" % post["id"])["content"]["raw"]) == [""]
+
+    # Three refusals (429, 503, 429): waited out, honouring Retry-After, and the run completes.
+    assert busy_wordpress(3) == 3
+    t0 = time.time()
+    r = bulk(tok, tmp_path, "--concurrency", "1")
+    elapsed = time.time() - t0
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("retrying in") == 3, r.stderr
+    assert "WordPress HTTP 429" in r.stderr and "WordPress HTTP 503" in r.stderr, r.stderr
+    assert elapsed >= 3.0, "Retry-After: 1 was not honoured (%.1fs)" % elapsed
+    assert busy_wordpress() == 0, "the refusals were not all met"
+    assert not weak(wp("GET", "media/%d?context=edit" % m["id"])["alt_text"])
+    alts = img_alts(wp("GET", "posts/%d?context=edit" % post["id"])["content"]["raw"])
+    assert len(alts) == 1 and alts[0] and not weak(alts[0]), alts
