@@ -702,3 +702,67 @@ def test_cover_and_media_text_images_get_alt(wp_env, browser, shot):
     assert blocks[0]["attributes"]["alt"] == applied["core/cover"]
     assert blocks[1]["attributes"]["mediaAlt"] == applied["core/media-text"]
     shot("cover-media-text-reloaded")
+
+
+def media_alt(env, media_id):
+    return rest(env, "GET", f"/wp/v2/media/{media_id}?context=edit")[1]["alt_text"]
+
+
+def test_media_modal_and_attachment_screen_alt(wp_env, browser, shot):
+    """The alt field of the media modal (picking an image for an image block, and the Media
+    Library grid) and of the attachment edit screen gets "Generate alt text": review, Apply, and
+    WordPress saves it the usual way; the block then starts with that alt."""
+    picked = upload_image(wp_env, "photo.jpg")
+    other = upload_image(wp_env, "palette.png", alt="A palette of eight colours")
+    post = create_post(wp_env, "Boats", "<!-- wp:paragraph --><p>Boats in the harbour.</p><!-- /wp:paragraph -->")
+    login(browser, wp_env)
+
+    # 1. Block editor: choose the image in the modal, generate its alt there, then insert it.
+    open_block_editor(browser, wp_env, post["id"])
+    browser.execute_script("wp.data.dispatch('core/block-editor').insertBlocks(wp.blocks.createBlock('core/image'));")
+    wait_until(lambda: next((b for b in browser.find_elements(
+        By.CSS_SELECTOR, ".wp-block-image .components-placeholder button") if b.is_displayed()
+        and b.text.strip() == "Media Library"), None), message="the Media Library button").click()
+    wait_until(lambda: visible(browser, f'.media-modal .attachment[data-id="{picked["id"]}"]'),
+               timeout=30, message="the image in the modal").click()
+    wait_until(lambda: visible(browser, ".media-modal .vlm-modal-generate"), message="the modal's generate button").click()
+    proposal = wait_until(lambda: (no_vlm_error(browser), (visible(browser, ".vlm-modal-proposal") or None)
+                                   and visible(browser, ".vlm-modal-proposal").get_attribute("value").strip())[1],
+                          timeout=GEN_TIMEOUT, message="a proposal in the media modal")
+    shot("media-modal-proposal")
+    assert media_alt(wp_env, picked["id"]) == "", "saved before Apply"
+    visible(browser, ".vlm-modal-apply").click()
+    wait_until(lambda: media_alt(wp_env, picked["id"]) == proposal, message="the modal to save the alt")
+    assert visible(browser, ".media-modal .attachment-details textarea#attachment-details-alt-text"
+                   ).get_attribute("value") == proposal
+    shot("media-modal-applied")
+    visible(browser, ".media-modal .media-button-select").click()
+    wait_until(lambda: not visible(browser, ".media-modal"), message="the modal to close")
+    wait_until(lambda: next(b for b in js_blocks(browser) if b["name"] == "core/image")["attributes"].get("alt")
+               == proposal, message="the inserted block to carry the generated alt")
+
+    # An image with human alt is not touched unless asked; Dismiss leaves it as it was.
+    # ?item= opens the Edit Media modal in grid mode, which WordPress remembers per user: switch first.
+    browser.get(f"{wp_env.url}/wp-admin/upload.php?mode=grid")
+    browser.get(f"{wp_env.url}/wp-admin/upload.php?item={other['id']}")
+    wait_until(lambda: visible(browser, ".media-modal .vlm-modal-generate"),
+               timeout=30, message="the generate button in the Media Library grid").click()
+    wait_until(lambda: visible(browser, ".vlm-modal-proposal"), timeout=GEN_TIMEOUT, message="a grid proposal")
+    shot("media-grid-proposal")
+    visible(browser, ".vlm-modal-dismiss").click()
+    wait_until(lambda: visible(browser, ".vlm-modal-generate"), message="the proposal to go away")
+    assert media_alt(wp_env, other["id"]) == "A palette of eight colours"
+
+    # 2. The attachment edit screen: Apply fills the field; Update saves it.
+    browser.get(f"{wp_env.url}/wp-admin/post.php?post={other['id']}&action=edit")
+    wait_until(lambda: visible(browser, ".vlm-modal-generate"), timeout=30,
+               message="the generate button on the attachment screen").click()
+    proposal = wait_until(lambda: (no_vlm_error(browser), (visible(browser, ".vlm-modal-proposal") or None)
+                                   and visible(browser, ".vlm-modal-proposal").get_attribute("value").strip())[1],
+                          timeout=GEN_TIMEOUT, message="a proposal on the attachment screen")
+    visible(browser, ".vlm-modal-apply").click()
+    assert browser.find_element(By.ID, "attachment_alt").get_attribute("value") == proposal
+    assert media_alt(wp_env, other["id"]) == "A palette of eight colours", "saved before Update"
+    shot("attachment-screen-applied")
+    into_view(browser, "#publish").click()
+    wait_until(lambda: media_alt(wp_env, other["id"]) == proposal, message="Update to save the alt")

@@ -1,7 +1,7 @@
 <?php
 /**
- * Scripts for the block editor, the classic editor (TinyMCE buttons) and the Media Library bulk
- * action, plus the translated UI strings they need. All JavaScript is plain files, no build step.
+ * Scripts for the block editor, the classic editor (TinyMCE buttons), the Media Library bulk
+ * action and the alt field of the media modal and attachment screen, plus the translated UI strings they need. All JavaScript is plain files, no build step.
  * Loaded only for users who may upload files; the token route enforces that again.
  */
 
@@ -144,9 +144,31 @@ add_action(
 			vlm_register_common();
 			wp_enqueue_script( 'vlm-common' );
 			wp_enqueue_style( 'vlm-admin' );
+			$screen = get_current_screen();
+			if ( $screen && 'attachment' === $screen->post_type ) {
+				vlm_enqueue_media_modal( false );
+			}
 		}
 	}
 );
+
+/**
+ * "Generate alt text" beside the alt field of the media modal (wherever WordPress loads it) and of
+ * the attachment edit screen. In the modal the script patches media-views, so it must load after.
+ */
+function vlm_enqueue_media_modal( bool $with_media_views = true ): void {
+	if ( ! vlm_user_may_use() || wp_script_is( 'vlm-media-modal', 'enqueued' ) ) {
+		return;
+	}
+	vlm_register_common();
+	$deps = array( 'vlm-common', 'jquery' );
+	if ( $with_media_views ) {
+		$deps[] = 'media-views';
+	}
+	wp_enqueue_script( 'vlm-media-modal', vlm_asset_url( 'assets/js/vlm-media-modal.js' ), $deps, vlm_asset_ver( 'assets/js/vlm-media-modal.js' ), true );
+	wp_enqueue_style( 'vlm-admin' );
+}
+add_action( 'wp_enqueue_media', 'vlm_enqueue_media_modal', 10, 0 );
 
 /* Media Library (list mode) bulk action; the work happens in the browser (vlm-media-bulk.js). */
 add_filter(
