@@ -812,6 +812,9 @@ std::string postprocess_task_output(TaskKind kind, TaskLanguage language, const 
                                     int max_chars) {
     std::string s = strip_tags(strip_thinking(utf8_lossy(text)));
     if (kind == TaskKind::CHAT) return trim(s);
+    // Text for an alt attribute or an excerpt: bytes that were not UTF-8 (a
+    // sequence the model left unfinished) are dropped, not shown as U+FFFD.
+    for (size_t at; (at = s.find("\xEF\xBF\xBD")) != std::string::npos;) s.erase(at, 3);
 
     const bool one_line = kind != TaskKind::SUMMARY;
     s = normalise_whitespace(strip_markdown(trim(s), one_line), one_line);
