@@ -170,16 +170,19 @@ mark_closed(vlm_ipc_client *c, const char *why)
     return VLM_IPC_CLOSED;
 }
 
-/* An orderly EOF: the daemon may have written final results and closed
- * right after (drain, shutdown). Keep the mapping so vlm_ipc_next_event()
- * hands those out before failing what is still open. */
+/* The daemon is gone but broke no rule (EOF, or a doorbell that could not be
+ * sent): it may have written final results just before (drain, shutdown).
+ * Keep the mapping so vlm_ipc_next_event() hands those out before failing
+ * what is still open. */
 static int
-mark_peer_closed(vlm_ipc_client *c)
+mark_peer_closed(vlm_ipc_client *c, const char *why)
 {
     if (c->state != STATE_READY) {
-        return mark_closed(c, "daemon closed the connection");
+        return mark_closed(c, why);
     }
-    set_error(c, "daemon closed the connection");
+    if (c->error[0] == '\0') {
+        set_error(c, "%s", why);
+    }
     c->state = STATE_CLOSED;
     c->have_prev = 0;
     c->results_kept = 1;
@@ -245,12 +248,20 @@ attach(vlm_ipc_client *c, int memfd, const vlm_ipc_msg *w)
     struct stat         st;
     vlm_ipc_shm_header  h;
     uint64_t            req_bytes, res_bytes;
+    int                 seals;
 
     if (fstat(memfd, &st) != 0 || (uint64_t) st.st_size != w->shm_size
         || w->shm_size < VLM_IPC_HEADER_SIZE)
     {
         set_error(c, "shared memory size %lld does not match the handshake",
                   (long long) st.st_size);
+        return 0;
+    }
+    /* Unsealed, the daemon could shrink the file under our mapping and every
+     * later access would be a SIGBUS in nginx. */
+    seals = fcntl(memfd, F_GET_SEALS);
+    if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
+        set_error(c, "shared memory is not sealed against resizing");
         return 0;
     }
     c->base = mmap(NULL, w->shm_size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
@@ -333,9 +344,6 @@ vlm_ipc_client_process(vlm_ipc_client *c)
             set_error(c, "daemon connection: %s", strerror(errno));
             return mark_closed(c, c->error);
         }
-        if (n == 0) {
-            return mark_peer_closed(c);
-        }
         memfd = -1;
         for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
             if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
@@ -351,7 +359,11 @@ vlm_ipc_client_process(vlm_ipc_client *c)
                 }
             }
         }
+        if (n == 0 && memfd < 0) {
+            return mark_peer_closed(c, "daemon closed the connection");
+        }
         if (n != (ssize_t) sizeof(m)) {
+            /* Descriptors arrive with any message, even an empty one: never keep them. */
             if (memfd >= 0) {
                 close(memfd);
             }
@@ -527,7 +539,7 @@ send_doorbell(vlm_ipc_client *c, uint32_t type)
         && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
     {
         set_error(c, "daemon connection: %s", strerror(errno));
-        mark_closed(c, c->error);
+        mark_peer_closed(c, c->error);
     }
 }
 
@@ -724,6 +736,9 @@ read_result(vlm_ipc_client *c, vlm_ipc_event *ev)
 
     arena_size = c->layout.result_arena_size;
     for ( ;; ) {
+        if (c->hdr == NULL) {
+            return 0;   /* unmapped while releasing a record: nothing more to read */
+        }
         tail = vlm_ipc_load_acquire(&c->hdr->result_tail);
         if (tail == c->res_head) {
             return 0;

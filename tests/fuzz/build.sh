@@ -48,6 +48,18 @@ for src in "$ROOT"/model_runtime/*.cpp; do
     fi
     objs="$objs $obj"
 done
+# the C client of vlmd's protocol (model_runtime/ipc/), for fuzz_ipc_results
+ipc_src=$ROOT/model_runtime/ipc/vlm_ipc_client.c
+ipc_obj=$OUT/obj/vlm_ipc_client.o
+if [ ! -f "$ipc_obj" ] || [ "$ipc_src" -nt "$ipc_obj" ]; then
+    if ! ${CC:-clang} -std=c11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+            -fno-sanitize-recover=undefined -fsanitize=fuzzer-no-link -c "$ipc_src" \
+            -o "$ipc_obj" 2>"$OUT/obj/vlm_ipc_client.log"; then
+        echo "build.sh: warning: skipping $ipc_src (see $OUT/obj/vlm_ipc_client.log)" >&2
+        rm -f "$ipc_obj"
+    fi
+fi
+[ -f "$ipc_obj" ] && objs="$objs $ipc_obj"
 rm -f "$OUT/libvlm_runtime_fuzz.a"
 # shellcheck disable=SC2086
 ar rcs "$OUT/libvlm_runtime_fuzz.a" $objs
@@ -156,6 +168,42 @@ d=$(seeds ipc_request)
 body='{"task":"chat","messages":[{"role":"user","content":[{"type":"image","image":0},{"type":"text","text":"hi"}]}],"images":[{"offset":0,"length":10}],"max_tokens":4}'
 pad=$(( (8 - ${#body} % 8) % 8 ))
 { printf '\%03o' $(( (${#body} + pad) / 8 )); printf '%s%*s' "$body" "$pad" ''; printf 'GIF89a\002\000\002\000'; } >"$d/chat"
+
+d=$(seeds ipc_results)
+# hex digits (spaces ignored) -> bytes
+hexbin() {
+    esc=''
+    for h in $(printf '%s' "$1" | tr -d ' \n' | sed 's/../& /g'); do
+        esc="$esc\\$(printf '%03o' "0x$h")"
+    done
+    # shellcheck disable=SC2059  # octal escapes built above
+    printf "$esc"
+}
+# see fuzz_ipc_results.cpp: mode 01 (valid layout): ring caps 4/8, epoch, 4 slots,
+# arenas 320/2049 bytes, indices from 0; then the handshake (10: WELCOME),
+# the requests (count, then each), the daemon ops (a record: op 00, flags,
+# kind, request, text, tokens, logprobs, slack, usage) and the end byte
+lay='01 1a 0102030405060708 03 00 0001 00 0008 00 20'
+delta='00 00 00 00 05 68656c6c6f 02 01000000 02000000 01 01000000 000080bf 02 6869 01 02000000 000000c0 01 78 00 07 01'
+done0='00 00 01 00 00 00 00 00 07 01'
+pong1='00 00 04 01 00 00 00 00 00 00'
+# a chat request and a ping answered, published, then EOF: all delivered
+hexbin "$lay 10 01 000400 03 $delta $done0 $pong1 02 01" >"$d/results_then_eof"
+# partial client turns, the daemon takes requests, a STATS request failed
+# with 500, a cancel (op 0x13), no EOF
+hexbin "$lay 10 01 000400 03 $delta 02 0803 06 0902 00 10 02 02 f401 03 626164 00 00 00 00 00 13 00 $done0 $pong1 02 0807 00" >"$d/interleaved"
+# three requests in flight when the daemon closes: three 503 errors
+hexbin "$lay 10 02 000400 02 03 07 00" >"$d/close_pending"
+# REFUSED
+hexbin "$lay 00" >"$d/refused"
+# mode 00: a raw, valid 512-byte header (4 KiB, rings 4/4 at 512/768, arenas
+# 512 at 1024 and 1024 at 1536, 4 slots), a ping answered, EOF
+{ hexbin '00 564c4d5049433100 01000000 00020000 0102030405060708 0010000000000000
+          0002000000000000 0003000000000000 0004000000000000 0002000000000000
+          0006000000000000 0004000000000000 04000000 04000000 04000000 00100000
+          01000000 00000000 0000000000000000'
+  head -c 400 /dev/zero
+  hexbin "10 00 03 00 00 04 00 00 00 00 00 00 00 02 01"; } >"$d/raw_header"
 
 # minimal headers the module's sniffer accepts (it never decodes)
 png='\211PNG\r\n\032\n\000\000\000\rIHDR\000\000\000\002\000\000\000\003\010\002\000\000\000'

@@ -34,6 +34,9 @@ for src in "$ROOT"/tests/fuzz/fuzz_*.cpp "$ROOT"/tests/fuzz/fuzz_*.c; do
     fi
     seeds=$OUT/seeds_${name#fuzz_}
     [ -d "$seeds" ] || seeds=""
+    # inputs that once crashed a target, committed so the bug stays fixed
+    regressions=$ROOT/tests/fuzz/regressions/${name#fuzz_}
+    [ -d "$regressions" ] && seeds="$seeds $regressions"
     mkdir -p "$tmp/corpus_$name"
     t0=$(date +%s)
     # a fixed seed: the same inputs on every run, so CI is repeatable
