@@ -798,6 +798,19 @@ std::string cut_to_length(const std::string &s, TaskLanguage lang, size_t limit,
     return trim(join(cps, s, limit));
 }
 
+// U+FFFD (from bytes that were not UTF-8) and C0 / DEL / C1 controls other
+// than the whitespace that normalisation turns into spaces or line breaks.
+std::string drop_invisible_junk(const std::string &s) {
+    std::string out;
+    out.reserve(s.size());
+    for (const CodePoint &c : decode_utf8(s)) {
+        char32_t v = c.cp;
+        bool junk = v == 0xFFFD || (v < 0x20 && v != '\n' && v != '\t' && v != '\r') || (v >= 0x7F && v <= 0x9F);
+        if (!junk) out.append(s, c.offset, c.size);
+    }
+    return out;
+}
+
 bool ends_in_sentence_punct(const std::string &s) {
     std::vector<CodePoint> cps = decode_utf8(s);
     if (cps.empty()) return false;
@@ -813,8 +826,9 @@ std::string postprocess_task_output(TaskKind kind, TaskLanguage language, const 
     std::string s = strip_tags(strip_thinking(utf8_lossy(text)));
     if (kind == TaskKind::CHAT) return trim(s);
     // Text for an alt attribute or an excerpt: bytes that were not UTF-8 (a
-    // sequence the model left unfinished) are dropped, not shown as U+FFFD.
-    for (size_t at; (at = s.find("\xEF\xBF\xBD")) != std::string::npos;) s.erase(at, 3);
+    // sequence the model left unfinished) are dropped, not shown as U+FFFD,
+    // and so are control characters, which editors strip or choke on.
+    s = drop_invisible_junk(s);
 
     const bool one_line = kind != TaskKind::SUMMARY;
     s = normalise_whitespace(strip_markdown(trim(s), one_line), one_line);

@@ -432,6 +432,7 @@ static const PostCase post_cases[] = {
     {S, EN, 100, "   ", ""},
     {A, EN, 125, "\xff\xfe broken", "Broken"},   // not UTF-8: dropped, never U+FFFD in an alt
     {S, EN, 100, "Half \xe4\xb8 a character.", "Half a character."},
+    {A, EN, 125, "A red\x12 kite\x7f over \xc2\x85the dunes", "A red kite over the dunes"},   // controls go
 };
 
 START_TEST(postprocess_table)
