@@ -3,10 +3,11 @@
  * Copyright (C) vlm authors
  *
  * A header filter for answers nginx itself gives in a vlm_api location
- * before our handler runs: limit_req's 429 and limit_conn's 503.  They
- * carry no Retry-After, and for a browser on another origin no CORS
- * headers, so a page saw "network error" where it should have waited and
- * retried.  Both are added when missing; our own answers already have them.
+ * before our handler runs: limit_req's 429, limit_conn's 503, the 413 of
+ * client_max_body_size and other core errors.  They carry no CORS headers,
+ * so a page on another origin saw "network error" instead of the reason,
+ * and 429 / 503 no Retry-After, so it could not wait and retry.  Both are
+ * added when missing; our own answers already have them.
  */
 
 
@@ -63,13 +64,15 @@ ngx_http_vlm_header_filter(ngx_http_request_t *r)
 
     if (r != r->main
         || vlcf->api == NGX_HTTP_VLM_API_NONE
-        || (r->headers_out.status != NGX_HTTP_TOO_MANY_REQUESTS
-            && r->headers_out.status != NGX_HTTP_SERVICE_UNAVAILABLE))
+        || r->headers_out.status < NGX_HTTP_BAD_REQUEST)
     {
         return ngx_http_vlm_next_header_filter(r);
     }
 
-    if (!ngx_http_vlm_has_header_out(r, "Retry-After")) {
+    if ((r->headers_out.status == NGX_HTTP_TOO_MANY_REQUESTS
+         || r->headers_out.status == NGX_HTTP_SERVICE_UNAVAILABLE)
+        && !ngx_http_vlm_has_header_out(r, "Retry-After"))
+    {
         p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
         if (p == NULL) {
             return NGX_ERROR;

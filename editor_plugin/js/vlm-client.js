@@ -25,6 +25,9 @@
 		token: '',
 		maxPixels: 16777216,
 		maxImageBytes: 10485760,
+		// Image bytes per request, all images together, before base64 (which adds a third):
+		// keeps a summary with several large images inside the service's 24 MB body limit.
+		maxRequestImageBytes: 16777216,
 		maxRetries: 3,
 		lang: 'en'
 	};
@@ -504,6 +507,7 @@
 
 		function prepareImage(input, params) {
 			var signal = params && params.signal;
+			var maxBytes = Math.min(opts.maxImageBytes, (params && params.maxBytes) || Infinity);
 			var blob;
 			var type;
 			return Promise.resolve().then(function () {
@@ -520,14 +524,14 @@
 				throwIfAborted(signal);
 				if (!img) {
 					// Undecodable here but a type the service reads: let the service judge it.
-					if (SENDABLE[type] && blob.size <= opts.maxImageBytes) {
+					if (SENDABLE[type] && blob.size <= maxBytes) {
 						return blobToDataUrl(blob, type).then(function (url) {
 							return { dataUrl: url, width: 0, height: 0, bytes: blob.size, shrunk: false };
 						});
 					}
 					throw err(0, 'image_unreadable', 'the browser cannot decode this image');
 				}
-				var fits = img.width * img.height <= opts.maxPixels && blob.size <= opts.maxImageBytes;
+				var fits = img.width * img.height <= opts.maxPixels && blob.size <= maxBytes;
 				if (fits && SENDABLE[type]) {
 					img.close();
 					// Already within both limits: send the original bytes, never a lossy copy.
@@ -537,15 +541,15 @@
 					});
 				}
 				var size = fitPixels(img.width, img.height, opts.maxPixels);
-				return shrink(img, size, opts.maxImageBytes, signal).then(function (out) {
+				return shrink(img, size, maxBytes, signal).then(function (out) {
 					img.close();
 					if (!out) {
-						throw err(0, 'image_shrink', 'could not encode under ' + opts.maxImageBytes + ' bytes');
+						throw err(0, 'image_shrink', 'could not encode under ' + maxBytes + ' bytes');
 					}
 					return blobToDataUrl(out.blob, 'image/jpeg').then(function (url) {
 						return { dataUrl: url, width: out.width, height: out.height,
 							bytes: out.blob.size, shrunk: out.width !== img.width || out.height !== img.height
-								|| blob.size > opts.maxImageBytes };
+								|| blob.size > maxBytes };
 					});
 				}, function (e) {
 					img.close();
@@ -576,11 +580,13 @@
 			p = p || {};
 			var inputs = p.images || [];
 			var urls = [];
+			// The images share one request: each gets an equal part of the byte budget.
+			var share = Math.floor(opts.maxRequestImageBytes / Math.max(1, inputs.length));
 			// One image at a time: each decoded image can take tens of MB.
 			var chain = Promise.resolve();
 			inputs.forEach(function (im) {
 				chain = chain.then(function () {
-					return prepareImage(im, { signal: p.signal });
+					return prepareImage(im, { signal: p.signal, maxBytes: share });
 				}).then(function (out) {
 					urls.push(out.dataUrl);
 				});

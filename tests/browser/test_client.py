@@ -78,3 +78,48 @@ def test_rate_limit_without_retries_is_explained(browser, wp_env):
     for r in refused:
         assert r["status"] == 429 and r["retryAfter"] == 1, r
         assert "try again" in r["message"].lower(), r
+
+
+BIG_SUMMARY = """
+const [endpoint, key, budget, done] = arguments;
+// Noise PNGs (random colour and alpha: nothing compresses), each under the per-image limit.
+async function noise(side, seed) {
+    const c = new OffscreenCanvas(side, side);
+    const ctx = c.getContext('2d');
+    const im = ctx.createImageData(side, side);
+    let x = seed >>> 0;
+    for (let i = 0; i < im.data.length; i++) {
+        x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+        im.data[i] = (i & 3) === 3 ? 128 + (x >>> 25) : x >>> 24;
+    }
+    ctx.putImageData(im, 0, 0);
+    return c.convertToBlob({type: 'image/png'});
+}
+(async () => {
+    const images = [await noise(1500, 1), await noise(1500, 2), await noise(1500, 3)];
+    const opts = {endpoint: endpoint, token: key, maxRetries: 0, lang: 'en'};
+    if (budget) opts.maxRequestImageBytes = budget;
+    const client = VlmClient.create(opts);
+    try {
+        const r = await client.summary({title: 'Three large photos', text: 'A walk along the coast in three pictures.',
+                                        images: images, language: 'en'});
+        done({sizes: images.map(b => b.size), ok: true, summary: r.summary});
+    } catch (e) {
+        done({sizes: images.map(b => b.size), ok: false, status: e.status, code: e.code, message: e.message});
+    }
+})();
+"""
+
+
+def test_summary_with_several_large_images_fits_the_body_limit(browser, wp_env):
+    """Three images each within the per-image limit but together, as base64, over the service's
+    body limit: the client shares a byte budget between them, so the request still goes through."""
+    open_client(browser, wp_env)
+    out = browser.execute_async_script(BIG_SUMMARY, wp_env.vlm_url, wp_env.api_key, 0)
+    sizes = out["sizes"]
+    # The premise: every image alone is sendable as is, all three together are not (32 MiB body limit).
+    assert max(sizes) <= 10 * 1024 * 1024 and sum(sizes) * 4 / 3 > 32 * 1024 * 1024, sizes
+    assert out["ok"] and out["summary"], out
+    # The same request without the shared budget is refused for its size: the budget is what helped.
+    lifted = browser.execute_async_script(BIG_SUMMARY, wp_env.vlm_url, wp_env.api_key, 10 ** 12)
+    assert not lifted["ok"] and lifted["status"] == 413, lifted
