@@ -1,8 +1,10 @@
-// Scanners for ![alt](src) and <img ...> plus the span-based rewriter.
+// Scanners for ![alt](src), reference-style ![alt][id] and <img ...> plus the span-based rewriter.
 // Leaves out: a full CommonMark or HTML5 parser; the scanners are bounded linear passes.
 #include "doc_images.h"
 
 #include "alt_quality.h"
+#include "image_source.h"
+#include "md_link_refs.h"
 
 #include <algorithm>
 #include <cctype>
@@ -31,13 +33,17 @@ size_t line_of(const std::string& text, size_t pos, size_t& cache_pos, size_t& c
 // Parses one <img ...> tag starting at `pos` (at '<'); returns the end (after '>') or npos.
 size_t parse_img_tag(const std::string& text, size_t pos, ImageRef& ref) {
     size_t i = pos + 4;  // after "<img"
+    HtmlImageUrls urls;
     ref.syntax = ImageSyntax::html;
     ref.has_alt = false;
     ref.alt_begin = ref.alt_end = i;  // insertion point for a missing alt
     while (i < text.size()) {
         while (i < text.size() && (std::isspace(static_cast<unsigned char>(text[i])) || text[i] == '/')) ++i;
         if (i >= text.size()) return std::string::npos;
-        if (text[i] == '>') return i + 1;
+        if (text[i] == '>') {
+            ref.src = choose_html_image_src(urls);
+            return i + 1;
+        }
         size_t name_begin = i;
         while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i])) && text[i] != '='
                && text[i] != '>' && !(text[i] == '/' && i + 1 < text.size() && text[i + 1] == '>'))
@@ -66,7 +72,12 @@ size_t parse_img_tag(const std::string& text, size_t pos, ImageRef& ref) {
             }
             i = attr_end;
         }
-        if (name == "src") ref.src = decode_html_entities(value);
+        if (name == "src") urls.src = decode_html_entities(value);
+        else if (name == "data-src") urls.data_src = decode_html_entities(value);
+        else if (name == "data-lazy-src") urls.data_lazy_src = decode_html_entities(value);
+        else if (name == "data-original") urls.data_original = decode_html_entities(value);
+        else if (name == "srcset") urls.srcset = decode_html_entities(value);
+        else if (name == "data-srcset") urls.data_srcset = decode_html_entities(value);
         if (name == "class") ref.cls = decode_html_entities(value);
         if (name == "alt") {
             ref.has_alt = true;
@@ -79,24 +90,20 @@ size_t parse_img_tag(const std::string& text, size_t pos, ImageRef& ref) {
     return std::string::npos;
 }
 
-// Parses ![alt](src "title") at `pos` (at '!'); returns the end or npos.
-size_t parse_markdown_image(const std::string& text, size_t pos, ImageRef& ref) {
-    size_t i = pos + 2;
-    int depth = 1;
-    size_t alt_begin = i;
-    while (i < text.size() && depth > 0) {
-        if (text[i] == '\\') { i += 2; continue; }
-        if (text[i] == '\n' && i + 1 < text.size() && text[i + 1] == '\n') return std::string::npos;
-        if (text[i] == '[') ++depth;
-        else if (text[i] == ']') --depth;
-        if (depth > 0) ++i;
+// The text of a Markdown alt with backslash escapes of punctuation removed.
+std::string unescape_markdown(const std::string& text, size_t begin, size_t end) {
+    std::string out;
+    for (size_t k = begin; k < end; ++k) {
+        if (text[k] == '\\' && k + 1 < end && std::ispunct(static_cast<unsigned char>(text[k + 1]))) ++k;
+        out.push_back(text[k]);
     }
-    if (i >= text.size()) return std::string::npos;
-    size_t alt_end = i;
-    if (i + 1 >= text.size() || text[i + 1] != '(') return std::string::npos;
-    i += 2;
+    return out;
+}
+
+// The inline form's "(src "title")" starting at `pos` (at '('); returns the end or npos.
+size_t parse_inline_destination(const std::string& text, size_t pos, std::string& src) {
+    size_t i = pos + 1;
     while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
-    std::string src;
     if (i < text.size() && text[i] == '<') {
         size_t close = text.find('>', i);
         if (close == std::string::npos) return std::string::npos;
@@ -115,18 +122,69 @@ size_t parse_markdown_image(const std::string& text, size_t pos, ImageRef& ref) 
     size_t close = text.find(')', i);
     size_t nl2 = text.find("\n\n", i);
     if (close == std::string::npos || (nl2 != std::string::npos && nl2 < close)) return std::string::npos;
-    ref.syntax = ImageSyntax::markdown;
-    ref.src = src;
-    std::string alt;
-    for (size_t k = alt_begin; k < alt_end; ++k) {
-        if (text[k] == '\\' && k + 1 < alt_end && std::ispunct(static_cast<unsigned char>(text[k + 1]))) ++k;
-        alt.push_back(text[k]);
+    return close + 1;
+}
+
+// The "[label]" right after a reference image's alt, at `pos` (at '['); returns the end or npos.
+size_t parse_reference_label(const std::string& text, size_t pos, std::string& raw) {
+    size_t i = pos + 1;
+    while (i < text.size() && text[i] != ']') {
+        if (text[i] == '[' || i - pos > 1000) return std::string::npos;
+        if (text[i] == '\\') ++i;
+        ++i;
     }
-    ref.alt = alt;
+    if (i >= text.size()) return std::string::npos;
+    raw = text.substr(pos + 1, i - pos - 1);
+    return i + 1;
+}
+
+// Parses ![alt](src "title"), or with `defs` the reference forms ![alt][id], ![alt][] and
+// ![alt], at `pos` (at '!'); returns the end or npos.
+size_t parse_markdown_image(const std::string& text, size_t pos, const LinkRefs& defs, ImageRef& ref) {
+    size_t i = pos + 2;
+    int depth = 1;
+    size_t alt_begin = i;
+    while (i < text.size() && depth > 0) {
+        if (text[i] == '\\') { i += 2; continue; }
+        if (text[i] == '\n' && i + 1 < text.size() && text[i + 1] == '\n') return std::string::npos;
+        if (text[i] == '[') ++depth;
+        else if (text[i] == ']') --depth;
+        if (depth > 0) ++i;
+    }
+    if (i >= text.size()) return std::string::npos;
+    size_t alt_end = i;
+    ref.syntax = ImageSyntax::markdown;
     ref.has_alt = true;
     ref.alt_begin = alt_begin;
     ref.alt_end = alt_end;
-    return close + 1;
+    ref.md_label.clear();
+    std::string src;
+    size_t end = std::string::npos;
+    if (i + 1 < text.size() && text[i + 1] == '(') end = parse_inline_destination(text, i + 1, src);
+    if (end == std::string::npos && !defs.dest.empty()) {
+        std::string raw_alt = text.substr(alt_begin, alt_end - alt_begin);
+        std::string label_raw;
+        size_t label_end = std::string::npos;
+        if (i + 1 < text.size() && text[i + 1] == '[') {
+            label_end = parse_reference_label(text, i + 1, label_raw);
+            if (label_end == std::string::npos) return std::string::npos;
+        }
+        bool collapsed = label_end != std::string::npos && label_raw.empty();
+        bool shortcut = label_end == std::string::npos;
+        auto it = defs.dest.find(normalize_link_label(collapsed || shortcut ? raw_alt : label_raw));
+        if (it == defs.dest.end() || it->first.empty()) return std::string::npos;
+        src = it->second;
+        end = shortcut ? alt_end + 1 : label_end;
+        if (collapsed || shortcut) {
+            // The alt is also the label here: the rewrite keeps it as an explicit label.
+            ref.md_label = raw_alt;
+            if (collapsed) ref.alt_end = label_end - 1;  // covers "alt][", the final ']' stays
+        }
+    }
+    if (end == std::string::npos) return std::string::npos;
+    ref.src = src;
+    ref.alt = unescape_markdown(text, alt_begin, alt_end);
+    return end;
 }
 
 bool at_line_start(const std::string& text, size_t pos) {
@@ -140,9 +198,18 @@ bool at_line_start(const std::string& text, size_t pos) {
 std::vector<ImageRef> find_images(const std::string& text, bool markdown) {
     std::vector<ImageRef> refs;
     size_t cache_pos = 0, cache_line = 1;
+    LinkRefs defs;
+    if (markdown) defs = find_link_definitions(text);
+    size_t next_def = 0;
     size_t i = 0;
     while (i < text.size()) {
         char c = text[i];
+        // Definition lines are never scanned for images (`[x]: <img/y.png>` is a URL).
+        while (next_def < defs.spans.size() && defs.spans[next_def].second <= i) ++next_def;
+        if (next_def < defs.spans.size() && defs.spans[next_def].first == i) {
+            i = defs.spans[next_def].second;
+            continue;
+        }
         if (c == '<' && text.compare(i, 4, "<!--") == 0) {
             size_t end = text.find("-->", i + 4);
             i = end == std::string::npos ? text.size() : end + 3;
@@ -181,7 +248,7 @@ std::vector<ImageRef> find_images(const std::string& text, bool markdown) {
         if (markdown && c == '\\') { i += 2; continue; }
         if (markdown && c == '!' && i + 1 < text.size() && text[i + 1] == '[') {
             ImageRef ref;
-            size_t end = parse_markdown_image(text, i, ref);
+            size_t end = parse_markdown_image(text, i, defs, ref);
             if (end != std::string::npos) {
                 ref.line = line_of(text, i, cache_pos, cache_line);
                 refs.push_back(ref);
@@ -217,6 +284,7 @@ std::string apply_alt_edits(const std::string& text, std::vector<AltEdit> edits)
         out.append(text, at, e.ref->alt_begin - at);
         if (e.ref->syntax == ImageSyntax::markdown) {
             out += escape_markdown_alt(e.new_alt);
+            if (!e.ref->md_label.empty()) out += "][" + e.ref->md_label;
         } else {
             std::string attr = "alt=\"" + escape_html_attr(e.new_alt) + "\"";
             out += e.ref->has_alt ? attr : " " + attr;

@@ -1,5 +1,5 @@
 // Scans DIR, turns weak/missing alts into jobs, runs them, then rewrites each document atomically.
-// Leaves out: fetching http(s) images and following symlinks out of DIR.
+// Leaves out: following symlinks out of DIR; downloads during --dry-run.
 #include "files_mode.h"
 
 #include <algorithm>
@@ -15,6 +15,8 @@
 
 #include "alt_quality.h"
 #include "doc_images.h"
+#include "image_download.h"
+#include "image_source.h"
 #include "job_runner.h"
 #include "run_common.h"
 
@@ -65,35 +67,6 @@ bool write_atomically(const fs::path& p, const std::string& data, mode_t mode, s
     return true;
 }
 
-bool is_remote(const std::string& src) {
-    if (src.rfind("//", 0) == 0) return true;
-    size_t colon = src.find(':');
-    if (colon == std::string::npos) return false;
-    size_t slash = src.find('/');
-    return slash == std::string::npos || colon < slash;  // a scheme: http:, https:, data:, ...
-}
-
-std::string percent_decode(const std::string& s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1]))
-            && std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-            out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16)));
-            i += 2;
-        } else {
-            out.push_back(s[i]);
-        }
-    }
-    return out;
-}
-
-bool within(const fs::path& root, const fs::path& p) {
-    auto r = root.begin(), q = p.begin();
-    for (; r != root.end(); ++r, ++q)
-        if (q == p.end() || *r != *q) return false;
-    return true;
-}
-
 bool is_document(const fs::path& p) {
     std::string ext = p.extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -121,6 +94,12 @@ int run_files_mode(const Options& opts) {
             std::fprintf(stderr, "vlm-bulk: --out must differ from DIR (omit it to edit in place)\n");
             return exit_usage;
         }
+    }
+    std::vector<fs::path> root_dirs;
+    std::string dirs_err;
+    if (!site_root_dirs(root, opts.static_dirs, root_dirs, dirs_err)) {
+        std::fprintf(stderr, "vlm-bulk: %s\n", dirs_err.c_str());
+        return exit_usage;
     }
     Checkpoint checkpoint(opts.state, "files:" + root.string());
     int rc = prepare_checkpoint(opts, checkpoint);
@@ -171,40 +150,33 @@ int run_files_mode(const Options& opts) {
                 rows.push_back(row);
                 continue;
             }
-            if (ref.src.empty() || is_remote(ref.src)) {
-                row.status = "skipped";
-                row.message = ref.src.empty() ? "no src" : "remote image not fetched (local files only)";
-                rows.push_back(row);
-                continue;
+            ImageSource source = resolve_image_source(ref.src, p.parent_path(), root, root_dirs);
+            if (source.kind == SourceKind::remote_url && !opts.fetch_remote) {
+                source.kind = SourceKind::skip;
+                source.message = "remote image not fetched; --fetch-remote downloads it";
+            } else if (source.kind == SourceKind::remote_url && opts.dry_run) {
+                source.kind = SourceKind::skip;
+                source.message = "remote image not downloaded in a dry run";
             }
-            std::string local = percent_decode(ref.src.substr(0, ref.src.find_first_of("?#")));
-            if (local.empty()) {
-                row.status = "skipped";
-                row.message = "src has no path";
+            if (source.kind == SourceKind::skip || source.kind == SourceKind::missing) {
+                row.status = source.kind == SourceKind::skip ? "skipped" : "failed";
+                row.message = source.message;
                 rows.push_back(row);
-                continue;
-            }
-            fs::path img = local[0] == '/' ? root / local.substr(1) : p.parent_path() / local;
-            fs::path canon = fs::weakly_canonical(img, ec);
-            if (ec || !within(root, canon)) {
-                row.status = "skipped";
-                row.message = "image outside DIR";
-                rows.push_back(row);
-                continue;
-            }
-            if (!fs::is_regular_file(canon, ec)) {
-                row.status = "failed";
-                row.message = "image file not found: " + canon.string();
-                rows.push_back(row);
-                status = exit_some_failed;
+                if (source.kind == SourceKind::missing) status = exit_some_failed;
                 continue;
             }
             Job job;
             job.key = key;
             job.title = title;
-            job.load_image = [canon](HttpClient&, std::string& bytes, std::string& e) {
-                return read_file(canon, bytes, size_t{20} << 20, e);
-            };
+            if (source.kind == SourceKind::remote_url) {
+                job.load_image = [url = source.url](HttpClient& http, std::string& bytes, std::string& e) {
+                    return download_image(http, url, bytes, e);
+                };
+            } else {
+                job.load_image = [file = source.file](HttpClient&, std::string& bytes, std::string& e) {
+                    return read_file(file, bytes, max_image_bytes, e);
+                };
+            }
             d.job_of_ref[i] = jobs.size();
             jobs.push_back(std::move(job));
         }

@@ -76,6 +76,11 @@ bool HttpClient::perform(const HttpRequest& req, HttpResponse& out) {
     curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &out);
     curl_easy_setopt(curl_, CURLOPT_USERAGENT, "vlm-bulk/1");
+    if (req.max_redirects > 0) {
+        curl_easy_setopt(curl_, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(curl_, CURLOPT_MAXREDIRS, req.max_redirects);
+        curl_easy_setopt(curl_, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    }
     if (headers) curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers);
     if (req.method != "GET") {
         curl_easy_setopt(curl_, CURLOPT_POSTFIELDS, req.body.data());

@@ -1,5 +1,5 @@
 // Thin blocking HTTP helper over one libcurl easy handle (one per thread).
-// Leaves out: connection sharing across threads, cookies, redirects to other hosts.
+// Leaves out: connection sharing across threads, cookies; redirects only when a request asks.
 #pragma once
 #include <map>
 #include <string>
@@ -23,6 +23,7 @@ struct HttpRequest {
     std::string body;
     std::string basic_auth;                      // "user:password", empty for none
     long timeout_seconds = 120;
+    long max_redirects = 0;                      // redirects followed (http/https only); 0: none
     size_t max_response_bytes = size_t{64} << 20;
 };
 

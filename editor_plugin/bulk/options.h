@@ -13,6 +13,9 @@ struct Options {
     // files
     std::string dir;
     std::string out_dir;
+    std::vector<std::string> static_dirs;  // --static-dir (repeatable, relative to dir): where
+                                           //   site-root srcs (/images/x.png) may also live
+    bool fetch_remote = false;             // download http(s) images instead of skipping them
     // wordpress
     std::string site;
     std::string user;

@@ -4,7 +4,8 @@
 # Reuses a stack that is already running from build/run (and leaves it running); otherwise
 # starts one and stops it on exit. VLM_BULK names the binary (default build/bin/vlm-bulk; when
 # missing it is compiled with g++ into a temp dir). VLMD is passed through to run-local.sh.
-# The scanner unit tests (test_bulk_units) run in CTest, not here.
+# The scanner unit tests (test_bulk_units) run in CTest, not here. Arguments name the tests of
+# test_bulk.py to run (default: all), e.g. `sh tests/bulk/run.sh test_fetch_remote`.
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,4 +33,4 @@ port=$stack_port
 
 VLM_BULK=$bin VLM_ENDPOINT=http://127.0.0.1:$port VLM_API_KEY_FILE=$run/dev-api-key \
 VLM_ACCESS_LOG=$run/nginx-access.log VLM_BULK_WORK=$work \
-    python3 "$root/tests/bulk/test_bulk.py"
+    python3 "$root/tests/bulk/test_bulk.py" "$@"

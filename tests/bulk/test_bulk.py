@@ -3,10 +3,15 @@
 Checks what a site owner would notice: a dry run changes nothing; a real run rewrites exactly the
 missing/weak alts and keeps human alt text and every other byte; exit codes; --out; and a run
 killed with SIGKILL then resumed finishes without repeating finished requests (counted in
-nginx's access log).
+nginx's access log). Markup from other generators (lazy-loaded <img>, srcset, reference-style
+Markdown, site-root paths under static/ or --static-dir) and --fetch-remote against a real
+local HTTP server.
+
+Arguments name the tests to run (default: all), e.g. `sh tests/bulk/run.sh test_fetch_remote`.
 """
 import glob
 import hashlib
+import http.server
 import json
 import os
 import re
@@ -16,6 +21,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 
@@ -23,6 +29,7 @@ import alt_request_log
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SITE = os.path.join(HERE, "site")
+FIXTURE_IMAGES = os.path.join(HERE, "..", "fixtures", "images")
 BIN = os.environ["VLM_BULK"]
 ENDPOINT = os.environ["VLM_ENDPOINT"]
 KEYFILE = os.environ["VLM_API_KEY_FILE"]
@@ -231,8 +238,200 @@ def test_kill_and_resume():
     check(r.returncode == 0 and alt_requests() - n1 == resumed, "a later run has nothing to do")
 
 
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def copy_fixture(name, dst):
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    shutil.copyfile(os.path.join(FIXTURE_IMAGES, name), dst)
+
+
+def report_rows(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_generator_markup():
+    """A Hugo/Hexo-like site: lazy-loaded <img>, srcset only, reference-style Markdown and
+    site-root paths kept under static/ and (with --static-dir) source/."""
+    site = os.path.join(WORK, "gen")
+    copy_fixture("photo.jpg", os.path.join(site, "static", "images", "lazy.jpg"))
+    copy_fixture("tiny.png", os.path.join(site, "static", "images", "set-1x.png"))
+    copy_fixture("palette.png", os.path.join(site, "source", "images", "hexo.png"))
+    copy_fixture("gray.png", os.path.join(site, "content", "post", "ref.png"))
+    copy_fixture("exif3.jpg", os.path.join(site, "content", "post", "shortcut.jpg"))
+    copy_fixture("alpha.png", os.path.join(WORK, "gen-outside", "secret.png"))
+    os.symlink(os.path.join(WORK, "gen-outside"), os.path.join(site, "static", "out"))
+    gif = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+    html = ('<html><head><title>Lazy page</title></head><body>\n'
+            '<img src="%s" data-src="/images/lazy.jpg" class="lazyload" width="10">\n'
+            '<img srcset="/images/set-1x.png 1x, /images/set-2x.png 2x" alt="">\n'
+            '<img src="/images/hexo.png" alt="IMG_7.png">\n'
+            '<img src="/out/secret.png">\n'
+            '</body></html>\n') % gif
+    md = ("# Reference images\n\n"
+          "Full: ![DSC_0001][Ref  Image]\n\n"
+          "Shortcut: ![shortcut]\n\n"
+          "Kept: ![A gray square on white][ref image]\n\n"
+          "[ref image]: <ref.png> \"Title\"\n"
+          "[Shortcut]: shortcut.jpg\n")
+    write(os.path.join(site, "public", "lazy.html"), html)
+    write(os.path.join(site, "content", "post", "index.md"), md)
+    report = os.path.join(WORK, "gen-report.json")
+    state = os.path.join(WORK, "gen-state.json")
+    n0 = alt_requests()
+    r = bulk("files", site, "--state", state, "--report", report)
+    rows = report_rows(report)
+    by_src = {row["src"]: row for row in rows}
+    check(r.returncode == 1, "generator site: exit 1 (one site-root image is in no static dir): rc=%d %s"
+          % (r.returncode, r.stderr[-300:]))
+    check(by_src.get("/images/lazy.jpg", {}).get("status") == "updated",
+          "lazy <img>: data-src image described instead of the data: placeholder")
+    check(by_src.get("/images/set-1x.png", {}).get("status") == "updated", "srcset-only <img>: first candidate described")
+    hexo = by_src.get("/images/hexo.png", {})
+    check(hexo.get("status") == "failed" and "not found" in hexo.get("message", ""),
+          "without --static-dir source, /images/hexo.png is reported missing: %s" % hexo)
+    out = by_src.get("/out/secret.png", {})
+    check(out.get("status") == "skipped" and out.get("message") == "image outside DIR",
+          "a symlink out of DIR under static/ is not followed: %s" % out)
+    md_rows = sorted((row["line"], row["src"], row["status"]) for row in rows if row["document"].endswith(".md"))
+    check(md_rows == [(3, "ref.png", "updated"), (5, "shortcut.jpg", "updated"), (7, "ref.png", "kept_human")],
+          "reference-style Markdown images described, the human alt kept: %s" % md_rows)
+    check(alt_requests() - n0 == 4, "4 alt requests (expected 4): %d" % (alt_requests() - n0))
+
+    after_html = read(os.path.join(site, "public", "lazy.html"))
+    check(strip_alts(after_html) == strip_alts(html), "lazy.html: byte-identical outside alt attributes")
+    check(('data-src="/images/lazy.jpg"' in after_html and 'src="%s"' % gif in after_html
+           and re.search(r'<img alt="[^"]+" src="data:image/gif', after_html) is not None),
+          "lazy.html: placeholder and data-src kept, alt added")
+    after_md = read(os.path.join(site, "content", "post", "index.md"))
+    full = re.search(r"Full: !\[([^\]]+)\]\[Ref  Image\]\n", after_md)
+    short = re.search(r"Shortcut: !\[([^\]]+)\]\[shortcut\]\n", after_md)
+    check(full is not None and full.group(1) != "DSC_0001", "full reference: alt rewritten, label kept")
+    check(short is not None and short.group(1) != "shortcut", "shortcut reference: alt rewritten, label made explicit")
+    check(after_md.endswith(md[md.index("Kept:"):]), "index.md: human alt and definitions unchanged")
+
+    # With --static-dir source the Hexo-style path resolves; nothing else is asked again.
+    n1 = alt_requests()
+    r = bulk("files", site, "--state", state, "--report", report, "--resume", "--static-dir", "source")
+    rows = report_rows(report)
+    hexo = [row for row in rows if row["src"] == "/images/hexo.png"]
+    check(r.returncode == 0 and hexo and hexo[0]["status"] == "updated",
+          "--static-dir source: /images/hexo.png found and described: rc=%d %s" % (r.returncode, hexo))
+    check(alt_requests() - n1 == 1, "second run sent 1 request (expected 1): %d" % (alt_requests() - n1))
+    r = bulk("files", site, "--static-dir", "../gen-outside", "--state", state)
+    check(r.returncode == 2 and "--static-dir" in r.stderr, "--static-dir outside DIR is bad usage: rc=%d" % r.returncode)
+
+
+class ImageServer:
+    """Python's http.server on 127.0.0.1 serving a temp dir, plus /redirect (302 to an image)
+    and /loop (endless redirects); records every path it was asked for."""
+
+    def __init__(self, root):
+        paths = self.paths = []
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **kw):
+                super().__init__(*a, directory=root, **kw)
+
+            def do_GET(self):
+                paths.append(self.path)
+                if self.path in ("/redirect", "/loop"):
+                    self.send_response(302)
+                    self.send_header("Location", "/img/photo.jpg" if self.path == "/redirect" else "/loop")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                super().do_GET()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_fetch_remote():
+    served = os.path.join(WORK, "served")
+    copy_fixture("photo.jpg", os.path.join(served, "img", "photo.jpg"))
+    copy_fixture("tiny.png", os.path.join(served, "img", "tiny.bin"))  # image bytes, no image type
+    write(os.path.join(served, "page.html"), "<html>not an image</html>\n")
+    server = ImageServer(served)
+    try:
+        b = server.base
+        site = os.path.join(WORK, "remote")
+        md = ("# Remote images\n\n"
+              "![](%s/img/photo.jpg)\n\n"
+              "![IMG_2.png](%s/img/tiny.bin)\n\n"
+              "![](%s/redirect)\n\n"
+              "![](%s/missing.png)\n\n"
+              "![](%s/page.html)\n\n"
+              "![](%s/loop)\n") % (b, b, b, b, b, b)
+        write(os.path.join(site, "index.md"), md)
+        report = os.path.join(WORK, "remote-report.json")
+        state = os.path.join(WORK, "remote-state.json")
+
+        n0 = alt_requests()
+        r = bulk("files", site, "--state", state, "--report", report)
+        rows = report_rows(report)
+        check(r.returncode == 0 and all(row["status"] == "skipped" for row in rows) and len(rows) == 6,
+              "without --fetch-remote: every remote image skipped, exit 0: rc=%d" % r.returncode)
+        check(all(row["message"] == "remote image not fetched; --fetch-remote downloads it" for row in rows),
+              "the skip message says how to enable downloads")
+        check(server.paths == [] and alt_requests() == n0, "without --fetch-remote nothing is downloaded or asked")
+
+        r = bulk("files", site, "--fetch-remote", "--dry-run", "--state", state, "--report", report)
+        check(server.paths == [], "--fetch-remote --dry-run downloads nothing: %s" % server.paths)
+        check(r.returncode == 0 and read(os.path.join(site, "index.md")) == md, "dry run changes nothing")
+
+        r = bulk("files", site, "--fetch-remote", "--state", state, "--report", report)
+        rows = report_rows(report)
+        by_src = {row["src"].replace(b, ""): row for row in rows}
+        status = {k: v["status"] for k, v in by_src.items()}
+        check(r.returncode == 1, "--fetch-remote with failed downloads exits 1: rc=%d %s" % (r.returncode, r.stderr[-300:]))
+        check(status == {"/img/photo.jpg": "updated", "/img/tiny.bin": "updated", "/redirect": "updated",
+                         "/missing.png": "failed", "/page.html": "failed", "/loop": "failed"},
+              "downloaded images described, bad ones failed: %s" % status)
+        check("HTTP 404" in by_src["/missing.png"]["message"], "404 reported: " + by_src["/missing.png"]["message"])
+        check("not an image" in by_src["/page.html"]["message"] and "text/html" in by_src["/page.html"]["message"],
+              "HTML page refused: " + by_src["/page.html"]["message"])
+        check(by_src["/loop"]["message"] != "", "endless redirect refused: " + by_src["/loop"]["message"])
+        check(server.paths.count("/loop") == 6, "at most 5 redirects followed: %d requests" % server.paths.count("/loop"))
+        check("/img/photo.jpg" in server.paths and server.paths.count("/redirect") == 1,
+              "the redirect target was downloaded")
+        check(alt_requests() - n0 == 3, "3 alt requests (expected 3): %d" % (alt_requests() - n0))
+        after = read(os.path.join(site, "index.md"))
+        check(strip_alts(after) == strip_alts(md), "index.md: byte-identical outside alt text")
+        check(after.count("![](") == 3 and "![IMG_2.png]" not in after, "the three described images got alt text")
+    finally:
+        server.stop()
+
+
 def main():
-    for test in (test_dry_run, test_real_run, test_out_dir_and_codes, test_kill_and_resume):
+    tests = (test_dry_run, test_real_run, test_out_dir_and_codes, test_kill_and_resume, test_generator_markup,
+             test_fetch_remote)
+    wanted = sys.argv[1:]
+    unknown = [w for w in wanted if w not in {t.__name__ for t in tests}]
+    if unknown:
+        print("unknown test(s): " + " ".join(unknown))
+        return 2
+    for test in tests:
+        if wanted and test.__name__ not in wanted:
+            continue
         print("== " + test.__name__)
         test()
     print("%d failure(s)" % len(FAILURES))

@@ -1,13 +1,24 @@
-// Unit tests for vlm-bulk's weak-alt heuristics, document scanners and rewriter (no network).
+// Unit tests for vlm-bulk's weak-alt heuristics, document scanners and rewriter, image source
+// choice and resolution (on a temp directory tree) and option parsing (no network).
 // Built and run by tests/bulk/run.sh before the end-to-end tests.
-#include <check.h>
-
+// The standard headers come first: check.h defines a `fail` macro that breaks <fstream>.
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 
+#include <check.h>
+#include <unistd.h>
+
 #include "../../editor_plugin/bulk/alt_quality.h"
 #include "../../editor_plugin/bulk/doc_images.h"
+#include "../../editor_plugin/bulk/image_source.h"
+#include "../../editor_plugin/bulk/md_link_refs.h"
+#include "../../editor_plugin/bulk/options.h"
+
+namespace fs = std::filesystem;
 
 using namespace vlm::bulk;
 
@@ -82,9 +93,11 @@ END_TEST
 START_TEST(scanners_survive_random_input) {
     std::mt19937 rng(1234);
     const char* tokens[] = {"![", "]", "(", ")", "<img", " src=", " alt=", "\"", "'", "a.png", "\n", "`",
-                            "```", "<!--", "-->", "\\", " ", ">", "/", "x", "<script>", "&amp;", "&#"};
+                            "```", "<!--", "-->", "\\", " ", ">", "/", "x", "<script>", "&amp;", "&#",
+                            "[", "[]", "]:", "[x]: a.png\n", "\n[X]:\n <a b.png>", " data-src=", " srcset=",
+                            "data:x", ",", "   ", "![x]", "![X][]", "![y][x]"};
     const size_t n_tokens = sizeof tokens / sizeof tokens[0];
-    size_t refs_seen = 0;
+    size_t refs_seen = 0, labels_seen = 0;
     for (int iter = 0; iter < 3000; ++iter) {
         std::string text;
         size_t len = rng() % 60;
@@ -97,6 +110,7 @@ START_TEST(scanners_survive_random_input) {
                 edits.push_back({&r, "z"});
             }
             refs_seen += refs.size();
+            for (const auto& r : refs) labels_seen += r.md_label.empty() ? 0 : 1;
             std::string out = apply_alt_edits(text, edits);
             // Every byte outside the alt spans is carried over, in order.
             size_t in_at = 0, out_at = 0;
@@ -104,7 +118,9 @@ START_TEST(scanners_survive_random_input) {
                 size_t keep = r.alt_begin - in_at;
                 ck_assert(out.compare(out_at, keep, text, in_at, keep) == 0);
                 out_at += keep;
-                std::string repl = r.syntax == ImageSyntax::markdown ? "z" : (r.has_alt ? "alt=\"z\"" : " alt=\"z\"");
+                std::string repl = r.syntax == ImageSyntax::markdown
+                                       ? (r.md_label.empty() ? "z" : "z][" + r.md_label)
+                                       : (r.has_alt ? "alt=\"z\"" : " alt=\"z\"");
                 ck_assert(out.compare(out_at, repl.size(), repl) == 0);
                 out_at += repl.size();
                 in_at = r.alt_end;
@@ -112,8 +128,250 @@ START_TEST(scanners_survive_random_input) {
             ck_assert(out.compare(out_at, std::string::npos, text, in_at, std::string::npos) == 0);
         }
     }
-    std::printf("random scanner inputs: %zu image refs found in 6000 scans\n", refs_seen);
-    ck_assert(refs_seen > 0);
+    std::printf("random scanner inputs: %zu image refs (%zu collapsed/shortcut references) in 6000 scans\n",
+                refs_seen, labels_seen);
+    ck_assert(refs_seen > 0 && labels_seen > 0);
+}
+END_TEST
+
+// Lazy-loading markup: the real image is in data-src / data-lazy-src / data-original or srcset,
+// src holds a placeholder. Only the alt attribute changes on rewrite.
+START_TEST(lazy_html_images_use_the_real_source) {
+    std::string html =
+        "<img src=\"data:image/gif;base64,R0lGODlhAQABAAAAACw=\" data-src=\"real.jpg\" class=\"lazyload\">\n"
+        "<img data-lazy-src='lazy.png' src='placeholder.png' alt=''>\n"
+        "<img src=\"\" data-original=\"orig.webp\">\n"
+        "<img srcset=\"a.jpg 1x, b.jpg 2x\" alt=\"IMG_1.jpg\">\n"
+        "<img src=\"data:image/png;base64,AAAA\" srcset=\" small,v2.jpg 320w,large.jpg 1024w\">\n"
+        "<img src=\"plain.png\" srcset=\"big.png 2x\">\n"
+        "<img data-src=\"  \" src=\"data:,x\" data-srcset=\"ds.jpg 2x\">\n"
+        "<img src=\"data:image/gif;base64,AA\">\n"
+        "<img data-src=\"first.jpg\" data-lazy-src=\"second.jpg\" data-original=\"third.jpg\" src=\"p.jpg\">\n";
+    auto refs = find_images(html, false);
+    ck_assert_int_eq(refs.size(), 9);
+    const char* want[] = {"real.jpg", "lazy.png", "orig.webp", "a.jpg", "small,v2.jpg", "plain.png", "ds.jpg",
+                          "data:image/gif;base64,AA", "first.jpg"};
+    for (size_t i = 0; i < refs.size(); ++i) EXPECT_TEXT(refs[i].src, want[i]);
+    ck_assert_int_eq(refs[3].line, 4);
+    std::vector<AltEdit> edits;
+    for (const auto& r : refs) edits.push_back({&r, "A"});
+    std::string out = apply_alt_edits(html, edits);
+    std::string expect =
+        "<img alt=\"A\" src=\"data:image/gif;base64,R0lGODlhAQABAAAAACw=\" data-src=\"real.jpg\" class=\"lazyload\">\n"
+        "<img data-lazy-src='lazy.png' src='placeholder.png' alt=\"A\">\n"
+        "<img alt=\"A\" src=\"\" data-original=\"orig.webp\">\n"
+        "<img srcset=\"a.jpg 1x, b.jpg 2x\" alt=\"A\">\n"
+        "<img alt=\"A\" src=\"data:image/png;base64,AAAA\" srcset=\" small,v2.jpg 320w,large.jpg 1024w\">\n"
+        "<img alt=\"A\" src=\"plain.png\" srcset=\"big.png 2x\">\n"
+        "<img alt=\"A\" data-src=\"  \" src=\"data:,x\" data-srcset=\"ds.jpg 2x\">\n"
+        "<img alt=\"A\" src=\"data:image/gif;base64,AA\">\n"
+        "<img alt=\"A\" data-src=\"first.jpg\" data-lazy-src=\"second.jpg\" data-original=\"third.jpg\" src=\"p.jpg\">\n";
+    EXPECT_TEXT(out, expect);
+
+    EXPECT_TEXT(first_srcset_url("a.jpg, b.jpg 2x"), "a.jpg");
+    EXPECT_TEXT(first_srcset_url(" ,, \n a.jpg 1x"), "a.jpg");
+    EXPECT_TEXT(first_srcset_url("x.png,"), "x.png");
+    EXPECT_TEXT(first_srcset_url(" , "), "");
+    EXPECT_TEXT(first_srcset_url(""), "");
+    HtmlImageUrls none;
+    EXPECT_TEXT(choose_html_image_src(none), "");
+    HtmlImageUrls upper;
+    upper.src = "DATA:image/gif;base64,AA";
+    upper.srcset = "s.png 1x";
+    EXPECT_TEXT(choose_html_image_src(upper), "s.png");  // the scheme is case-insensitive
+}
+END_TEST
+
+// ![alt][id], ![alt][] and ![alt] resolve through [id]: url definitions anywhere in the file;
+// labels match case-insensitively with collapsed whitespace; the first definition wins.
+START_TEST(markdown_reference_images_resolve_and_rewrite) {
+    std::string md =
+        "# Refs\n\n"
+        "Full: ![IMG_1.jpg][Hero  Shot] and collapsed: ![logo][] and shortcut: ![Map].\n"
+        "Undefined: ![x][nope] ![nothing] and a link [Map] is not an image.\n"
+        "Inline still works: ![](inline.png)\n\n"
+        "```\n![map]\n[ignored]: fenced.png\n```\n"
+        "`![map]` in a code span.\n\n"
+        "[hero shot]: <images/hero shot.png> \"The hero\"\n"
+        "  [LOGO]: /img/logo.png\n"
+        "   'Logo title on the next line'\n"
+        "[map]: maps/first.png\n"
+        "[Map]: maps/second.png\n"
+        "[weird]: <img/in-definition.png>\n"
+        "[bad]: url \"title\" trailing\n"
+        "![b][bad] ![w][weird] ![i][ignored]\n";
+    auto refs = find_images(md, true);
+    ck_assert_int_eq(refs.size(), 5);
+    EXPECT_TEXT(refs[0].src, "images/hero shot.png");
+    EXPECT_TEXT(refs[0].alt, "IMG_1.jpg");
+    ck_assert(refs[0].md_label.empty());
+    EXPECT_TEXT(refs[1].src, "/img/logo.png");
+    EXPECT_TEXT(refs[1].md_label, "logo");
+    EXPECT_TEXT(refs[2].src, "maps/first.png");
+    EXPECT_TEXT(refs[2].md_label, "Map");
+    EXPECT_TEXT(refs[3].src, "inline.png");
+    EXPECT_TEXT(refs[4].src, "img/in-definition.png");  // the ![w][weird] use, not the definition line
+    ck_assert_int_eq(refs[4].line, 20);
+
+    std::vector<AltEdit> edits = {{&refs[0], "A hero [shot]"}, {&refs[1], "ACME logo"}, {&refs[2], "Trail map"}};
+    std::string out = apply_alt_edits(md, edits);
+    std::string expect = md;
+    auto swap = [&](const std::string& from, const std::string& to) {
+        size_t at = expect.find(from);
+        ck_assert_msg(at != std::string::npos, "missing '%s'", from.c_str());
+        expect.replace(at, from.size(), to);
+    };
+    swap("![IMG_1.jpg][Hero  Shot]", "![A hero \\[shot\\]][Hero  Shot]");
+    swap("![logo][]", "![ACME logo][logo]");
+    swap("![Map].", "![Trail map][Map].");
+    EXPECT_TEXT(out, expect);
+    // The rewritten document still resolves every image to the same file, with the new alts.
+    auto again = find_images(out, true);
+    ck_assert_int_eq(again.size(), refs.size());
+    for (size_t i = 0; i < refs.size(); ++i) EXPECT_TEXT(again[i].src, refs[i].src);
+    EXPECT_TEXT(again[0].alt, "A hero [shot]");
+    EXPECT_TEXT(again[1].alt, "ACME logo");
+    EXPECT_TEXT(again[2].alt, "Trail map");
+    ck_assert(again[1].md_label.empty() && again[2].md_label.empty());  // now full references
+
+    EXPECT_TEXT(normalize_link_label("  Hero \n\t Shot "), "hero shot");
+    EXPECT_TEXT(normalize_link_label("a\\]b"), "a\\]b");
+    EXPECT_TEXT(normalize_link_label("a]b"), "");
+    EXPECT_TEXT(normalize_link_label(" \n "), "");
+    EXPECT_TEXT(normalize_link_label(std::string(1000, 'x')), "");
+    LinkRefs defs = find_link_definitions("[a]:\n  b.png\n    [c]: d.png\n[e]: f.png 'unterminated\n\n"
+                                          "[g]: h.png\n'unterminated\n\n[i]: <j k.png>'t'\n[l]:\n\nm.png\n");
+    // [c] is indented code; [e]'s title never closes on its own line; [l] has a blank line.
+    ck_assert_int_eq(defs.dest.size(), 2);
+    EXPECT_TEXT(defs.dest["a"], "b.png");
+    EXPECT_TEXT(defs.dest["g"], "h.png");  // the bad title on the next line is just text
+    ck_assert(defs.dest.count("i") == 0);  // the title must be separated from the URL
+}
+END_TEST
+
+struct TempTree {
+    fs::path root;
+    TempTree() {
+        char tmpl[] = "/tmp/vlm-bulk-units.XXXXXX";
+        ck_assert(mkdtemp(tmpl) != nullptr);
+        root = fs::canonical(tmpl);
+    }
+    ~TempTree() {
+        std::error_code ec;
+        fs::remove_all(root, ec);
+    }
+    void file(const std::string& rel) {
+        fs::create_directories((root / rel).parent_path());
+        std::ofstream(root / rel) << "x";
+    }
+};
+
+// Site-root srcs are tried in DIR, each --static-dir, then static/ and public/; relative srcs
+// only next to the document; nothing outside DIR, even through a symlink.
+START_TEST(image_sources_resolve_inside_dir_only) {
+    TempTree t;
+    t.file("site/content/post/local.png");
+    t.file("site/images/both.png");
+    t.file("site/static/images/both.png");
+    t.file("site/static/images/only-static.png");
+    t.file("site/public/only-public.png");
+    t.file("site/source/images/hexo.png");
+    t.file("site/source/images/a b.png");
+    t.file("outside/secret.png");
+    fs::create_directory_symlink(t.root / "outside", t.root / "site/static/link");
+    fs::path root = t.root / "site", doc = root / "content/post";
+
+    std::vector<fs::path> dirs;
+    std::string err;
+    ck_assert(site_root_dirs(root, {}, dirs, err));
+    ck_assert_int_eq(dirs.size(), 3);
+    ck_assert(dirs[0] == root && dirs[1] == root / "static" && dirs[2] == root / "public");
+    auto resolve = [&](const std::string& src) { return resolve_image_source(src, doc, root, dirs); };
+
+    ImageSource s = resolve("local.png");
+    ck_assert(s.kind == SourceKind::local_file && s.file == doc / "local.png");
+    s = resolve("/images/both.png");
+    ck_assert(s.kind == SourceKind::local_file && s.file == root / "images/both.png");  // DIR first
+    s = resolve("/images/only-static.png?v=3#top");
+    ck_assert(s.kind == SourceKind::local_file && s.file == root / "static/images/only-static.png");
+    s = resolve("//only-public.png");  // protocol-relative: a host, not a path
+    ck_assert(s.kind == SourceKind::remote_url);
+    EXPECT_TEXT(s.url, "https://only-public.png");
+    s = resolve("/only-public.png");
+    ck_assert(s.kind == SourceKind::local_file && s.file == root / "public/only-public.png");
+    s = resolve("/images/hexo.png");
+    ck_assert(s.kind == SourceKind::missing);
+    ck_assert_msg(s.message.find(root.string() + "/images/hexo.png") != std::string::npos
+                  && s.message.find("static/ public/") != std::string::npos, "%s", s.message.c_str());
+    s = resolve("/link/secret.png");  // static/link -> ../outside
+    ck_assert(s.kind == SourceKind::skip);
+    EXPECT_TEXT(s.message, "image outside DIR");
+    s = resolve("/../outside/secret.png");
+    ck_assert(s.kind == SourceKind::skip && s.message == "image outside DIR");
+    s = resolve("../../../outside/secret.png");
+    ck_assert(s.kind == SourceKind::skip && s.message == "image outside DIR");
+
+    ck_assert(site_root_dirs(root, {"source", "static"}, dirs, err));
+    ck_assert_int_eq(dirs.size(), 4);  // DIR, source, static, public (no duplicates)
+    ck_assert(dirs[1] == root / "source" && dirs[2] == root / "static" && dirs[3] == root / "public");
+    s = resolve("/images/hexo.png");
+    ck_assert(s.kind == SourceKind::local_file && s.file == root / "source/images/hexo.png");
+    s = resolve("/images/a%20b.png");
+    ck_assert(s.kind == SourceKind::local_file && s.file == root / "source/images/a b.png");
+    for (const char* bad : {"../outside", "missing", "/tmp", "static/link"}) {
+        err.clear();
+        ck_assert_msg(!site_root_dirs(root, {bad}, dirs, err), "accepted --static-dir %s", bad);
+        ck_assert(err.find("--static-dir") != std::string::npos);
+    }
+
+    s = resolve("HTTPS://example.com/a.png");
+    ck_assert(s.kind == SourceKind::remote_url && s.url == "HTTPS://example.com/a.png");
+    s = resolve(" http://example.com/b.png ");
+    ck_assert(s.kind == SourceKind::remote_url && s.url == "http://example.com/b.png");
+    s = resolve("data:image/png;base64,AAAA");
+    ck_assert(s.kind == SourceKind::skip && s.message.find("data:") == 0);
+    s = resolve("ftp://example.com/c.png");
+    ck_assert(s.kind == SourceKind::skip && s.message == "unsupported URL scheme");
+    s = resolve("c:/x.png");
+    ck_assert(s.kind == SourceKind::skip);
+    s = resolve("");
+    ck_assert(s.kind == SourceKind::skip && s.message == "no src");
+    s = resolve("?only-a-query");
+    ck_assert(s.kind == SourceKind::skip);
+    s = resolve("a%00.png");
+    ck_assert(s.kind == SourceKind::skip);
+    s = resolve("missing.png");
+    ck_assert(s.kind == SourceKind::missing && s.message.find("also tried") == std::string::npos);
+}
+END_TEST
+
+START_TEST(files_options_parse) {
+    auto parse = [](std::vector<std::string> args, Options& o, std::string& err) {
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        bool help = false;
+        return parse_options(static_cast<int>(argv.size()), argv.data(), o, help, err);
+    };
+    Options o;
+    std::string err;
+    ck_assert(parse({"vlm-bulk", "files", "site", "--api-key", "k", "--static-dir", "static", "--fetch-remote",
+                     "--static-dir", "source"}, o, err));
+    ck_assert_int_eq(o.static_dirs.size(), 2);
+    EXPECT_TEXT(o.static_dirs[0], "static");
+    EXPECT_TEXT(o.static_dirs[1], "source");
+    ck_assert(o.fetch_remote);
+    Options d;
+    ck_assert(parse({"vlm-bulk", "files", "site", "--api-key", "k"}, d, err));
+    ck_assert(!d.fetch_remote && d.static_dirs.empty());
+    Options w;
+    ck_assert(!parse({"vlm-bulk", "wordpress", "--site", "http://x", "--user", "u", "--app-password", "p",
+                      "--api-key", "k", "--fetch-remote"}, w, err));
+    ck_assert_msg(err.find("--fetch-remote applies to files mode") == 0, "%s", err.c_str());
+    Options m;
+    ck_assert(!parse({"vlm-bulk", "files", "site", "--api-key", "k", "--static-dir"}, m, err));
+    EXPECT_TEXT(err, "--static-dir needs a value");
+    std::string usage = usage_text();
+    ck_assert(usage.find("--static-dir D") != std::string::npos && usage.find("--fetch-remote") != std::string::npos);
 }
 END_TEST
 
@@ -125,6 +383,10 @@ int main() {
     tcase_add_test(tc, html_scanner_handles_attribute_forms);
     tcase_add_test(tc, generated_text_is_cleaned);
     tcase_add_test(tc, scanners_survive_random_input);
+    tcase_add_test(tc, lazy_html_images_use_the_real_source);
+    tcase_add_test(tc, markdown_reference_images_resolve_and_rewrite);
+    tcase_add_test(tc, image_sources_resolve_inside_dir_only);
+    tcase_add_test(tc, files_options_parse);
     suite_add_tcase(s, tc);
     SRunner* sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
