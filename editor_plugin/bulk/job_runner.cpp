@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "alt_quality.h"
+#include "image_shrink.h"
 #include "progress.h"
 
 namespace vlm::bulk {
@@ -53,10 +54,11 @@ RunSummary run_jobs(const std::vector<Job>& jobs, const VlmSettings& settings, C
                 progress.advance(true);
                 continue;
             }
-            req.mime = sniff_image_mime(req.image);
-            if (req.mime.empty()) {
+            // Within the service's limits: the original bytes; over them: a smaller JPEG copy.
+            ShrinkInfo shrink;
+            if (!fit_image_for_service(req.image, req.mime, ShrinkLimits{}, shrink, err)) {
                 out.state = JobState::failed;
-                out.error = "not a PNG, JPEG, GIF or WebP image";
+                out.error = err;
                 progress.advance(true);
                 continue;
             }
