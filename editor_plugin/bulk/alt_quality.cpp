@@ -2,6 +2,8 @@
 // Leaves out: language detection and any model-based quality scoring.
 #include "alt_quality.h"
 
+#include <cstring>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
@@ -98,6 +100,26 @@ bool is_weak_alt(const std::string& alt_raw, const std::string& src) {
     return false;
 }
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence at `i` (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), or 0.
+size_t utf8_sequence_at(const std::string& text, size_t i) {
+    auto byte = [&](size_t k) { return static_cast<unsigned char>(text[i + k]); };
+    unsigned char c = byte(0);
+    if (c < 0x80) return 1;
+    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (len == 0 || i + len > text.size()) return 0;
+    for (size_t k = 1; k < len; ++k)
+        if ((byte(k) & 0xC0) != 0x80) return 0;
+    unsigned char c1 = byte(1);
+    if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 > 0x8F))
+        return 0;
+    return len;
+}
+
+}  // namespace
+
 std::string clean_generated_alt(const std::string& text) {
     std::string out;
     out.reserve(text.size());
@@ -105,11 +127,8 @@ std::string clean_generated_alt(const std::string& text) {
     size_t i = 0;
     while (i < text.size()) {
         unsigned char c = static_cast<unsigned char>(text[i]);
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        bool valid = len > 0 && i + len <= text.size();
-        for (size_t k = 1; valid && k < len; ++k)
-            valid = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
-        if (!valid) { ++i; continue; }
+        size_t len = utf8_sequence_at(text, i);
+        if (len == 0) { ++i; continue; }
         if (len == 1 && (c < 0x20 || c == 0x7F || c == ' ')) {
             pending_space = !out.empty();
             ++i;
@@ -129,21 +148,31 @@ std::string clean_generated_alt(const std::string& text) {
             continue;
         }
         if (pending_space) { out.push_back(' '); pending_space = false; }
-        out.append(text, i, len);
+        // A backquote in Markdown can close a code span opened earlier in the file, even
+        // escaped, and swallow the images after it: alt text has no use for one.
+        if (c == '`') out.push_back('\'');
+        else out.append(text, i, len);
         i += len;
     }
     return out;
 }
 
-std::string escape_html_attr(const std::string& text) {
+std::string escape_html_attr(const std::string& text, bool in_markdown) {
     std::string out;
     for (char c : text) {
+        // In a Markdown file brackets and parentheses could complete an unfinished
+        // ![...](...) before the tag; as entities they read the same.
+        if (in_markdown && (c == '[' || c == ']' || c == '(' || c == ')')) {
+            out += c == '[' ? "&#91;" : c == ']' ? "&#93;" : c == '(' ? "&#40;" : "&#41;";
+            continue;
+        }
         switch (c) {
             case '&': out += "&amp;"; break;
             case '"': out += "&quot;"; break;
             case '\'': out += "&#39;"; break;
             case '<': out += "&lt;"; break;
             case '>': out += "&gt;"; break;
+            case '`': out += "&#96;"; break;  // in a Markdown file it could close a code span
             default: out.push_back(c);
         }
     }
@@ -153,7 +182,10 @@ std::string escape_html_attr(const std::string& text) {
 std::string escape_markdown_alt(const std::string& text) {
     std::string out;
     for (char c : text) {
-        if (c == '\\' || c == '[' || c == ']' || c == '*' || c == '_' || c == '`') out.push_back('\\');
+        // Everything that could start or end Markdown syntax around it (code spans, emphasis,
+        // links, a title or ')' that would complete an earlier unfinished image, entities,
+        // raw HTML) is escaped; CommonMark renders an escaped punctuation mark as itself.
+        if (std::strchr("\\[]*_`()\"'<>!&", c) != nullptr && c != '\0') out.push_back('\\');
         out.push_back(c);
     }
     return out;

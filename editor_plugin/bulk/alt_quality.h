@@ -11,10 +11,12 @@ namespace vlm::bulk {
 bool is_weak_alt(const std::string& alt, const std::string& src);
 
 // Collapses whitespace/control characters (and "\n"-style escapes) to single spaces, drops other
-// backslashes (WordPress would strip them from attachment alt) and trims; keeps valid UTF-8 only.
+// backslashes (WordPress would strip them from attachment alt), turns backquotes (which could
+// close a Markdown code span) into apostrophes and trims; keeps well-formed UTF-8 only.
 std::string clean_generated_alt(const std::string& text);
 
-std::string escape_html_attr(const std::string& text);
+// For an alt="..." value; in_markdown: the <img> is in a Markdown file (brackets too).
+std::string escape_html_attr(const std::string& text, bool in_markdown = false);
 std::string escape_markdown_alt(const std::string& text);
 std::string decode_html_entities(const std::string& text);
 

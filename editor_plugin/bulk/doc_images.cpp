@@ -30,43 +30,44 @@ size_t line_of(const std::string& text, size_t pos, size_t& cache_pos, size_t& c
     return cache_line;
 }
 
-// Parses one <img ...> tag starting at `pos` (at '<'); returns the end (after '>') or npos.
-size_t parse_img_tag(const std::string& text, size_t pos, ImageRef& ref) {
+// Parses one <img ...> tag starting at `pos` (at '<') and closing before `end`; returns the end
+// (after '>') or npos.
+size_t parse_img_tag(const std::string& text, size_t pos, size_t end, ImageRef& ref) {
     size_t i = pos + 4;  // after "<img"
     HtmlImageUrls urls;
     ref.syntax = ImageSyntax::html;
     ref.has_alt = false;
     ref.alt_begin = ref.alt_end = i;  // insertion point for a missing alt
-    while (i < text.size()) {
-        while (i < text.size() && (std::isspace(static_cast<unsigned char>(text[i])) || text[i] == '/')) ++i;
-        if (i >= text.size()) return std::string::npos;
+    while (i < end) {
+        while (i < end && (std::isspace(static_cast<unsigned char>(text[i])) || text[i] == '/')) ++i;
+        if (i >= end) return std::string::npos;
         if (text[i] == '>') {
             ref.src = choose_html_image_src(urls);
             return i + 1;
         }
         size_t name_begin = i;
-        while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i])) && text[i] != '='
-               && text[i] != '>' && !(text[i] == '/' && i + 1 < text.size() && text[i + 1] == '>'))
+        while (i < end && !std::isspace(static_cast<unsigned char>(text[i])) && text[i] != '='
+               && text[i] != '>' && !(text[i] == '/' && i + 1 < end && text[i + 1] == '>'))
             ++i;
         std::string name = text.substr(name_begin, i - name_begin);
         std::transform(name.begin(), name.end(), name.begin(),
                        [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
         size_t j = i;
-        while (j < text.size() && std::isspace(static_cast<unsigned char>(text[j]))) ++j;
+        while (j < end && std::isspace(static_cast<unsigned char>(text[j]))) ++j;
         std::string value;
         size_t attr_end = i;
-        if (j < text.size() && text[j] == '=') {
+        if (j < end && text[j] == '=') {
             ++j;
-            while (j < text.size() && std::isspace(static_cast<unsigned char>(text[j]))) ++j;
-            if (j >= text.size()) return std::string::npos;
+            while (j < end && std::isspace(static_cast<unsigned char>(text[j]))) ++j;
+            if (j >= end) return std::string::npos;
             if (text[j] == '"' || text[j] == '\'') {
                 size_t close = text.find(text[j], j + 1);
-                if (close == std::string::npos) return std::string::npos;
+                if (close == std::string::npos || close >= end) return std::string::npos;
                 value = text.substr(j + 1, close - j - 1);
                 attr_end = close + 1;
             } else {
                 size_t k = j;
-                while (k < text.size() && !std::isspace(static_cast<unsigned char>(text[k])) && text[k] != '>') ++k;
+                while (k < end && !std::isspace(static_cast<unsigned char>(text[k])) && text[k] != '>') ++k;
                 value = text.substr(j, k - j);
                 attr_end = k;
             }
@@ -100,29 +101,115 @@ std::string unescape_markdown(const std::string& text, size_t begin, size_t end)
     return out;
 }
 
-// The inline form's "(src "title")" starting at `pos` (at '('); returns the end or npos.
-size_t parse_inline_destination(const std::string& text, size_t pos, std::string& src) {
-    size_t i = pos + 1;
-    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
-    if (i < text.size() && text[i] == '<') {
-        size_t close = text.find('>', i);
-        if (close == std::string::npos) return std::string::npos;
-        src = text.substr(i + 1, close - i - 1);
-        i = close + 1;
+// Look-ups the Markdown scanner repeats, answered in amortised constant time so that a
+// file of many unclosed "![" or "(" stays a linear scan (each attempt used to search to the
+// end of the file).
+class MarkdownIndex {
+public:
+    explicit MarkdownIndex(const std::string& text) : text_(text) {}
+
+    // The ']' closing the '[' at `open` (escapes honoured, nesting counted, never across a
+    // blank line), or npos.
+    size_t closing_bracket(size_t open) {
+        if (!paired_) pair_brackets();
+        auto it = std::lower_bound(pairs_.begin(), pairs_.end(), std::make_pair(open, size_t{0}));
+        return it != pairs_.end() && it->first == open ? it->second : std::string::npos;
+    }
+    size_t next_close_paren(size_t from) { return next(from, ")", paren_); }
+    size_t next_blank_line(size_t from) { return next(from, "\n\n", blank_); }
+
+private:
+    struct Cache { size_t asked = std::string::npos, answer = std::string::npos; };
+
+    // A cached answer for an earlier position still holds if it lies at or after `from`.
+    size_t next(size_t from, const char* what, Cache& c) {
+        if (c.asked != std::string::npos && c.asked <= from && (c.answer == std::string::npos || c.answer >= from))
+            return c.answer;
+        c.asked = from;
+        c.answer = text_.find(what, from);
+        return c.answer;
+    }
+
+    void pair_brackets() {
+        paired_ = true;
+        std::vector<size_t> open;  // indices into pairs_
+        for (size_t k = 0; k < text_.size(); ++k) {
+            char c = text_[k];
+            if (c == '\\') { ++k; continue; }
+            if (c == '\n' && k + 1 < text_.size() && text_[k + 1] == '\n') { open.clear(); continue; }
+            if (c == '[') {
+                pairs_.emplace_back(k, std::string::npos);
+                open.push_back(pairs_.size() - 1);
+            } else if (c == ']' && !open.empty()) {
+                pairs_[open.back()].second = k;
+                open.pop_back();
+            }
+        }
+    }
+
+    const std::string& text_;
+    bool paired_ = false;
+    std::vector<std::pair<size_t, size_t>> pairs_;  // ('[' position, matching ']' or npos), ascending
+    Cache paren_, blank_;
+};
+
+// Skips spaces and tabs and at most one line break (a blank line ends the paragraph).
+size_t skip_inline_space(const std::string& text, size_t i, size_t limit) {
+    bool newline = false;
+    while (i < limit && (text[i] == ' ' || text[i] == '\t' || (text[i] == '\n' && !newline))) {
+        newline = newline || text[i] == '\n';
+        ++i;
+    }
+    return i;
+}
+
+// The inline form's "(src "title")" starting at `pos` (at '('), by CommonMark's grammar: a
+// destination (<...> or without spaces, parentheses balanced, backslash escapes), then an
+// optional title in "", '' or (), then ')'. Returns the end or npos. Anything else between
+// the destination and ')' is not an image: an alt written into a later image must never turn
+// an earlier failed attempt into a match.
+size_t parse_inline_destination(const std::string& text, size_t pos, MarkdownIndex& index, std::string& src) {
+    // Without a ')' before the paragraph ends there is no inline image here.
+    size_t blank = index.next_blank_line(pos);
+    size_t limit = blank == std::string::npos ? text.size() : blank;
+    size_t first_close = index.next_close_paren(pos);
+    if (first_close == std::string::npos || first_close >= limit) return std::string::npos;
+    size_t i = skip_inline_space(text, pos + 1, limit);
+    std::string raw;
+    if (i < limit && text[i] == '<') {
+        size_t k = i + 1;
+        while (k < limit && text[k] != '>' && text[k] != '<' && text[k] != '\n') k += text[k] == '\\' && k + 1 < limit ? 2 : 1;
+        if (k >= limit || text[k] != '>') return std::string::npos;
+        raw = text.substr(i + 1, k - i - 1);
+        i = k + 1;
     } else {
         int parens = 0;
         size_t b = i;
-        while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i]))) {
-            if (text[i] == '(') ++parens;
+        while (i < limit && static_cast<unsigned char>(text[i]) > 0x20 && text[i] != 0x7F) {
+            if (text[i] == '\\' && i + 1 < limit && std::ispunct(static_cast<unsigned char>(text[i + 1]))) { i += 2; continue; }
+            // Nesting is capped as CommonMark parsers cap it, which also bounds the work of
+            // an attempt that never closes.
+            if (text[i] == '(') { if (++parens > 32) return std::string::npos; }
             else if (text[i] == ')') { if (parens == 0) break; --parens; }
             ++i;
         }
-        src = text.substr(b, i - b);
+        if (parens != 0) return std::string::npos;
+        raw = text.substr(b, i - b);
     }
-    size_t close = text.find(')', i);
-    size_t nl2 = text.find("\n\n", i);
-    if (close == std::string::npos || (nl2 != std::string::npos && nl2 < close)) return std::string::npos;
-    return close + 1;
+    size_t k = skip_inline_space(text, i, limit);
+    if (k < limit && k > i && (text[k] == '"' || text[k] == '\'' || text[k] == '(')) {
+        char closer = text[k] == '(' ? ')' : text[k];
+        size_t j = k + 1;
+        while (j < limit && text[j] != closer) {
+            if (closer == ')' && text[j] == '(') return std::string::npos;
+            j += text[j] == '\\' && j + 1 < limit ? 2 : 1;
+        }
+        if (j >= limit) return std::string::npos;
+        k = skip_inline_space(text, j + 1, limit);
+    }
+    if (k >= limit || text[k] != ')') return std::string::npos;
+    src = unescape_markdown(raw, 0, raw.size());
+    return k + 1;
 }
 
 // The "[label]" right after a reference image's alt, at `pos` (at '['); returns the end or npos.
@@ -140,18 +227,11 @@ size_t parse_reference_label(const std::string& text, size_t pos, std::string& r
 
 // Parses ![alt](src "title"), or with `defs` the reference forms ![alt][id], ![alt][] and
 // ![alt], at `pos` (at '!'); returns the end or npos.
-size_t parse_markdown_image(const std::string& text, size_t pos, const LinkRefs& defs, ImageRef& ref) {
-    size_t i = pos + 2;
-    int depth = 1;
-    size_t alt_begin = i;
-    while (i < text.size() && depth > 0) {
-        if (text[i] == '\\') { i += 2; continue; }
-        if (text[i] == '\n' && i + 1 < text.size() && text[i + 1] == '\n') return std::string::npos;
-        if (text[i] == '[') ++depth;
-        else if (text[i] == ']') --depth;
-        if (depth > 0) ++i;
-    }
-    if (i >= text.size()) return std::string::npos;
+size_t parse_markdown_image(const std::string& text, size_t pos, const LinkRefs& defs, MarkdownIndex& index,
+                            ImageRef& ref) {
+    size_t alt_begin = pos + 2;
+    size_t i = index.closing_bracket(pos + 1);
+    if (i == std::string::npos) return std::string::npos;
     size_t alt_end = i;
     ref.syntax = ImageSyntax::markdown;
     ref.has_alt = true;
@@ -160,7 +240,7 @@ size_t parse_markdown_image(const std::string& text, size_t pos, const LinkRefs&
     ref.md_label.clear();
     std::string src;
     size_t end = std::string::npos;
-    if (i + 1 < text.size() && text[i + 1] == '(') end = parse_inline_destination(text, i + 1, src);
+    if (i + 1 < text.size() && text[i + 1] == '(') end = parse_inline_destination(text, i + 1, index, src);
     if (end == std::string::npos && !defs.dest.empty()) {
         std::string raw_alt = text.substr(alt_begin, alt_end - alt_begin);
         std::string label_raw;
@@ -198,6 +278,8 @@ bool at_line_start(const std::string& text, size_t pos) {
 std::vector<ImageRef> find_images(const std::string& text, bool markdown) {
     std::vector<ImageRef> refs;
     size_t cache_pos = 0, cache_line = 1;
+    size_t next_gt = 0;  // position of the next '>' at or after the last "<img" seen
+    MarkdownIndex md_index(text);
     LinkRefs defs;
     if (markdown) defs = find_link_definitions(text);
     size_t next_def = 0;
@@ -248,9 +330,10 @@ std::vector<ImageRef> find_images(const std::string& text, bool markdown) {
         if (markdown && c == '\\') { i += 2; continue; }
         if (markdown && c == '!' && i + 1 < text.size() && text[i + 1] == '[') {
             ImageRef ref;
-            size_t end = parse_markdown_image(text, i, defs, ref);
+            size_t end = parse_markdown_image(text, i, defs, md_index, ref);
             if (end != std::string::npos) {
                 ref.line = line_of(text, i, cache_pos, cache_line);
+                ref.in_markdown = markdown;
                 refs.push_back(ref);
                 i = end;
                 continue;
@@ -258,16 +341,35 @@ std::vector<ImageRef> find_images(const std::string& text, bool markdown) {
         }
         if (c == '<' && ieq_prefix(text, i, "<img") && i + 4 < text.size()
             && (std::isspace(static_cast<unsigned char>(text[i + 4])) || text[i + 4] == '/' || text[i + 4] == '>')) {
+            // In Markdown raw HTML cannot cross a blank line: neither may a tag's quotes.
+            size_t blank = markdown ? md_index.next_blank_line(i) : std::string::npos;
+            size_t region_end = blank == std::string::npos ? text.size() : blank;
+            // No '>' left: no tag can close, and trying each "<img" to the end would be
+            // quadratic. (In Markdown, see below: the rest of the paragraph is left alone.)
+            if (next_gt != std::string::npos && next_gt <= i) next_gt = text.find('>', i);
+            if (next_gt == std::string::npos) {
+                if (!markdown) break;
+                i = region_end;
+                continue;
+            }
             ImageRef ref;
-            size_t end = parse_img_tag(text, i, ref);
+            size_t end = parse_img_tag(text, i, region_end, ref);
             if (end != std::string::npos) {
                 ref.line = line_of(text, i, cache_pos, cache_line);
                 ref.tag_begin = i;
                 ref.tag_end = end;
+                ref.in_markdown = markdown;
                 refs.push_back(ref);
                 i = end;
                 continue;
             }
+            // A tag still open at the end of the file swallows the rest of it, as a browser
+            // reads HTML. In Markdown it is only text, but an alt written later in the same
+            // paragraph could close one of its quotes or the tag itself: that paragraph is
+            // left alone.
+            if (!markdown) break;
+            i = region_end;
+            continue;
         }
         ++i;
     }
@@ -286,7 +388,8 @@ std::string apply_alt_edits(const std::string& text, std::vector<AltEdit> edits)
             out += escape_markdown_alt(e.new_alt);
             if (!e.ref->md_label.empty()) out += "][" + e.ref->md_label;
         } else {
-            std::string attr = "alt=\"" + escape_html_attr(e.new_alt) + "\"";
+            std::string value = escape_html_attr(e.new_alt, e.ref->in_markdown);
+            std::string attr = "alt=\"" + value + "\"";
             out += e.ref->has_alt ? attr : " " + attr;
         }
         at = e.ref->alt_end;

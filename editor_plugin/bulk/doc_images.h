@@ -25,6 +25,7 @@ struct ImageRef {
     size_t tag_begin = 0;     // HTML: the whole <img ...> tag (WordPress mode looks at its class
     size_t tag_end = 0;       //   and at the block comment around it)
     std::string cls;          // HTML: class attribute, decoded
+    bool in_markdown = false; // found in a Markdown file (an <img> there is escaped more)
     std::string md_label;     // Markdown ![alt][] and ![alt]: the alt doubles as the label, so the
                               //   rewrite writes "new alt][label" (alt_end of ![alt][] then
                               //   covers "alt][") and the reference still resolves

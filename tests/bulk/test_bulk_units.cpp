@@ -1,13 +1,22 @@
 // Unit tests for vlm-bulk's weak-alt heuristics, document scanners and rewriter, image source
-// choice and resolution (on a temp directory tree) and option parsing (no network).
+// choice and resolution (on a temp directory tree), option parsing (no network) and the shrinking of images
+// over the service's limits (decoded back with the runtime's decoders).
 // Built and run by tests/bulk/run.sh before the end-to-end tests.
 // The standard headers come first: check.h defines a `fail` macro that breaks <fstream>.
 #include <cstdio>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
+
+#include <png.h>
+
+#include "image.h"  // the runtime's decode_image, to read the shrunk copies back
+#include "../../editor_plugin/bulk/image_shrink.h"
 
 #include <check.h>
 #include <unistd.h>
@@ -54,7 +63,8 @@ START_TEST(markdown_scanner_skips_code_and_keeps_bytes) {
     ck_assert(!refs[3].has_alt);
     std::vector<AltEdit> edits = {{&refs[0], "a [b] \"c\""}, {&refs[3], "g & <h>"}};
     std::string out = apply_alt_edits(md, edits);
-    std::string expect = "# T\n\n![a \\[b\\] \"c\"](a.png) and ![x [nested] y](b.png \"t\")\n\n```\n![](c.png)\n```\n"
+    // Quotes are escaped too: after an unfinished "![](x" earlier in the paragraph they could read as a title.
+    std::string expect = "# T\n\n![a \\[b\\] \\\"c\\\"](a.png) and ![x [nested] y](b.png \"t\")\n\n```\n![](c.png)\n```\n"
                          "`![](d.png)` \\![](e.png) ![Cover \\[draft\\]](f.png)\n<img alt=\"g &amp; &lt;h&gt;\" src='g.png'>\n";
     EXPECT_TEXT(out, expect);
 }
@@ -375,6 +385,251 @@ START_TEST(files_options_parse) {
 }
 END_TEST
 
+// ---- image shrinking ----
+
+static std::string fixture_bytes(const char* name) {
+    const char* dir = std::getenv("VLM_FIXTURES");
+    ck_assert_msg(dir && *dir, "VLM_FIXTURES is not set");
+    std::ifstream f(std::string(dir) + "/images/" + name, std::ios::binary);
+    ck_assert_msg(f.good(), "missing fixture %s", name);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+static bool decode_back(const std::string& bytes, vlm::RgbImage& img) {
+    std::string err;
+    vlm::ImageLimits lim;
+    lim.max_pixels = 200'000'000;
+    lim.max_bytes = size_t{64} << 20;
+    bool ok = vlm::decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), lim, img, err);
+    ck_assert_msg(ok, "decode back: %s", err.c_str());
+    return ok;
+}
+
+// A camera-like 6000x4000 JPEG (24 MP): gradients under per-pixel noise, so it compresses like a photo.
+static std::string big_photo_jpeg(int w, int h) {
+    std::vector<uint8_t> rgb(static_cast<size_t>(w) * h * 3);
+    std::mt19937 rng(7);
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+            uint8_t* p = &rgb[(static_cast<size_t>(y) * w + x) * 3];
+            const unsigned r = rng();
+            p[0] = static_cast<uint8_t>(x * 200 / w + (r & 31));
+            p[1] = static_cast<uint8_t>(y * 200 / h + ((r >> 5) & 31));
+            p[2] = static_cast<uint8_t>((x + y) * 100 / (w + h) + ((r >> 10) & 63));
+        }
+    std::string jpeg, err;
+    ck_assert_msg(encode_jpeg(rgb, w, h, 97, jpeg, err), "%s", err.c_str());
+    return jpeg;
+}
+
+START_TEST(oversized_image_becomes_a_jpeg_within_limits) {
+    const std::string original = big_photo_jpeg(6000, 4000);
+    ck_assert_msg(original.size() > 10485760, "fixture is only %zu bytes", original.size());
+    std::string bytes = original, mime = "image/jpeg", err;
+    ShrinkInfo info;
+    ck_assert_msg(fit_image_for_service(bytes, mime, ShrinkLimits{}, info, err), "%s", err.c_str());
+    ck_assert(info.shrunk);
+    EXPECT_TEXT(mime, "image/jpeg");
+    ck_assert_uint_le(bytes.size(), 10485760);
+    ck_assert(bytes.compare(0, 3, "\xff\xd8\xff") == 0);
+    vlm::RgbImage img;
+    decode_back(bytes, img);
+    ck_assert_int_eq(img.width, info.out_width);
+    ck_assert_int_eq(img.height, info.out_height);
+    ck_assert_int_le(int64_t{img.width} * img.height, 16777216);
+    ck_assert_int_gt(int64_t{img.width} * img.height, 16777216 * 9 / 10);  // shrunk to the cap, not far below
+    ck_assert_msg(std::abs(static_cast<double>(img.width) / img.height - 1.5) < 0.002, "%dx%d", img.width,
+                  img.height);
+    // The box filter keeps the picture: the left-to-right red gradient survives (noise averages out).
+    const auto red_at = [&](int x) {
+        long sum = 0;
+        for (int y = 0; y < img.height; y += 97) sum += img.rgb[(static_cast<size_t>(y) * img.width + x) * 3];
+        return sum / ((img.height + 96) / 97);
+    };
+    ck_assert_int_lt(red_at(10), 40);
+    ck_assert_int_gt(red_at(img.width - 10), 200);
+}
+END_TEST
+
+START_TEST(images_within_limits_keep_their_bytes) {
+    for (const char* name : {"photo.jpg", "tiny.png", "anim.gif", "photo_webp.webp", "exif6.jpg"}) {
+        const std::string original = fixture_bytes(name);
+        std::string bytes = original, mime, err;
+        ShrinkInfo info;
+        ck_assert_msg(fit_image_for_service(bytes, mime, ShrinkLimits{}, info, err), "%s: %s", name, err.c_str());
+        ck_assert_msg(!info.shrunk && bytes == original, "%s was changed", name);
+        ck_assert_msg(mime.rfind("image/", 0) == 0, "%s: mime '%s'", name, mime.c_str());
+    }
+    // Over the byte cap alone (pixels are fine): re-encoded at the same size.
+    std::string bytes = fixture_bytes("photo.jpg"), mime, err;
+    ShrinkLimits lim;
+    lim.max_bytes = bytes.size() - 1;
+    ShrinkInfo info;
+    ck_assert_msg(fit_image_for_service(bytes, mime, lim, info, err), "%s", err.c_str());
+    ck_assert(info.shrunk && bytes.size() <= lim.max_bytes);
+    ck_assert_int_eq(info.out_width, info.src_width);
+    ck_assert_int_eq(info.out_height, info.src_height);
+}
+END_TEST
+
+START_TEST(quality_then_size_step_down_until_it_fits) {
+    // Pure noise does not compress: quality 90 at full size is far over a 150 KB cap.
+    std::vector<uint8_t> noise(600 * 600 * 3);
+    std::mt19937 rng(11);
+    for (uint8_t& v : noise) v = static_cast<uint8_t>(rng());
+    std::string bytes, err, mime;
+    ck_assert(encode_jpeg(noise, 600, 600, 95, bytes, err));
+    ShrinkLimits lim;
+    lim.max_bytes = 150000;
+    ShrinkInfo info;
+    ck_assert_msg(fit_image_for_service(bytes, mime, lim, info, err), "%s", err.c_str());
+    ck_assert_uint_le(bytes.size(), lim.max_bytes);
+    std::string q60;
+    ck_assert(encode_jpeg(noise, 600, 600, 60, q60, err));
+    ck_assert_uint_gt(q60.size(), lim.max_bytes);  // so every quality was tried at full size first
+    ck_assert_int_lt(info.out_width, 600);
+    ck_assert_int_eq(info.out_width, info.out_height);
+    vlm::RgbImage img;
+    decode_back(bytes, img);
+    ck_assert_int_eq(img.width, info.out_width);
+    // A cap nothing fits under: a clear failure, not a loop.
+    bytes.clear();
+    ck_assert(encode_jpeg(noise, 600, 600, 95, bytes, err));
+    lim.max_bytes = 100;
+    ck_assert(!fit_image_for_service(bytes, mime, lim, info, err));
+    EXPECT_TEXT(err, "cannot encode the image under 100 bytes");
+}
+END_TEST
+
+START_TEST(exif_orientation_is_applied_before_shrinking) {
+    std::string bytes = fixture_bytes("exif6.jpg"), mime, err;
+    int64_t w = 0, h = 0;
+    ck_assert(probe_image_size(bytes, w, h, err));
+    ck_assert_int_eq(w, 200);  // stored landscape, shown portrait
+    ck_assert_int_eq(h, 120);
+    ShrinkLimits lim;
+    lim.max_pixels = 6000;
+    ShrinkInfo info;
+    ck_assert_msg(fit_image_for_service(bytes, mime, lim, info, err), "%s", err.c_str());
+    vlm::RgbImage img;
+    decode_back(bytes, img);
+    ck_assert_int_le(int64_t{img.width} * img.height, 6000);
+    ck_assert_msg(img.height > img.width, "not rotated: %dx%d", img.width, img.height);
+    ck_assert_msg(std::abs(static_cast<double>(img.height) / img.width - 200.0 / 120) < 0.05, "%dx%d",
+                  img.width, img.height);
+    // The copy is upright by itself: it carries no EXIF for the service to apply a second time.
+    ck_assert(bytes.find("Exif") == std::string::npos);
+    // Same picture as the runtime's own upright decode, box-filtered the same way.
+    vlm::RgbImage upright;
+    decode_back(fixture_bytes("exif6.jpg"), upright);
+    const std::vector<uint8_t> want = box_downscale(upright.rgb, upright.width, upright.height, img.width, img.height);
+    double diff = 0;
+    for (size_t i = 0; i < want.size(); ++i) diff += std::abs(int(want[i]) - int(img.rgb[i]));
+    ck_assert_msg(diff / want.size() < 8, "mean difference %.1f", diff / want.size());
+}
+END_TEST
+
+START_TEST(alpha_is_composited_over_white) {
+    // 64x64 RGBA: left half transparent black, right half opaque red.
+    png_image im;
+    std::memset(&im, 0, sizeof im);
+    im.version = PNG_IMAGE_VERSION;
+    im.width = 64;
+    im.height = 64;
+    im.format = PNG_FORMAT_RGBA;
+    std::vector<uint8_t> px(64 * 64 * 4, 0);
+    for (int y = 0; y < 64; ++y)
+        for (int x = 32; x < 64; ++x) {
+            px[(y * 64 + x) * 4] = 255;
+            px[(y * 64 + x) * 4 + 3] = 255;
+        }
+    png_alloc_size_t size = 0;
+    ck_assert(png_image_write_to_memory(&im, nullptr, &size, 0, px.data(), 0, nullptr));
+    std::string bytes(size, '\0');
+    ck_assert(png_image_write_to_memory(&im, bytes.data(), &size, 0, px.data(), 0, nullptr));
+    bytes.resize(size);
+    std::string mime, err;
+    ShrinkLimits lim;
+    lim.max_pixels = 1024;
+    ShrinkInfo info;
+    ck_assert_msg(fit_image_for_service(bytes, mime, lim, info, err), "%s", err.c_str());
+    EXPECT_TEXT(mime, "image/jpeg");
+    vlm::RgbImage img;
+    decode_back(bytes, img);
+    ck_assert_int_eq(img.width, 32);
+    ck_assert_int_eq(img.height, 32);
+    const uint8_t* left = &img.rgb[(16 * 32 + 4) * 3];
+    const uint8_t* right = &img.rgb[(16 * 32 + 28) * 3];
+    ck_assert_msg(left[0] > 240 && left[1] > 240 && left[2] > 240, "left %d,%d,%d", left[0], left[1], left[2]);
+    ck_assert_msg(right[0] > 230 && right[1] < 25 && right[2] < 25, "right %d,%d,%d", right[0], right[1], right[2]);
+}
+END_TEST
+
+START_TEST(box_filter_averages_areas) {
+    int w = 0, h = 0;
+    fit_pixels(6000, 4000, 16777216, w, h);
+    ck_assert_int_le(int64_t{w} * h, 16777216);
+    ck_assert_int_eq(w, 5016);
+    ck_assert_int_eq(h, 3344);
+    fit_pixels(100, 1, 10, w, h);
+    ck_assert(w == 10 && h == 1);
+    fit_pixels(1, 100, 10, w, h);
+    ck_assert(w == 1 && h == 10);
+    // 3x1 -> 2x1: each output covers 1.5 inputs.
+    const std::vector<uint8_t> src = {0, 0, 0, 90, 90, 90, 180, 180, 180};
+    const std::vector<uint8_t> out = box_downscale(src, 3, 1, 2, 1);
+    ck_assert_int_eq(out[0], 30);   // (0 + 0.5 * 90) / 1.5
+    ck_assert_int_eq(out[3], 150);  // (0.5 * 90 + 180) / 1.5
+}
+END_TEST
+
+START_TEST(broken_images_fail_cleanly) {
+    std::string big = big_photo_jpeg(1200, 800);
+    ShrinkLimits lim;
+    lim.max_pixels = 100000;  // forces a decode
+    std::string bytes = big.substr(0, big.size() / 2), mime, err;
+    ShrinkInfo info;
+    ck_assert(!fit_image_for_service(bytes, mime, lim, info, err));
+    ck_assert_msg(err.find("truncated") != std::string::npos || err.find("corrupt") != std::string::npos, "%s",
+                  err.c_str());
+
+    std::mt19937 rng(3);
+    std::string garbage(4096, '\0');
+    for (char& c : garbage) c = static_cast<char>(rng());
+    garbage[0] = 'x';
+    bytes = garbage;
+    ck_assert(!fit_image_for_service(bytes, mime, lim, info, err));
+    EXPECT_TEXT(err, "not a PNG, JPEG, GIF or WebP image");
+    // JPEG magic then noise, over the byte cap: undecodable.
+    bytes = "\xff\xd8\xff" + garbage;
+    lim.max_bytes = 1000;
+    ck_assert(!fit_image_for_service(bytes, mime, lim, info, err));
+    ck_assert_msg(!err.empty(), "no reason given");
+}
+END_TEST
+
+START_TEST(pixel_bombs_are_refused_from_the_header) {
+    // A PNG whose IHDR claims 100000x100000 (10^10 pixels, 30 GB of RGB) and then ends.
+    std::string png("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16);
+    const unsigned char dims[] = {0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0, 8, 2, 0, 0, 0, 0, 0, 0, 0};
+    png.append(reinterpret_cast<const char*>(dims), sizeof dims);
+    int64_t w = 0, h = 0;
+    std::string err;
+    ck_assert(probe_image_size(png, w, h, err));
+    ck_assert(w == 100000 && h == 100000);
+    std::string bytes = png, mime;
+    ShrinkInfo info;
+    ck_assert(!fit_image_for_service(bytes, mime, ShrinkLimits{}, info, err));
+    ck_assert_msg(err.find("100000x100000") != std::string::npos, "%s", err.c_str());
+    // A JPEG frame header claiming 65000x65000.
+    const unsigned char sof[] = {0xff, 0xd8, 0xff, 0xc0, 0, 17, 8, 0xfd, 0xe8, 0xfd, 0xe8, 3,
+                                 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1};
+    bytes.assign(reinterpret_cast<const char*>(sof), sizeof sof);
+    ck_assert(!fit_image_for_service(bytes, mime, ShrinkLimits{}, info, err));
+    ck_assert_msg(err.find("65000x65000") != std::string::npos, "%s", err.c_str());
+}
+END_TEST
+
 int main() {
     Suite* s = suite_create("vlm_bulk");
     TCase* tc = tcase_create("core");
@@ -388,6 +643,17 @@ int main() {
     tcase_add_test(tc, image_sources_resolve_inside_dir_only);
     tcase_add_test(tc, files_options_parse);
     suite_add_tcase(s, tc);
+    TCase* images = tcase_create("shrink");
+    tcase_set_timeout(images, 300);  // 24 MP encodes and decodes, slow under the sanitizers
+    tcase_add_test(images, oversized_image_becomes_a_jpeg_within_limits);
+    tcase_add_test(images, images_within_limits_keep_their_bytes);
+    tcase_add_test(images, quality_then_size_step_down_until_it_fits);
+    tcase_add_test(images, exif_orientation_is_applied_before_shrinking);
+    tcase_add_test(images, alpha_is_composited_over_white);
+    tcase_add_test(images, box_filter_averages_areas);
+    tcase_add_test(images, broken_images_fail_cleanly);
+    tcase_add_test(images, pixel_bombs_are_refused_from_the_header);
+    suite_add_tcase(s, images);
     SRunner* sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

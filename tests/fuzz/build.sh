@@ -63,12 +63,31 @@ fi
 rm -f "$OUT/libvlm_runtime_fuzz.a"
 # shellcheck disable=SC2086
 ar rcs "$OUT/libvlm_runtime_fuzz.a" $objs
+# vlm-bulk's document scanners (editor_plugin/bulk/), for fuzz_doc_images: only the pure
+# string code, which needs neither libcurl nor jansson
+bulk_objs=""
+for base in doc_images md_link_refs image_source alt_quality; do
+    src=$ROOT/editor_plugin/bulk/$base.cpp
+    obj=$OUT/obj/bulk_$base.o
+    if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$ROOT/editor_plugin/bulk/$base.h" -nt "$obj" ]; then
+        # shellcheck disable=SC2086
+        if ! $CXX $CXXFLAGS -fsanitize=fuzzer-no-link -c "$src" -o "$obj" 2>"$OUT/obj/bulk_$base.log"; then
+            echo "build.sh: warning: skipping $src (see $OUT/obj/bulk_$base.log)" >&2
+            rm -f "$obj"
+            continue
+        fi
+    fi
+    bulk_objs="$bulk_objs $obj"
+done
+rm -f "$OUT/libvlm_bulk_fuzz.a"
+# shellcheck disable=SC2086
+ar rcs "$OUT/libvlm_bulk_fuzz.a" $bulk_objs
 
 status=0
 for target in "$ROOT"/tests/fuzz/fuzz_*.cpp; do
     name=$(basename "$target" .cpp)
     # shellcheck disable=SC2086
-    if $CXX $CXXFLAGS -fsanitize=fuzzer "$target" "$OUT/libvlm_runtime_fuzz.a" $PKG_LIBS \
+    if $CXX $CXXFLAGS -fsanitize=fuzzer "$target" "$OUT/libvlm_runtime_fuzz.a" "$OUT/libvlm_bulk_fuzz.a" $PKG_LIBS \
             -lgif -lpthread -o "$OUT/$name"; then
         echo "built $OUT/$name"
     else
@@ -148,6 +167,18 @@ IMG=$ROOT/tests/fixtures/images
 
 d=$(seeds image_decode)
 for f in "$IMG"/*; do cp "$f" "$d/"; done
+
+d=$(seeds doc_images)
+# byte 0 (see fuzz_doc_images.cpp): bit 0 Markdown, bits 1-2 == 3 stress (tiled to 64 KiB),
+# bits 3-5 rotate the replacement alts, bit 6 alts cut from the document; then the document
+SITE=$ROOT/tests/bulk/site
+{ printf '\001'; cat "$SITE/index.md"; } >"$d/index_md"
+{ printf '\111'; cat "$SITE/docs/guide.md"; } >"$d/guide_md"
+{ printf '\000'; cat "$SITE/blog/post.html"; } >"$d/post_html"
+{ printf '\007'; cat "$SITE/index.md"; } >"$d/index_md_stress"
+{ printf '\006'; cat "$SITE/blog/post.html"; } >"$d/post_html_stress"
+printf '\021# Refs\n\nFull: ![IMG_1.jpg][Hero  Shot], collapsed: ![logo][] and shortcut: ![Map].\n`![map]` ![x][nope]\n\n```\n![map]\n[ignored]: fenced.png\n```\n[hero shot]: <images/hero shot.png> "The hero"\n  [LOGO]: /img/logo.png\n   '"'"'Logo title'"'"'\n[map]: maps/first.png\n[Map]: maps/second.png\n![a \\[b\\]](x.png "t") <img src=y.png alt="">\n' >"$d/refs_md"
+printf '\110<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" data-src="real.jpg" class="lazyload">\n<img data-lazy-src='"'"'lazy.png'"'"' src='"'"'p.png'"'"' alt='"'"''"'"'>\n<IMG SRC="a.png" ALT="123"><img alt=photo src=b.png/><!-- <img src=c.png> --><script>"<img src=s.png>"</script>\n<img srcset=" small,v2.jpg 320w,large.jpg 1024w" alt="x &quot;y&quot; &#x4e00;"><img\nsrc="d&amp;e.png"\nalt>\n<h1>T &amp; <b>b</b></h1>\n' >"$d/lazy_html"
 
 d=$(seeds ngx_image_sniff)
 for f in "$IMG"/*; do head -c 4096 "$f" >"$d/$(basename "$f")"; done
