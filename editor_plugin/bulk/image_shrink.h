@@ -10,13 +10,15 @@
 #include <string>
 #include <vector>
 
+#include "image_source.h"
+
 namespace vlm::bulk {
 
 struct ShrinkLimits {
     size_t max_bytes = 10485760;           // the service's vlm_max_image_bytes (10m)
     int64_t max_pixels = 16777216;         // the service's vlm_max_pixels, width * height from the header
     int64_t max_decode_pixels = 100'000'000;  // larger images are refused before any pixel allocation
-    size_t max_input_bytes = size_t{20} << 20;  // encoded input cap (max_image_bytes)
+    size_t max_input_bytes = max_image_bytes;   // what load_image reads at most (image_source.h)
 };
 
 struct ShrinkInfo {
