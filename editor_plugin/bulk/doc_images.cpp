@@ -108,8 +108,8 @@ class MarkdownIndex {
 public:
     explicit MarkdownIndex(const std::string& text) : text_(text) {}
 
-    // The ']' closing the '[' at `open` (escapes honoured, nesting counted, never across a
-    // blank line), or npos.
+    // The ']' closing the '[' at `open` (escapes honoured, nesting counted, on the same
+    // line), or npos.
     size_t closing_bracket(size_t open) {
         if (!paired_) pair_brackets();
         auto it = std::lower_bound(pairs_.begin(), pairs_.end(), std::make_pair(open, size_t{0}));
@@ -136,7 +136,12 @@ private:
         for (size_t k = 0; k < text_.size(); ++k) {
             char c = text_[k];
             if (c == '\\') { ++k; continue; }
-            if (c == '\n' && k + 1 < text_.size() && text_[k + 1] == '\n') { open.clear(); continue; }
+            // An alt never spans lines here: a line inside it could be a fence, a heading, a
+            // reference definition..., which rewriting the alt on one line would remove.
+            if (c == '\n') {
+                open.clear();
+                continue;
+            }
             if (c == '[') {
                 pairs_.emplace_back(k, std::string::npos);
                 open.push_back(pairs_.size() - 1);

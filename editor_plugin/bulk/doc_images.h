@@ -3,7 +3,9 @@
 // Markdown: inline ![alt](src) and reference-style ![alt][id], ![alt][] and ![alt] (when a
 // `[id]: url` definition exists, see md_link_refs.h). HTML: <img>, with lazy-loading attributes
 // and srcset (see image_source.h for which URL is the image).
-// Leaves out: <picture>/<source>, CSS backgrounds, images in Markdown link definitions' titles.
+// Leaves out: <picture>/<source>, CSS backgrounds, images in Markdown link definitions' titles,
+// Markdown images whose alt is wrapped over several lines (rewriting it on one line could drop a
+// line that means something else: a fence, a heading, a definition).
 #pragma once
 #include <string>
 #include <vector>
