@@ -5,7 +5,7 @@
 // block, a grid-stride loop capped at 65535 blocks. Pure bandwidth: 12 bytes
 // per element.
 #include "kernel_common.cuh"
-#include "cpu_ops_ref.h"
+#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {

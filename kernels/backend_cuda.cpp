@@ -16,7 +16,7 @@
 // tokens (the Backend interface has no error return for ops).
 #include "cuda_compat.h"
 #include "backend_cuda.h"
-#include "cpu_ops_ref.h"
+#include "core/cpu_ops_ref.h"
 #include "kernels.h"
 
 #include <algorithm>

@@ -3,7 +3,7 @@
 // path. Shapes: bias (1, m) any float dtype, y (n, m) f32. Overwrites y.
 // Grid: one thread per element, grid-stride over <= 65535 blocks of 256.
 #include "kernel_common.cuh"
-#include "cpu_ops_ref.h"
+#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {

@@ -5,7 +5,7 @@
 // once) and by tests. Grid: one thread per element, grid-stride over <= 65535
 // blocks of 256 threads; bandwidth bound (6 bytes per element f32->bf16).
 #include "kernel_common.cuh"
-#include "cpu_ops_ref.h"
+#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {

@@ -4,7 +4,7 @@
 // both row starts and the row length are 16-byte multiples, else per 4 or 1
 // bytes, grid-stride over <= 65535 blocks of 256 threads. Pure bandwidth.
 #include "kernel_common.cuh"
-#include "cpu_ops_ref.h"
+#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {

@@ -6,7 +6,7 @@
 // float4. Ids are not range-checked here: the model validates them on the
 // host before upload (an out-of-range id would read outside the table).
 #include "kernel_common.cuh"
-#include "cpu_ops_ref.h"
+#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {

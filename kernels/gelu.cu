@@ -3,7 +3,7 @@
 // 4 floats (float4 when rows allow), 256 threads, grid-stride loop over
 // <= 65535 blocks. erff is accurate to 2 ulp; the cpu reference uses double.
 #include "kernel_common.cuh"
-#include "cpu_ops_ref.h"
+#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {

@@ -13,7 +13,7 @@
 // bucket (1, 2, 4, 8, 16) so the accumulators stay in registers. The scalar
 // path covers k % 8 != 0 or unaligned rows.
 #include "kernel_common.cuh"
-#include "cpu_ops_ref.h"
+#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {

@@ -13,7 +13,7 @@
 #pragma once
 
 #include "cuda_compat.h"
-#include "backend.h"
+#include "core/backend.h"
 
 #include <cstdint>
 #include <string>

@@ -5,7 +5,7 @@
 // two-pass (mean, then squared deviations from the mean) as torch does, so a
 // large common offset does not cancel. fp32 tree sums.
 #include "kernel_common.cuh"
-#include "cpu_ops_ref.h"
+#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {

@@ -9,7 +9,7 @@
 // 16 table rows (L2-resident: 24*24*1536*2 = 1.7 MB) per column. Weights and
 // the sum use the same fused multiply-adds as cpu_ops_ref.
 #include "kernel_common.cuh"
-#include "cpu_ops_ref.h"
+#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {

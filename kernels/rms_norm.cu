@@ -6,7 +6,7 @@
 // hits L1/L2. Sum of squares in fp32 with a tree reduction (the cpu reference
 // sums in double; the difference is ~1e-7 relative).
 #include "kernel_common.cuh"
-#include "cpu_ops_ref.h"
+#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {

@@ -10,7 +10,7 @@
 // then all heads rotate with them, so sincos runs once per (token, freq), not
 // per head. 32 heads x 32 pairs = 1024 rotations per token.
 #include "kernel_common.cuh"
-#include "cpu_ops_ref.h"
+#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {

@@ -8,7 +8,7 @@
 // head_dim/2 (cos, sin) pairs go to shared memory first, then every head uses
 // them.
 #include "kernel_common.cuh"
-#include "cpu_ops_ref.h"
+#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {

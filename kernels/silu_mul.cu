@@ -6,7 +6,7 @@
 // expf, not __expf: the fast intrinsic's 2-ulp error would show in the
 // 1e-4 golden comparisons after many layers.
 #include "kernel_common.cuh"
-#include "cpu_ops_ref.h"
+#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {

@@ -16,7 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "image_codecs.h"
+#include "image/image_codecs.h"
 
 namespace vlm::bulk {
 

@@ -24,8 +24,9 @@ if [ ! -x "$bin" ]; then
     echo "run.sh: $bin missing; compiling vlm-bulk with g++" >&2
     bin=$work/vlm-bulk
     g++ -std=c++20 -O2 -Wall -Wextra -Wno-unused-parameter -I"$root/model_runtime" -o "$bin" "$root"/editor_plugin/bulk/*.cpp \
-        "$root"/model_runtime/image_decode.cpp "$root"/model_runtime/image_jpeg.cpp \
-        "$root"/model_runtime/image_png.cpp "$root"/model_runtime/image_webp.cpp "$root"/model_runtime/image_gif.cpp \
+        "$root"/model_runtime/image/image_decode.cpp "$root"/model_runtime/image/image_jpeg.cpp \
+        "$root"/model_runtime/image/image_png.cpp "$root"/model_runtime/image/image_webp.cpp \
+        "$root"/model_runtime/image/image_gif.cpp \
         -lcurl -ljansson -ljpeg -lpng16 -lwebp -lgif -lexif -pthread
 fi
 

@@ -15,7 +15,7 @@
 
 #include <png.h>
 
-#include "image.h"  // the runtime's decode_image, to read the shrunk copies back
+#include "image/image.h"  // the runtime's decode_image, to read the shrunk copies back
 #include "../../editor_plugin/bulk/image_shrink.h"
 
 #include <check.h>

@@ -26,11 +26,13 @@ DEPS="jansson libpcre2-8 libpng libwebp libexif libjpeg"
 PKG_CFLAGS=$(pkg-config --cflags $DEPS 2>/dev/null || true)
 PKG_LIBS=$(pkg-config --libs $DEPS 2>/dev/null || echo -ljansson)
 CXXFLAGS="-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
-  -fno-sanitize-recover=undefined -I$ROOT/model_runtime -I$ROOT/kernels $PKG_CFLAGS"
+  -fno-sanitize-recover=undefined -I$ROOT/model_runtime -I$ROOT/model_runtime/ipc -I$ROOT/kernels $PKG_CFLAGS"
 
 objs=""
-for src in "$ROOT"/model_runtime/*.cpp; do
-    case "$src" in *_main.cpp) continue ;; esac
+# every library layer of the runtime (model_runtime/<layer>/*.cpp); not the
+# programs (tools/, bench/)
+for src in "$ROOT"/model_runtime/*/*.cpp; do
+    case "$src" in */tools/*|*/bench/*|*_main.cpp) continue ;; esac
     base=$(basename "$src" .cpp)
     isa=""
     case "$base" in

@@ -4,7 +4,7 @@
 // ASan flags any size mismatch; a failure must give a one-line reason. A
 // successful decode is also preprocessed at a tiny pixel budget. Seeds:
 // tests/fixtures/images/*.
-#include "image.h"
+#include "image/image.h"
 
 #include <cstddef>
 #include <cstdint>

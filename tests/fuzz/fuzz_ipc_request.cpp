@@ -3,7 +3,7 @@
 // accepted image region must lie inside that arena (read every byte, so a
 // region outside it is an ASan error) and nothing may crash or leak.
 // The first input byte chooses the split point.
-#include "ipc_request.h"
+#include "serve/ipc_request.h"
 
 #include <cstddef>
 #include <cstdint>

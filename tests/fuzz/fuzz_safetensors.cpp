@@ -2,7 +2,7 @@
 // Feeds arbitrary bytes as a whole file and, when the parse succeeds, reads
 // every byte of every tensor view so ASan flags any view that escapes the
 // input. Does not cover the mmap / index.json layer (plain file I/O).
-#include "safetensors.h"
+#include "model/safetensors.h"
 
 #include <cstddef>
 #include <cstdint>

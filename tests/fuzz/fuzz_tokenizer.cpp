@@ -4,7 +4,7 @@
 // round-trip byte for byte; valid UTF-8 must also stream-decode to itself in
 // valid UTF-8 pieces. Inputs that start with '{' are additionally loaded as
 // an (untrusted) tokenizer.json, which must fail cleanly or work.
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 
 #include <unistd.h>
 

@@ -4,7 +4,7 @@
 // reported as a message, and the suites fail on it.
 #pragma once
 
-#include "model.h"
+#include "model/model.h"
 
 #include <jansson.h>
 

@@ -10,9 +10,10 @@
 // (relative error <= 2^-9 each), so against an f32 reference it is held to
 // 2^-8 * sum_c |x_c w_c|, and against a reference fed the same bf16-rounded
 // activations to the f32 bound.
-#include "backend.h"
-#include "backend_cpu.h"
-#include "cpu_ops_ref.h"
+#include "core/backend.h"
+#include "backend/backend_cpu.h"
+#include "core/cpu_ops_ref.h"
+#include "backend/registry.h"
 
 #include <algorithm>
 #include <cmath>

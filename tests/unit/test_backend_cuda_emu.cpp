@@ -15,11 +15,12 @@
 //    when there is no native golden). Against the cpu backend, tokens must
 //    be identical except where the cpu logits show a near-tie (the two
 //    tokens closer than the tolerance).
-#include "backend_cpu.h"
+#include "backend/backend_cpu.h"
 #include "backend_cuda.h"
-#include "model.h"
+#include "model/model.h"
 #include "model_golden_cases.h"
-#include "safetensors.h"
+#include "model/safetensors.h"
+#include "tools/cuda_selftest.h"
 
 #include <algorithm>
 #include <chrono>

@@ -4,7 +4,7 @@
 // on the fixture tokenizer, the corpus' template cases, and every tiny model's
 // golden prompts (fixtures/models/*/golden/cases.json, made by transformers'
 // processor). Not covered: tool declarations and video (not rendered).
-#include "chat_prompt.h"
+#include "text/chat_prompt.h"
 
 #include <jansson.h>
 

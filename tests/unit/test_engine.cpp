@@ -4,10 +4,11 @@
 // goes before BULK; a full queue answers QUEUE_FULL with a retry hint; prefix
 // and vision caches hit on repeats; identical requests coalesce; deadlines end
 // requests; bad input is an ERROR event and the engine keeps serving.
-#include "engine.h"
-#include "backend.h"
-#include "model.h"
-#include "tokenizer.h"
+#include "serve/engine.h"
+#include "core/backend.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
+#include "backend/registry.h"
 
 #include <check.h>
 #include <jansson.h>

@@ -5,9 +5,9 @@
 // with the reference smart_resize; and hostile inputs (truncated files of
 // every format, garbage, empty, over the byte cap, pixel-bomb headers,
 // unsupported formats), each refused with a one-line reason.
-#include "image.h"
-#include "model_config.h"
-#include "safetensors.h"
+#include "image/image.h"
+#include "model/model_config.h"
+#include "model/safetensors.h"
 
 #include <algorithm>
 #include <chrono>

@@ -13,8 +13,8 @@
 //    must be identical.
 // Weight dtypes BF16/F16 are exact in f32 once widened, so the tolerances do
 // not change with them.
-#include "backend.h"
-#include "cpu_ops_ref.h"
+#include "core/backend.h"
+#include "core/cpu_ops_ref.h"
 #include "kernels.h"
 
 #include <algorithm>

@@ -2,9 +2,9 @@
 // config.json in the transformers 4.5x and 5.x forms, generation and
 // preprocessor configs, and binding every tensor by name and shape. Each
 // failure case checks the message a user would read, not just "false".
-#include "model_config.h"
-#include "model_weights.h"
-#include "safetensors.h"
+#include "model/model_config.h"
+#include "model/model_weights.h"
+#include "model/safetensors.h"
 
 #include <check.h>
 

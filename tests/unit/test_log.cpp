@@ -1,6 +1,6 @@
 // test_log.cpp: vlmd's log lines stay one parseable line whatever the values
 // hold, never carry request content, and respect the level threshold.
-#include "log.h"
+#include "util/log.h"
 
 #include <cstdio>
 #include <cstring>

@@ -3,10 +3,11 @@
 // reference ids and M-RoPE positions, 32 greedy tokens decoded one at a time
 // through the KV cache, and the errors a caller sees for bad directories and
 // bad requests. Every comparison prints the max abs diff it measured.
-#include "backend_cpu.h"
-#include "model.h"
+#include "backend/backend_cpu.h"
+#include "model/model.h"
 #include "model_golden_cases.h"
-#include "safetensors.h"
+#include "model/safetensors.h"
+#include "backend/registry.h"
 
 #include <check.h>
 

@@ -2,7 +2,7 @@
 // sequence): exact equality with the positions and rope deltas recorded by
 // transformers for every fixture case, plus hand-checked layouts (text only,
 // one image, two images, a frame inside a video span, a truncated image run).
-#include "model.h"
+#include "model/model.h"
 #include "model_golden_cases.h"
 
 #include <check.h>

@@ -3,9 +3,10 @@
 // prefix, evicts idle cached blocks least recently used first; and the
 // batched decoder over scattered blocks gives the logits of the contiguous
 // single-sequence decoder, whatever else is in the batch.
-#include "kv_block_table.h"
-#include "backend.h"
-#include "model.h"
+#include "serve/kv_block_table.h"
+#include "core/backend.h"
+#include "model/model.h"
+#include "backend/registry.h"
 
 #include <check.h>
 

@@ -4,7 +4,7 @@
 // allow_loopback_for_tests_ports) and serves fixed responses: an image,
 // redirects (to itself, to private addresses, to file:), a huge body with and
 // without Content-Length, a body that trickles, a 404.
-#include "remote_image.h"
+#include "image/remote_image.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,9 +1,9 @@
 // Sampler, log-probabilities, stop strings and UTF-8 repair: the parts of
 // generation a user sees directly (same seed -> same text, stop strings never
 // leak into the stream, top_k/top_p never pick an excluded token).
-#include "generate.h"
-#include "sampler.h"
-#include "utf8.h"
+#include "generate/generate.h"
+#include "generate/sampler.h"
+#include "util/utf8.h"
 
 #include <check.h>
 

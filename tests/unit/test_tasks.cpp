@@ -5,12 +5,13 @@
 // expected GLM chat text; model output comes back clean (table tests in
 // English and Chinese); and each task runs end to end on the tiny fixture
 // model through generate(), its (meaningless) text post-processed.
-#include "backend.h"
-#include "chat_prompt.h"
-#include "generate.h"
-#include "model.h"
-#include "tasks.h"
-#include "tokenizer.h"
+#include "core/backend.h"
+#include "text/chat_prompt.h"
+#include "generate/generate.h"
+#include "model/model.h"
+#include "tasks/tasks.h"
+#include "text/tokenizer.h"
+#include "backend/registry.h"
 
 #include <cstdio>
 #include <cstdlib>

@@ -3,7 +3,7 @@
 // decode of multi-byte characters split across tokens, user text that looks
 // like special tokens, and malformed tokenizer.json files. Not covered: the
 // real 151k-token GLM file (not available offline; see the report).
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 
 #include <jansson.h>
 

@@ -2,7 +2,7 @@
 // shipped conf/vlmd.conf documents every key with its true default; a good
 // file sets what it says; mistakes (unknown key, bad value, duplicate) are
 // refused with file:line and a reason; flags override the file.
-#include "vlmd_config.h"
+#include "serve/vlmd_config.h"
 
 #include <cstdio>
 #include <cstdlib>

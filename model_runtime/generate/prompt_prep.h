@@ -1,0 +1,50 @@
+// prompt_prep.h: the part of a request before the decoder runs, shared by
+// generate() (vlm-run) and the engine (vlmd) so both feed the decoder the
+// same rows: images decoded, preprocessed and encoded one image per encoder
+// call (optionally through the vision cache), prompt ids, M-RoPE positions,
+// and a content key per prompt token for prefix reuse (text: its id; image
+// token: the image's SHA-256 and its index, since every image has the same
+// <|image|> ids). Also the prefill chunking both use. Leaves out: decoding.
+#pragma once
+
+#include "generate/generate.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
+#include "util/hash.h"
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vlm {
+
+class VisionCache;
+
+struct PreparedPrompt {
+    std::vector<int32_t>  ids;
+    std::vector<int32_t>  positions;     // 3 planes of ids.size()
+    int                   rope_delta = 0;
+    std::vector<float>    image_embeds;  // all images' rows, in prompt order
+    std::vector<uint64_t> token_keys;    // content key per prompt token
+    double image_ms = 0, vision_ms = 0;
+    int    vision_cache_hits = 0, vision_cache_misses = 0;
+};
+
+// Everything up to the decoder. On failure `status` is 400 (bad request or
+// undecodable image), 413 (over a size or context limit) or 415
+// (unsupported image type) and `err` a one-line reason. `cache` may be null.
+bool prepare_prompt(Model &model, const Tokenizer &tok, const ChatRequest &req,
+                    VisionCache *cache, PreparedPrompt &out, int &status,
+                    std::string &err);
+
+// Prefill chunks end at multiples of `chunk` tokens counted from the start of
+// the prompt (so a sequence's chunks are the same whatever runs beside it).
+int64_t prefill_chunk_end(int64_t start, int64_t n_prompt, int chunk);
+
+// The step for prompt tokens [start, end) of `p` over the given block table.
+SeqStep prefill_step(const PreparedPrompt &p, int64_t start, int64_t end,
+                     const std::vector<int32_t> &blocks, std::vector<int32_t> &positions_buf,
+                     int64_t d_model, int image_token_id);
+
+}  // namespace vlm

@@ -1,0 +1,187 @@
+// image_png.cpp: PNG -> RGB with libpng, converted the way Pillow's
+// Image.open(...).convert("RGB") does: palette looked up (tRNS ignored),
+// 1/2/4-bit gray scaled to 8 bits, 16-bit colour keeps the high byte, 16-bit
+// gray is clipped to 255 (Pillow's I;16 -> RGB), alpha dropped without
+// compositing, interlacing resolved, gamma/ICC/sBIT ignored. Collects the
+// eXIf chunk and the XMP iTXt ("XML:com.adobe.xmp"); the legacy
+// "Raw profile type exif" text chunk is not read.
+#include "image/image_codecs.h"
+
+#include <png.h>
+
+#include <csetjmp>
+#include <cstring>
+
+namespace vlm {
+namespace {
+
+struct PngMemoryReader {
+    const uint8_t *data;
+    size_t         size;
+    size_t         pos;
+};
+
+void png_read_from_memory(png_structp png, png_bytep dst, png_size_t n) {
+    auto *r = static_cast<PngMemoryReader *>(png_get_io_ptr(png));
+    if (n > r->size - r->pos) png_error(png, "truncated PNG (unexpected end of data)");
+    std::memcpy(dst, r->data + r->pos, n);
+    r->pos += n;
+}
+
+void png_error_to_caller(png_structp png, png_const_charp msg) {
+    auto *buf = static_cast<std::string *>(png_get_error_ptr(png));
+    if (buf) *buf = msg ? msg : "unknown libpng error";
+    png_longjmp(png, 1);
+}
+
+void png_ignore_warning(png_structp, png_const_charp) {}
+
+// Everything with a destructor lives here, outside the frames that setjmp.
+struct PngState {
+    png_structp          png = nullptr;
+    png_infop            info = nullptr;
+    png_infop            end_info = nullptr;
+    PngMemoryReader      reader{};
+    std::string          libpng_message;
+    std::vector<uint8_t> raw;        // decoded rows, rowbytes each
+    std::vector<png_bytep> rows;
+    size_t               rowbytes = 0;
+    png_uint_32          width = 0, height = 0;
+    int                  bit_depth = 0, color_type = 0;
+    uint8_t              palette[256][3];
+    int                  palette_size = 0;
+    bool                 dims_refused = false;
+    ~PngState() { png_destroy_read_struct(&png, &info, &end_info); }
+};
+
+void collect_metadata(PngState &s, png_infop info, DecodedFrame &out) {
+#ifdef PNG_eXIf_SUPPORTED
+    png_uint_32 exif_len = 0;
+    png_bytep exif = nullptr;
+    if (out.exif.empty() && png_get_eXIf_1(s.png, info, &exif_len, &exif) && exif && exif_len)
+        out.exif.assign(exif, exif + exif_len);
+#endif
+    png_textp text = nullptr;
+    int n_text = 0;
+    if (png_get_text(s.png, info, &text, &n_text) > 0) {
+        for (int i = 0; i < n_text; ++i) {
+            if (text[i].key && std::strcmp(text[i].key, "XML:com.adobe.xmp") == 0 && text[i].text) {
+                const size_t len = text[i].itxt_length ? text[i].itxt_length : text[i].text_length;
+                out.xmp.assign(text[i].text, len);
+            }
+        }
+    }
+}
+
+// Header and pixels. Only trivially destructible locals: libpng longjmps here.
+bool png_read_pixels(PngState &s, const ImageLimits &lim, DecodedFrame &out, std::string &err) {
+    if (setjmp(png_jmpbuf(s.png))) return false;
+    png_set_read_fn(s.png, &s.reader, png_read_from_memory);
+    png_set_user_limits(s.png, 0x7FFFFFFF, 0x7FFFFFFF);  // our own pixel cap applies
+    png_read_info(s.png, s.info);
+    int interlace = 0;
+    png_get_IHDR(s.png, s.info, &s.width, &s.height, &s.bit_depth, &s.color_type, &interlace,
+                 nullptr, nullptr);
+    if (!check_image_dimensions(s.width, s.height, lim, err)) {
+        s.dims_refused = true;
+        return false;
+    }
+    if (s.color_type == PNG_COLOR_TYPE_PALETTE) {
+        // Indices past the PLTE length read as Pillow's default grey ramp.
+        for (int i = 0; i < 256; ++i) s.palette[i][0] = s.palette[i][1] = s.palette[i][2] = uint8_t(i);
+        png_colorp plte = nullptr;
+        if (png_get_PLTE(s.png, s.info, &plte, &s.palette_size) && plte) {
+            for (int i = 0; i < s.palette_size && i < 256; ++i) {
+                s.palette[i][0] = plte[i].red;
+                s.palette[i][1] = plte[i].green;
+                s.palette[i][2] = plte[i].blue;
+            }
+        }
+    }
+    if (s.bit_depth < 8) png_set_packing(s.png);  // one byte per sample, unscaled
+    png_set_interlace_handling(s.png);
+    png_read_update_info(s.png, s.info);
+    s.rowbytes = png_get_rowbytes(s.png, s.info);
+    s.raw.resize(s.rowbytes * s.height);
+    s.rows.resize(s.height);
+    for (png_uint_32 y = 0; y < s.height; ++y) s.rows[y] = &s.raw[s.rowbytes * y];
+    png_read_image(s.png, s.rows.data());
+    collect_metadata(s, s.info, out);
+    return true;
+}
+
+// Trailing chunks (an eXIf after IDAT). A damaged tail loses only metadata,
+// as the pixels are already complete.
+void png_read_trailer(PngState &s, DecodedFrame &out) {
+    if (setjmp(png_jmpbuf(s.png))) return;
+    png_read_end(s.png, s.end_info);
+    collect_metadata(s, s.end_info, out);
+}
+
+void png_to_rgb(const PngState &s, DecodedFrame &out) {
+    const int w = static_cast<int>(s.width), h = static_cast<int>(s.height);
+    const bool wide = s.bit_depth == 16;
+    const int ct = s.color_type;
+    const int channels = ct == PNG_COLOR_TYPE_GRAY ? 1 : ct == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
+                       : ct == PNG_COLOR_TYPE_RGB ? 3 : ct == PNG_COLOR_TYPE_RGB_ALPHA ? 4 : 1;
+    const int gray_scale = s.bit_depth == 1 ? 255 : s.bit_depth == 2 ? 85 : s.bit_depth == 4 ? 17 : 1;
+    out.width = w;
+    out.height = h;
+    out.rgb.assign(static_cast<size_t>(w) * h * 3, 0);
+    for (int y = 0; y < h; ++y) {
+        const uint8_t *src = &s.raw[s.rowbytes * y];
+        uint8_t *dst = &out.rgb[static_cast<size_t>(y) * w * 3];
+        for (int x = 0; x < w; ++x, dst += 3) {
+            const size_t stride = static_cast<size_t>(channels) * (wide ? 2 : 1);
+            const uint8_t *p = src + stride * x;
+            if (ct == PNG_COLOR_TYPE_PALETTE) {
+                const uint8_t *c = s.palette[p[0]];
+                dst[0] = c[0]; dst[1] = c[1]; dst[2] = c[2];
+            } else if (channels <= 2) {
+                uint8_t v;
+                if (!wide) v = uint8_t(p[0] * gray_scale);
+                else if (channels == 1) {  // I;16 -> RGB clips
+                    const int v16 = (p[0] << 8) | p[1];
+                    v = uint8_t(v16 > 255 ? 255 : v16);
+                } else v = p[0];           // LA;16B keeps the high byte
+                dst[0] = dst[1] = dst[2] = v;
+            } else {
+                const int step = wide ? 2 : 1;  // big-endian: high byte first
+                dst[0] = p[0]; dst[1] = p[step]; dst[2] = p[2 * step];
+            }
+        }
+    }
+}
+
+}  // namespace
+
+bool decode_png(const uint8_t *bytes, size_t size, const ImageLimits &lim, DecodedFrame &out,
+                std::string &err) {
+    // IHDR is always the first chunk: refuse a pixel bomb from its fields
+    // before libpng reads any further (png_read_info reads the next chunks).
+    if (size >= 24 && std::memcmp(bytes + 12, "IHDR", 4) == 0) {
+        auto be32 = [&](size_t o) {
+            return (uint32_t(bytes[o]) << 24) | (uint32_t(bytes[o + 1]) << 16) |
+                   (uint32_t(bytes[o + 2]) << 8) | bytes[o + 3];
+        };
+        if (!check_image_dimensions(be32(16), be32(20), lim, err)) return false;
+    }
+    PngState s;
+    s.reader = PngMemoryReader{bytes, size, 0};
+    s.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &s.libpng_message, png_error_to_caller,
+                                   png_ignore_warning);
+    if (!s.png) { err = "PNG: out of memory"; return false; }
+    s.info = png_create_info_struct(s.png);
+    s.end_info = png_create_info_struct(s.png);
+    if (!s.info || !s.end_info) { err = "PNG: out of memory"; return false; }
+    if (!png_read_pixels(s, lim, out, err)) {
+        if (!s.dims_refused) err = "corrupt or truncated PNG: " + s.libpng_message;
+        out = DecodedFrame{};
+        return false;
+    }
+    png_read_trailer(s, out);
+    png_to_rgb(s, out);
+    return true;
+}
+
+}  // namespace vlm

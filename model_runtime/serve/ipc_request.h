@@ -1,0 +1,47 @@
+// ipc_request.h: decodes the JSON body of a vlmd SUBMIT (format documented in
+// ipc/vlm_ipc.h) into an EngineRequest. The body is a private copy; image
+// regions point into the client's shared request arena, are checked against
+// it and stay there (ImageBytes::owner keeps the mapping alive).
+// Not here: ring handling and replies (ipc_server.cpp), image decoding.
+#pragma once
+
+#include "serve/engine.h"
+#include "tasks/tasks.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace vlm {
+
+struct RequestArena {
+    const uint8_t              *base = nullptr;
+    uint64_t                    size = 0;
+    std::shared_ptr<const void> owner;   // keeps `base` mapped
+};
+
+struct RequestLimits {
+    int    max_images     = 16;
+    int    max_messages   = 256;
+    int    max_stop       = 8;
+    size_t max_stop_bytes = 256;
+    int    max_tokens     = 32768;
+    ImageLimits image_limits;         // bytes and pixels per image
+};
+
+struct DecodedRequest {
+    EngineRequest engine;
+    bool          is_task = false;    // alt_text / summary / seo_description
+    ResolvedTask  resolved;           // for post-processing and the answer
+};
+
+enum class DecodeStatus { OK, BAD_REQUEST, PROTOCOL_VIOLATION };
+
+// BAD_REQUEST: the client's request is wrong (answer 400, keep the
+// connection). PROTOCOL_VIOLATION: an image region outside the arena, i.e. a
+// client lying about lengths (close the connection). `err` says why.
+DecodeStatus decode_request_body(const std::string &body, const RequestArena &arena,
+                                 const TaskTemplates *templates, const RequestLimits &limits,
+                                 DecodedRequest &out, std::string &err);
+
+}  // namespace vlm

@@ -1,0 +1,53 @@
+// ipc_server.h: vlmd's side of the shared-memory protocol (ipc/vlm_ipc.h).
+// One thread runs an epoll loop over the listening socket and every client
+// connection: handshake and memfd hand-off, request-ring draining, SUBMIT /
+// CANCEL / STATS / PING, client death (EOF/HUP -> Engine::cancel of its
+// requests), backpressure (results kept in vlmd's memory while a client's
+// result ring or arena is full, disconnect after a timeout) and graceful
+// drain. Engine events are written into the result ring from the engine
+// thread under a per-connection lock.
+// Not here: the engine, model loading and flags (vlmd_main.cpp).
+#pragma once
+
+#include "serve/engine.h"
+#include "serve/ipc_request.h"
+#include "tasks/tasks.h"
+#include "text/tokenizer.h"
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <utility>
+
+namespace vlm {
+
+struct IpcServerOptions {
+    std::string socket_path;
+    uint32_t    request_ring_entries   = 256;    // power of two
+    uint32_t    result_ring_entries    = 1024;   // power of two
+    uint32_t    max_slots              = 128;    // requests in flight per connection
+    uint64_t    request_arena_bytes    = uint64_t(64) << 20;
+    uint64_t    result_arena_bytes     = uint64_t(4) << 20;
+    uint32_t    max_body_bytes         = 1u << 20;
+    int         max_connections        = 256;
+    int         backpressure_timeout_ms = 10000;  // full result ring this long: disconnect
+    size_t      max_pending_result_bytes = size_t(64) << 20;  // per connection
+    int         drain_flush_timeout_ms = 5000;   // after drain, for slow readers
+    RequestLimits        limits;
+    const TaskTemplates *templates = nullptr;    // null: tasks answer 400
+    std::string          model_name;             // for STATS
+};
+
+// One structured log line on stderr: "ts=... level=... event=... k=v ...".
+// Values with spaces or quotes are quoted. Never pass prompt text or bytes.
+void log_event(const char *level, const char *event,
+               std::initializer_list<std::pair<const char *, std::string>> fields);
+
+// Serves until `stop_fd` (a signalfd, or any fd that becomes readable)
+// fires, then drains: stops accepting, lets running requests finish, flushes
+// results, closes. Returns false with a reason when it cannot start (socket
+// in use, bind failure).
+bool run_ipc_server(Engine &engine, const Tokenizer &tok, const IpcServerOptions &opt,
+                    int stop_fd, std::string &err);
+
+}  // namespace vlm

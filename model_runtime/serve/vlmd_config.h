@@ -1,0 +1,58 @@
+// vlmd_config.h: vlmd's configuration: defaults, the config file
+// (conf/vlmd.conf documents every key), and command-line overrides.
+//
+// File format: one `key value` per line; '#' starts a comment at the start of
+// a line or after whitespace; blank lines are ignored; a value may be written
+// in double quotes to hold spaces or '#'. Sizes take a binary suffix
+// (K/KiB, M/MiB, G/GiB: 256M = 256 MiB); booleans are on/off, yes/no,
+// true/false, 1/0. A key may appear once, except remote_images_allow, whose
+// lines add to the list. Unknown keys are errors (with a suggestion), so a
+// typo never silently leaves a default in place. Flags (`--max-batch 8` or
+// `--max_batch 8`) override the file; a list flag replaces the list.
+// Errors name the place: "vlmd.conf:12: ..." or "--max-batch: ...".
+// Not here: reading argv (vlmd_main), reloading on SIGHUP.
+#pragma once
+
+#include "serve/engine.h"
+#include "image/image.h"
+#include "util/log.h"
+#include "image/remote_image.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace vlm {
+
+struct VlmdConfig {
+    std::string       model_dir = "/var/lib/vlm/models/GLM-4.6V-Flash";
+    std::string       backend = "cpu";
+    std::string       socket_path = "/run/vlm/vlmd.sock";
+    int               threads = 0;                   // 0: one per online CPU
+    EngineOptions     engine;                        // batching, KV cache, queues, caches
+    std::string       prompts_dir = "/etc/vlm/prompts";
+    RemoteImagePolicy remote_images;                 // enabled = false by default
+    ImageLimits       image_limits;
+    int               max_images = 8;                // per request
+    int               max_tokens_limit = 4096;       // largest max_tokens a request may ask for
+    LogLevel          log_level = LogLevel::INFO;
+};
+
+// Applies the settings in `path` on top of `cfg` (start from VlmdConfig{}).
+bool load_vlmd_config(const std::string &path, VlmdConfig &cfg, std::string &err);
+// The same for text already read; `source` names it in messages.
+bool parse_vlmd_config(const std::string &text, const std::string &source, VlmdConfig &cfg,
+                       std::string &err);
+// One override: `name` with or without leading "--", '-' and '_' alike.
+bool apply_flag(VlmdConfig &cfg, const std::string &name, const std::string &value, std::string &err);
+// Checks across keys after file and flags (e.g. remote images on with an
+// empty allowlist, socket path too long for a unix socket).
+bool validate_vlmd_config(const VlmdConfig &cfg, std::string &err);
+
+// Every key in file order with its current value (as the file would spell
+// it): for the startup log line and `vlmd --print-config`.
+std::vector<std::pair<std::string, std::string>> describe_vlmd_config(const VlmdConfig &cfg);
+// "--key VALUE  doc (default D)" lines for --help.
+std::string vlmd_config_help();
+
+}  // namespace vlm

@@ -1,0 +1,109 @@
+// tokenizer_utf8.cpp: bounds-checked UTF-8 scanning (Unicode 3.9 "maximal
+// subpart" rule for ill-formed input) and the GPT-2 byte alphabet.
+#include "text/tokenizer_utf8.h"
+
+namespace vlm::utf8 {
+
+ScanResult scan(std::string_view s, size_t i) {
+    const auto b0 = static_cast<uint8_t>(s[i]);
+    if (b0 < 0x80) return {Scan::VALID, 1, b0};
+
+    size_t   need;            // continuation bytes required
+    uint8_t  lo = 0x80, hi = 0xBF;   // allowed range of the first continuation
+    uint32_t cp;
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+        need = 1; cp = b0 & 0x1F;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+        need = 2; cp = b0 & 0x0F;
+        if (b0 == 0xE0) lo = 0xA0;          // no overlong forms
+        if (b0 == 0xED) hi = 0x9F;          // no surrogates
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+        need = 3; cp = b0 & 0x07;
+        if (b0 == 0xF0) lo = 0x90;
+        if (b0 == 0xF4) hi = 0x8F;          // <= U+10FFFF
+    } else {
+        return {Scan::INVALID, 1, 0};
+    }
+    for (size_t k = 1; k <= need; ++k) {
+        if (i + k >= s.size()) return {Scan::INCOMPLETE, k, 0};
+        const auto b = static_cast<uint8_t>(s[i + k]);
+        const uint8_t l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
+        if (b < l || b > h) return {Scan::INVALID, k, 0};
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    return {Scan::VALID, need + 1, cp};
+}
+
+bool is_valid(std::string_view s) {
+    for (size_t i = 0; i < s.size();) {
+        const ScanResult r = scan(s, i);
+        if (r.kind != Scan::VALID) return false;
+        i += r.length;
+    }
+    return true;
+}
+
+void append_codepoint(std::string &out, uint32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+}
+
+std::string sanitize(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+        const ScanResult r = scan(s, i);
+        if (r.kind == Scan::VALID) {
+            out.append(s.substr(i, r.length));
+        } else {
+            out += "\xEF\xBF\xBD";
+        }
+        i += r.length;
+    }
+    return out;
+}
+
+ByteAlphabet::ByteAlphabet() {
+    for (auto &v : cp_to_byte) v = -1;
+    // Printable Latin-1 bytes keep their code point; the other 68 bytes are
+    // moved to 256, 257, ... in byte order so every byte has a visible glyph.
+    uint32_t next_extra = 256;
+    for (int b = 0; b < 256; ++b) {
+        const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) ||
+                               (b >= 0xAE && b <= 0xFF);
+        const uint32_t cp = printable ? static_cast<uint32_t>(b) : next_extra++;
+        byte_to_cp[b] = cp;
+        cp_to_byte[cp] = static_cast<int16_t>(b);
+        append_codepoint(byte_to_utf8[b], cp);
+    }
+}
+
+void ByteAlphabet::encode(std::string_view raw, std::string &out) const {
+    for (unsigned char c : raw) out += byte_to_utf8[c];
+}
+
+bool ByteAlphabet::decode(std::string_view text, std::string &out) const {
+    for (size_t i = 0; i < text.size();) {
+        const ScanResult r = scan(text, i);
+        if (r.kind != Scan::VALID || r.codepoint >= 512 || cp_to_byte[r.codepoint] < 0)
+            return false;
+        out += static_cast<char>(cp_to_byte[r.codepoint]);
+        i += r.length;
+    }
+    return true;
+}
+
+}  // namespace vlm::utf8
