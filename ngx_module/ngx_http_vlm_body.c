@@ -29,9 +29,6 @@ typedef struct {
 } ngx_http_vlm_part_t;
 
 
-static ngx_int_t ngx_http_vlm_fail(ngx_http_request_t *r,
-    ngx_http_vlm_ctx_t *ctx, ngx_uint_t status, const char *param,
-    const char *code, const char *fmt, ...);
 static ngx_int_t ngx_http_vlm_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_vlm_json_depth_ok(ngx_str_t *body,
@@ -103,8 +100,9 @@ ngx_http_vlm_parse_body(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
     }
 
     if (body.len == 0) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                 "empty_body", "the request body is empty");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                      "empty_body",
+                                      "the request body is empty");
     }
 
     ct = r->headers_in.content_type ? &r->headers_in.content_type->value
@@ -115,9 +113,11 @@ ngx_http_vlm_parse_body(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
            == 0)
     {
         if (vlcf->api != NGX_HTTP_VLM_API_ALT_TEXT) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                                     NULL, "unsupported_content_type",
-                                     "this endpoint takes application/json");
+            return ngx_http_vlm_set_error(r, ctx,
+                                          NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
+                                          "unsupported_content_type",
+                                          "this endpoint takes "
+                                          "application/json");
         }
 
         /* the form becomes a JSON object freed with the request pool */
@@ -131,26 +131,26 @@ ngx_http_vlm_parse_body(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 
     } else {
         if (!ngx_http_vlm_json_depth_ok(&body, vlcf->max_json_depth)) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                     "json_too_deep",
-                                     "JSON nesting deeper than %ui",
-                                     vlcf->max_json_depth);
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                          "json_too_deep",
+                                          "JSON nesting deeper than %ui",
+                                          vlcf->max_json_depth);
         }
 
         in = json_loadb((char *) body.data, body.len,
                         JSON_REJECT_DUPLICATES, &err);
         if (in == NULL) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                     "invalid_json",
-                                     "invalid JSON at line %d column %d: %s",
-                                     err.line, err.column, err.text);
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                          "invalid_json",
+                                          "invalid JSON at line %d column %d: "
+                                          "%s", err.line, err.column, err.text);
         }
 
         if (!json_is_object(in)) {
             json_decref(in);
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                     "invalid_json",
-                                     "the body must be a JSON object");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                          "invalid_json",
+                                          "the body must be a JSON object");
         }
     }
 
@@ -184,42 +184,14 @@ ngx_http_vlm_parse_body(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
     }
 
     if (task->prompt_bytes > vlcf->max_prompt_bytes) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                 "messages", "prompt_too_large",
-                                 "the prompt text is %uz bytes, more than "
-                                 "the limit of %uz", task->prompt_bytes,
-                                 vlcf->max_prompt_bytes);
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      "messages", "prompt_too_large",
+                                      "the prompt text is %uz bytes, more than "
+                                      "the limit of %uz", task->prompt_bytes,
+                                      vlcf->max_prompt_bytes);
     }
 
     return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_vlm_fail(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
-    ngx_uint_t status, const char *param, const char *code,
-    const char *fmt, ...)
-{
-    u_char   *p;
-    va_list   args;
-
-    ctx->error.status = status;
-    ctx->error.param = param;
-    ctx->error.code = code;
-    ctx->error.type = "invalid_request_error";
-
-    ctx->error.message = ngx_pnalloc(r->pool, 256);
-    if (ctx->error.message == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    va_start(args, fmt);
-    p = ngx_vslprintf(ctx->error.message, ctx->error.message + 255, fmt,
-                      args);
-    va_end(args);
-    *p = '\0';
-
-    return status;
 }
 
 
@@ -358,19 +330,20 @@ ngx_http_vlm_sampling(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
 
     if (v != NULL && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 1) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                     "max_tokens", "invalid_value",
-                                     "max_tokens must be a positive integer");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                          "max_tokens", "invalid_value",
+                                          "max_tokens must be a positive "
+                                          "integer");
         }
 
         n = json_integer_value(v);
 
         if (n > (json_int_t) vlcf->max_tokens) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                     "max_tokens", "max_tokens_too_large",
-                                     "max_tokens is %L, more than the limit "
-                                     "of %ui", (int64_t) n,
-                                     vlcf->max_tokens);
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                          "max_tokens", "max_tokens_too_large",
+                                          "max_tokens is %L, more than the "
+                                          "limit " "of %ui", (int64_t) n,
+                                          vlcf->max_tokens);
         }
     }
 
@@ -383,9 +356,10 @@ ngx_http_vlm_sampling(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         if (!json_is_number(v) || json_number_value(v) < 0
             || json_number_value(v) > 2)
         {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                     "temperature", "invalid_value",
-                                     "temperature must be between 0 and 2");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                          "temperature", "invalid_value",
+                                          "temperature must be between 0 and "
+                                          "2");
         }
 
         d = json_number_value(v);
@@ -404,9 +378,9 @@ ngx_http_vlm_sampling(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         if (!json_is_number(v) || json_number_value(v) <= 0
             || json_number_value(v) > 1)
         {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, "top_p",
-                                     "invalid_value",
-                                     "top_p must be in (0, 1]");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, "top_p",
+                                          "invalid_value",
+                                          "top_p must be in (0, 1]");
         }
 
         if (json_object_set_new(body, "top_p",
@@ -420,9 +394,10 @@ ngx_http_vlm_sampling(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     v = json_object_get(in, "seed");
     if (v != NULL && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 0) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, "seed",
-                                     "invalid_value",
-                                     "seed must be a non-negative integer");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, "seed",
+                                          "invalid_value",
+                                          "seed must be a non-negative "
+                                          "integer");
         }
 
         task->has_seed = 1;
@@ -459,18 +434,19 @@ ngx_http_vlm_sampling(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
                     || json_string_length(json_array_get(v, i)) > 64
                     || json_array_append(stop, json_array_get(v, i)) != 0)
                 {
-                    return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                             "stop", "invalid_value",
-                                             "stop must be up to 4 strings "
-                                             "of 1 to 64 bytes");
+                    return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                                  "stop", "invalid_value",
+                                                  "stop must be up to 4 "
+                                                  "strings "
+                                                  "of 1 to 64 bytes");
                 }
             }
 
         } else {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, "stop",
-                                     "invalid_value",
-                                     "stop must be a string or up to 4 "
-                                     "strings");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, "stop",
+                                          "invalid_value",
+                                          "stop must be a string or up to 4 "
+                                          "strings");
         }
     }
 
@@ -506,19 +482,19 @@ ngx_http_vlm_parse_chat(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         }
 
         if (supported[i] == NULL) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, key,
-                                     "unsupported_parameter",
-                                     "parameter \"%s\" is not supported",
-                                     key);
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, key,
+                                          "unsupported_parameter",
+                                          "parameter \"%s\" is not supported",
+                                          key);
         }
     }
 
     v = json_object_get(in, "model");
     if (v != NULL) {
         if (!json_is_string(v)) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, "model",
-                                     "invalid_value",
-                                     "model must be a string");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, "model",
+                                          "invalid_value",
+                                          "model must be a string");
         }
 
         if (json_string_length(v) != task->model.len
@@ -526,11 +502,11 @@ ngx_http_vlm_parse_chat(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
                            task->model.len) != 0)
         {
             ctx->error.type = "invalid_request_error";
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_NOT_FOUND, "model",
-                                     "model_not_found",
-                                     "the model \"%s\" does not exist; "
-                                     "this server has \"%V\"",
-                                     json_string_value(v), &task->model);
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_NOT_FOUND, "model",
+                                          "model_not_found",
+                                          "the model \"%s\" does not exist; "
+                                          "this server has \"%V\"",
+                                          json_string_value(v), &task->model);
         }
     }
 
@@ -538,16 +514,17 @@ ngx_http_vlm_parse_chat(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     if (v != NULL && !json_is_null(v)
         && (!json_is_integer(v) || json_integer_value(v) != 1))
     {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, "n",
-                                 "unsupported_value", "only n=1 is supported");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, "n",
+                                      "unsupported_value",
+                                      "only n=1 is supported");
     }
 
     v = json_object_get(in, "stream");
     if (v != NULL && !json_is_null(v)) {
         if (!json_is_boolean(v)) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, "stream",
-                                     "invalid_value",
-                                     "stream must be a boolean");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                          "stream", "invalid_value",
+                                          "stream must be a boolean");
         }
 
         task->stream = json_is_true(v);
@@ -556,9 +533,9 @@ ngx_http_vlm_parse_chat(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     v = json_object_get(in, "stream_options");
     if (v != NULL && !json_is_null(v)) {
         if (!json_is_object(v)) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                     "stream_options", "invalid_value",
-                                     "stream_options must be an object");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                          "stream_options", "invalid_value",
+                                          "stream_options must be an object");
         }
 
         task->include_usage = json_is_true(json_object_get(v,
@@ -570,9 +547,9 @@ ngx_http_vlm_parse_chat(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
 
     if (v != NULL && !json_is_null(v)) {
         if (!json_is_boolean(v)) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                     "logprobs", "invalid_value",
-                                     "logprobs must be a boolean");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                          "logprobs", "invalid_value",
+                                          "logprobs must be a boolean");
         }
 
         if (json_is_true(v)) {
@@ -586,10 +563,10 @@ ngx_http_vlm_parse_chat(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         if (!json_is_integer(v) || json_integer_value(v) < 0
             || json_integer_value(v) > 20 || !task->logprobs)
         {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                     "top_logprobs", "invalid_value",
-                                     "top_logprobs must be 0..20 and needs "
-                                     "logprobs: true");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                          "top_logprobs", "invalid_value",
+                                          "top_logprobs must be 0..20 and "
+                                          "needs " "logprobs: true");
         }
 
         top = json_integer_value(v);
@@ -604,10 +581,10 @@ ngx_http_vlm_parse_chat(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     if (!json_is_array(messages) || json_array_size(messages) == 0
         || json_array_size(messages) > NGX_HTTP_VLM_MAX_MESSAGES)
     {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, "messages",
-                                 "invalid_value",
-                                 "messages must be an array of 1 to 256 "
-                                 "messages");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, "messages",
+                                      "invalid_value",
+                                      "messages must be an array of 1 to 256 "
+                                      "messages");
     }
 
     out = json_array();
@@ -652,10 +629,10 @@ ngx_http_vlm_parse_message(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
             && ngx_strcmp(r_name, "user") != 0
             && ngx_strcmp(r_name, "assistant") != 0))
     {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, "messages",
-                                 "invalid_value",
-                                 "each message needs a role of system, "
-                                 "user or assistant");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, "messages",
+                                      "invalid_value",
+                                      "each message needs a role of system, "
+                                      "user or assistant");
     }
 
     if (json_is_string(content)) {
@@ -670,10 +647,10 @@ ngx_http_vlm_parse_message(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     }
 
     if (!json_is_array(content) || json_array_size(content) > 64) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                 "messages.content", "invalid_value",
-                                 "content must be a string or an array of "
-                                 "up to 64 parts");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                      "messages.content", "invalid_value",
+                                      "content must be a string or an array of "
+                                      "up to 64 parts");
     }
 
     parts = json_array();
@@ -688,10 +665,10 @@ ngx_http_vlm_parse_message(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         if (type != NULL && ngx_strcmp(type, "text") == 0) {
             v = json_object_get(part, "text");
             if (!json_is_string(v)) {
-                return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                         "messages.content.text",
-                                         "invalid_value",
-                                         "a text part needs \"text\"");
+                return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                              "messages.content.text",
+                                              "invalid_value",
+                                              "a text part needs \"text\"");
             }
 
             ctx->task->prompt_bytes += json_string_length(v);
@@ -709,21 +686,22 @@ ngx_http_vlm_parse_message(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
 
         if (type != NULL && ngx_strcmp(type, "image_url") == 0) {
             if (ngx_strcmp(r_name, "user") != 0) {
-                return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                         "messages.content", "invalid_value",
-                                         "images are only accepted in user "
-                                         "messages");
+                return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                              "messages.content",
+                                              "invalid_value",
+                                              "images are only accepted in "
+                                              "user " "messages");
             }
 
             v = json_object_get(part, "image_url");
             url = json_is_object(v) ? json_object_get(v, "url") : v;
 
             if (!json_is_string(url)) {
-                return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                         "messages.content.image_url",
-                                         "invalid_value",
-                                         "an image_url part needs "
-                                         "\"image_url\": {\"url\": ...}");
+                return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                              "messages.content.image_url",
+                                              "invalid_value",
+                                              "an image_url part needs "
+                                              "\"image_url\": {\"url\": ...}");
             }
 
             rc = ngx_http_vlm_add_image(r, ctx, json_string_value(url),
@@ -745,10 +723,10 @@ ngx_http_vlm_parse_message(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
             continue;
         }
 
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                 "messages.content.type", "invalid_value",
-                                 "content parts must be \"text\" or "
-                                 "\"image_url\"");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                      "messages.content.type", "invalid_value",
+                                      "content parts must be \"text\" or "
+                                      "\"image_url\"");
     }
 
     return NGX_OK;
@@ -767,8 +745,9 @@ ngx_http_vlm_text_field(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     }
 
     if (!json_is_string(v)) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, key,
-                                 "invalid_value", "%s must be a string", key);
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, key,
+                                      "invalid_value", "%s must be a string",
+                                      key);
     }
 
     ctx->task->prompt_bytes += json_string_length(v);
@@ -798,10 +777,10 @@ ngx_http_vlm_task_common(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
                       || ngx_strncmp(json_string_value(v), task->model.data,
                                      task->model.len) != 0))
     {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_NOT_FOUND, "model",
-                                 "model_not_found",
-                                 "unknown model; this server has \"%V\"",
-                                 &task->model);
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_NOT_FOUND, "model",
+                                      "model_not_found",
+                                      "unknown model; this server has \"%V\"",
+                                      &task->model);
     }
 
     v = json_object_get(in, "language");
@@ -812,9 +791,9 @@ ngx_http_vlm_task_common(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
                           && ngx_strcmp(s, "en") != 0
                           && ngx_strcmp(s, "zh") != 0))
         {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                     "language", "invalid_value",
-                                     "language must be auto, en or zh");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                          "language", "invalid_value",
+                                          "language must be auto, en or zh");
         }
 
         task->language.len = ngx_strlen(s);
@@ -831,10 +810,10 @@ ngx_http_vlm_task_common(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         if (!json_is_integer(v) || json_integer_value(v) < 1
             || json_integer_value(v) > 10000)
         {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                     "max_length", "invalid_value",
-                                     "max_length must be 1..10000 "
-                                     "characters");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                          "max_length", "invalid_value",
+                                          "max_length must be 1..10000 "
+                                          "characters");
         }
 
         if (json_object_set(task->body, "max_chars", v) != 0) {
@@ -890,10 +869,11 @@ ngx_http_vlm_parse_alt_text(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         }
 
         if (!json_is_string(v)) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, "image",
-                                     "missing_image",
-                                     "send the image as \"image\": a data: "
-                                     "URL, or as a multipart file");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, "image",
+                                          "missing_image",
+                                          "send the image as \"image\": a "
+                                          "data: "
+                                          "URL, or as a multipart file");
         }
 
         rc = ngx_http_vlm_add_image(r, ctx, json_string_value(v),
@@ -926,9 +906,10 @@ ngx_http_vlm_parse_summary(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         ctx->task->kind = NGX_HTTP_VLM_TASK_SEO;
 
     } else if (kind != NULL && ngx_strcmp(kind, "summary") != 0) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, "kind",
-                                 "invalid_value",
-                                 "kind must be summary or seo_description");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, "kind",
+                                      "invalid_value",
+                                      "kind must be summary or "
+                                      "seo_description");
     }
 
     rc = ngx_http_vlm_task_common(r, ctx, in, name);
@@ -938,9 +919,9 @@ ngx_http_vlm_parse_summary(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
 
     v = json_object_get(in, "text");
     if (!json_is_string(v) || json_string_length(v) == 0) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, "text",
-                                 "missing_text",
-                                 "\"text\" (the article) is required");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, "text",
+                                      "missing_text",
+                                      "\"text\" (the article) is required");
     }
 
     rc = ngx_http_vlm_text_field(r, ctx, in, "text", "text");
@@ -951,9 +932,10 @@ ngx_http_vlm_parse_summary(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     v = json_object_get(in, "images");
     if (v != NULL && !json_is_null(v)) {
         if (!json_is_array(v)) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, "images",
-                                     "invalid_value",
-                                     "images must be an array of data: URLs");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                          "images", "invalid_value",
+                                          "images must be an array of data: "
+                                          "URLs");
         }
 
         json_array_foreach(v, i, img) {
@@ -962,9 +944,9 @@ ngx_http_vlm_parse_summary(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
             }
 
             if (!json_is_string(img)) {
-                return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                         "images", "invalid_value",
-                                         "images must be data: URLs");
+                return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                              "images", "invalid_value",
+                                              "images must be data: URLs");
             }
 
             rc = ngx_http_vlm_add_image(r, ctx, json_string_value(img),
@@ -997,39 +979,40 @@ ngx_http_vlm_add_image(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         || (len > 8 && ngx_strncasecmp(p, (u_char *) "https://", 8) == 0))
     {
         if (!vlcf->remote_images) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, param,
-                                     "remote_images_disabled",
-                                     "remote image URLs are disabled here; "
-                                     "send the image as a data: URL");
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, param,
+                                          "remote_images_disabled",
+                                          "remote image URLs are disabled "
+                                          "here; "
+                                          "send the image as a data: URL");
         }
 
         /* vlm_ipc.h has no URL field yet: vlmd cannot fetch for us */
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, param,
-                                 "remote_images_unsupported",
-                                 "remote image URLs are not supported by "
-                                 "this vlmd; send a data: URL");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, param,
+                                      "remote_images_unsupported",
+                                      "remote image URLs are not supported by "
+                                      "this vlmd; send a data: URL");
     }
 
     if (len < 5 || ngx_strncasecmp(p, (u_char *) "data:", 5) != 0) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, param,
-                                 "invalid_image_url",
-                                 "an image must be a data: URL");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, param,
+                                      "invalid_image_url",
+                                      "an image must be a data: URL");
     }
 
     comma = ngx_strlchr(p, last, ',');
     if (comma == NULL || comma - p < 12
         || ngx_strncasecmp(comma - 7, (u_char *) ";base64", 7) != 0)
     {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, param,
-                                 "invalid_image_url",
-                                 "an image must be a base64 data: URL "
-                                 "(data:image/png;base64,...)");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, param,
+                                      "invalid_image_url",
+                                      "an image must be a base64 data: URL "
+                                      "(data:image/png;base64,...)");
     }
 
     if (ngx_strncasecmp(p + 5, (u_char *) "image/", 6) != 0) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                                 param, "unsupported_image_type",
-                                 "only image/* data URLs are accepted");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                      param, "unsupported_image_type",
+                                      "only image/* data URLs are accepted");
     }
 
     src.data = comma + 1;
@@ -1055,16 +1038,16 @@ ngx_http_vlm_add_image(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     }
 
     if (src.len == 0 || src.len % 4 != 0 || pad > 2) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, param,
-                                 "invalid_base64",
-                                 "the image's base64 data is invalid");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, param,
+                                      "invalid_base64",
+                                      "the image's base64 data is invalid");
     }
 
     if (ngx_base64_decoded_length(src.len) - pad > vlcf->max_image_bytes) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                 param, "image_too_large",
-                                 "an image is larger than %uz bytes",
-                                 vlcf->max_image_bytes);
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      param, "image_too_large",
+                                      "an image is larger than %uz bytes",
+                                      vlcf->max_image_bytes);
     }
 
     data.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(src.len));
@@ -1073,9 +1056,9 @@ ngx_http_vlm_add_image(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     }
 
     if (ngx_decode_base64(&data, &src) != NGX_OK) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, param,
-                                 "invalid_base64",
-                                 "the image's base64 data is invalid");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, param,
+                                      "invalid_base64",
+                                      "the image's base64 data is invalid");
     }
 
     return ngx_http_vlm_add_image_bytes(r, ctx, &data, param, index);
@@ -1094,42 +1077,43 @@ ngx_http_vlm_add_image_bytes(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
 
     if (ctx->task->images->nelts >= vlcf->max_images) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, param,
-                                 "too_many_images",
-                                 "more than %ui images in one request",
-                                 vlcf->max_images);
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, param,
+                                      "too_many_images",
+                                      "more than %ui images in one request",
+                                      vlcf->max_images);
     }
 
     if (data->len > vlcf->max_image_bytes) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                 param, "image_too_large",
-                                 "an image is larger than %uz bytes",
-                                 vlcf->max_image_bytes);
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      param, "image_too_large",
+                                      "an image is larger than %uz bytes",
+                                      vlcf->max_image_bytes);
     }
 
     rc = ngx_http_vlm_image_sniff(data->data, data->len, &type, &width,
                                   &height);
 
     if (rc == NGX_DECLINED) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                                 param, "unsupported_image_type",
-                                 "unsupported image type: send JPEG, PNG, "
-                                 "WebP or GIF");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                      param, "unsupported_image_type",
+                                      "unsupported image type: send JPEG, PNG, "
+                                      "WebP or GIF");
     }
 
     if (rc != NGX_OK) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, param,
-                                 "invalid_image",
-                                 "the image's header is truncated or "
-                                 "invalid");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, param,
+                                      "invalid_image",
+                                      "the image's header is truncated or "
+                                      "invalid");
     }
 
     /* divide instead of multiplying so a 100000x100000 header cannot wrap */
     if (width > vlcf->max_pixels / height) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                 param, "image_too_many_pixels",
-                                 "the image is %uix%ui, more than %ui pixels",
-                                 width, height, vlcf->max_pixels);
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      param, "image_too_many_pixels",
+                                      "the image is %uix%ui, more than %ui "
+                                      "pixels", width, height,
+                                      vlcf->max_pixels);
     }
 
     img = ngx_array_push(ctx->task->images);
@@ -1167,9 +1151,9 @@ ngx_http_vlm_parse_multipart(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     b = ngx_strlcasestrn(ct->data, ct->data + ct->len,
                          (u_char *) "boundary=", 9 - 1);
     if (b == NULL) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                 "invalid_multipart",
-                                 "multipart/form-data without a boundary");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                      "invalid_multipart",
+                                      "multipart/form-data without a boundary");
     }
 
     b += 9;
@@ -1186,9 +1170,9 @@ ngx_http_vlm_parse_multipart(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     }
 
     if (last - b < 1 || last - b > 70) {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                 "invalid_multipart",
-                                 "invalid multipart boundary");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                      "invalid_multipart",
+                                      "invalid multipart boundary");
     }
 
     /* the delimiter is CRLF "--" boundary; the first one has no CRLF */
@@ -1208,10 +1192,10 @@ ngx_http_vlm_parse_multipart(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     if ((size_t) (last - p) < blen - 2
         || ngx_memcmp(p, boundary.data + 2, blen - 2) != 0)
     {
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                 "invalid_multipart",
-                                 "multipart body does not start with its "
-                                 "boundary");
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                      "invalid_multipart",
+                                      "multipart body does not start with its "
+                                      "boundary");
     }
 
     p += blen - 2;
@@ -1239,10 +1223,10 @@ ngx_http_vlm_parse_multipart(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         }
 
         if (nparts == NGX_HTTP_VLM_MAX_PARTS) {
-            return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                     "invalid_multipart",
-                                     "more than %d multipart parts",
-                                     NGX_HTTP_VLM_MAX_PARTS);
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                          "invalid_multipart",
+                                          "more than %d multipart parts",
+                                          NGX_HTTP_VLM_MAX_PARTS);
         }
 
         ngx_memzero(&parts[nparts], sizeof(ngx_http_vlm_part_t));
@@ -1332,9 +1316,9 @@ ngx_http_vlm_parse_multipart(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
                                            parts[i].value.len))
                 != 0)
             {
-                return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                         NULL, "invalid_value",
-                                         "form fields must be UTF-8 text");
+                return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                              NULL, "invalid_value",
+                                              "form fields must be UTF-8 text");
             }
 
             continue;
@@ -1343,9 +1327,9 @@ ngx_http_vlm_parse_multipart(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         if (name.len == 10 && ngx_strncmp(name.data, "max_length", 10) == 0) {
             rc = ngx_atoi(parts[i].value.data, parts[i].value.len);
             if (rc == NGX_ERROR) {
-                return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                         "max_length", "invalid_value",
-                                         "max_length must be a number");
+                return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                              "max_length", "invalid_value",
+                                              "max_length must be a number");
             }
 
             if (json_object_set_new(obj, "max_length", json_integer(rc))
@@ -1357,16 +1341,16 @@ ngx_http_vlm_parse_multipart(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
             continue;
         }
 
-        return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                 "unsupported_parameter",
-                                 "unknown form field \"%V\"", &name);
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                      "unsupported_parameter",
+                                      "unknown form field \"%V\"", &name);
     }
 
     return NGX_OK;
 
 invalid:
 
-    return ngx_http_vlm_fail(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                             "invalid_multipart",
-                             "malformed multipart/form-data body");
+    return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                  "invalid_multipart",
+                                  "malformed multipart/form-data body");
 }

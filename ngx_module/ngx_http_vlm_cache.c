@@ -70,18 +70,6 @@ static void ngx_http_vlm_redis_answer(ngx_http_vlm_redis_op_t *op,
 static ngx_http_vlm_redis_t  ngx_http_vlm_redis;
 
 
-void
-ngx_http_vlm_sha256(u_char *data, size_t len, u_char *out)
-{
-    unsigned int  n;
-
-    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1) {
-        /* cannot fail for SHA-256 in practice; never match on failure */
-        ngx_memset(out, 0xff, NGX_HTTP_VLM_SHA256_LEN);
-    }
-}
-
-
 ngx_int_t
 ngx_http_vlm_cache_key(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     ngx_str_t *revision)

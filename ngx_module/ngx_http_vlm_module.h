@@ -227,7 +227,6 @@ void ngx_http_vlm_cache_set(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
 void ngx_http_vlm_cache_cancel(ngx_http_vlm_ctx_t *ctx);
 ngx_int_t ngx_http_vlm_redis_init(ngx_cycle_t *cycle);
 void ngx_http_vlm_redis_exit(ngx_cycle_t *cycle);
-void ngx_http_vlm_sha256(u_char *data, size_t len, u_char *out);
 
 /* ngx_http_vlm_ipc.c */
 ngx_int_t ngx_http_vlm_ipc_init(ngx_cycle_t *cycle);
@@ -261,6 +260,12 @@ ngx_int_t ngx_http_vlm_answer_json(ngx_http_request_t *r,
 ngx_int_t ngx_http_vlm_add_cors(ngx_http_request_t *r);
 ngx_int_t ngx_http_vlm_set_header(ngx_http_request_t *r, char *key,
     ngx_str_t *value);
+
+/* ngx_http_vlm_util.c */
+void ngx_http_vlm_sha256(u_char *data, size_t len, u_char *out);
+ngx_int_t ngx_http_vlm_set_error(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_uint_t status, const char *param,
+    const char *code, const char *fmt, ...);
 
 /* ngx_http_vlm_filter.c */
 ngx_int_t ngx_http_vlm_filter_init(ngx_conf_t *cf);
