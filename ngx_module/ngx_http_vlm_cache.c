@@ -9,8 +9,10 @@
  * asynchronously on a small adapter onto nginx's event loop: one connection
  * per worker, level-triggered (hiredis reads 16k at a time), a timer per
  * GET because 0.14 has no async timeouts, reconnect with backoff on a
- * cancelable timer. Failures are reported to ngx_http_vlm_cache_done(),
- * which treats them all as a miss. Not here: coalescing identical requests.
+ * cancelable timer. A GET's outcome goes to the {handler, data} stored
+ * with it (as nginx's subrequests report to ngx_http_post_subrequest_t):
+ * the record, a miss, or NGX_ERROR for every failure, which the caller
+ * serves as a miss. Not here: coalescing identical requests.
  */
 
 
@@ -27,10 +29,13 @@
 #define NGX_HTTP_VLM_REDIS_BACKOFF_MAX  5000
 
 
-struct ngx_http_vlm_redis_op_s {
-    ngx_http_request_t         *r;          /* NULL once the request left */
-    ngx_event_t                 timer;
-    unsigned                    done:1;     /* the request got its answer */
+/* on the heap: hiredis may call back after the request is gone */
+struct ngx_http_vlm_cache_op_s {
+    ngx_http_request_t             *r;          /* NULL once answered */
+    ngx_http_vlm_cache_handler_pt   handler;
+    void                           *data;
+    ngx_event_t                     timer;
+    unsigned                        done:1;     /* handler has run */
 };
 
 
@@ -62,7 +67,7 @@ static void ngx_http_vlm_redis_cleanup(void *data);
 static void ngx_http_vlm_redis_get_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_http_vlm_redis_timeout(ngx_event_t *ev);
-static void ngx_http_vlm_redis_answer(ngx_http_vlm_redis_op_t *op,
+static void ngx_http_vlm_redis_answer(ngx_http_vlm_cache_op_t *op,
     ngx_int_t rc, ngx_str_t *value);
 
 
@@ -144,30 +149,30 @@ ngx_http_vlm_cache_key(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
 
 
 /*
- * NGX_AGAIN: a GET is in flight and ngx_http_vlm_cache_done() will be
- * called; NGX_ERROR: Redis is unavailable right now.
+ * Starts a GET whose outcome goes to handler(r, data, ...) once; NULL when
+ * Redis is unavailable right now (nothing will be called then).
  */
-ngx_int_t
-ngx_http_vlm_cache_get(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
+ngx_http_vlm_cache_op_t *
+ngx_http_vlm_cache_get(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_http_vlm_cache_handler_pt handler, void *data)
 {
     size_t                    argvlen[2];
     const char               *argv[2];
-    ngx_http_vlm_redis_op_t  *op;
+    ngx_http_vlm_cache_op_t  *op;
 
     if (!ngx_http_vlm_redis.connected || ngx_http_vlm_redis.ac == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
-    /* on the heap: hiredis may call back after the request is gone */
-    op = ngx_calloc(sizeof(ngx_http_vlm_redis_op_t), r->connection->log);
+    op = ngx_calloc(sizeof(ngx_http_vlm_cache_op_t), r->connection->log);
     if (op == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     argv[0] = "GET";
-    argvlen[0] = 3;
-    argv[1] = (char *) ctx->cache_key.data;
-    argvlen[1] = ctx->cache_key.len;
+    argvlen[0] = sizeof("GET") - 1;
+    argv[1] = (char *) key->data;
+    argvlen[1] = key->len;
 
     if (redisAsyncCommandArgv(ngx_http_vlm_redis.ac,
                               ngx_http_vlm_redis_get_reply, op, 2, argv,
@@ -175,32 +180,29 @@ ngx_http_vlm_cache_get(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
         != REDIS_OK)
     {
         ngx_free(op);
-        return NGX_ERROR;
+        return NULL;
     }
 
     op->r = r;
+    op->handler = handler;
+    op->data = data;
     op->timer.handler = ngx_http_vlm_redis_timeout;
     op->timer.data = op;
     op->timer.log = r->connection->log;
     ngx_add_timer(&op->timer, ngx_http_vlm_redis.vmcf->redis_timeout);
 
-    ctx->redis_op = op;
-
-    return NGX_AGAIN;
+    return op;
 }
 
 
+/* the handler will not be called; the op is freed when hiredis replies */
 void
-ngx_http_vlm_cache_cancel(ngx_http_vlm_ctx_t *ctx)
+ngx_http_vlm_cache_cancel(ngx_http_vlm_cache_op_t *op)
 {
-    ngx_http_vlm_redis_op_t  *op;
-
-    op = ctx->redis_op;
     if (op == NULL) {
         return;
     }
 
-    ctx->redis_op = NULL;
     op->r = NULL;
     op->done = 1;
 
@@ -228,13 +230,13 @@ ngx_http_vlm_cache_set(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     p = ngx_sprintf(ttl, "%T", ngx_http_vlm_redis.vmcf->cache_ttl);
 
     argv[0] = "SET";
-    argvlen[0] = 3;
+    argvlen[0] = sizeof("SET") - 1;
     argv[1] = (char *) ctx->cache_key.data;
     argvlen[1] = ctx->cache_key.len;
     argv[2] = (char *) value->data;
     argvlen[2] = value->len;
     argv[3] = "EX";
-    argvlen[3] = 2;
+    argvlen[3] = sizeof("EX") - 1;
     argv[4] = (char *) ttl;
     argvlen[4] = p - ttl;
 
@@ -255,7 +257,7 @@ ngx_http_vlm_redis_get_reply(redisAsyncContext *ac, void *reply,
 {
     redisReply               *rr = reply;
     ngx_str_t                 value;
-    ngx_http_vlm_redis_op_t  *op = privdata;
+    ngx_http_vlm_cache_op_t  *op = privdata;
 
     if (op->r != NULL && !op->done) {
 
@@ -283,7 +285,7 @@ ngx_http_vlm_redis_get_reply(redisAsyncContext *ac, void *reply,
 static void
 ngx_http_vlm_redis_timeout(ngx_event_t *ev)
 {
-    ngx_http_vlm_redis_op_t  *op = ev->data;
+    ngx_http_vlm_cache_op_t  *op = ev->data;
 
     ngx_log_error(NGX_LOG_WARN, ev->log, 0, "vlm: redis GET timed out");
 
@@ -293,12 +295,11 @@ ngx_http_vlm_redis_timeout(ngx_event_t *ev)
 
 
 static void
-ngx_http_vlm_redis_answer(ngx_http_vlm_redis_op_t *op, ngx_int_t rc,
+ngx_http_vlm_redis_answer(ngx_http_vlm_cache_op_t *op, ngx_int_t rc,
     ngx_str_t *value)
 {
     ngx_connection_t    *c;
     ngx_http_request_t  *r;
-    ngx_http_vlm_ctx_t  *ctx;
 
     r = op->r;
     if (r == NULL || op->done) {
@@ -312,15 +313,10 @@ ngx_http_vlm_redis_answer(ngx_http_vlm_redis_op_t *op, ngx_int_t rc,
         ngx_del_timer(&op->timer);
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
-    if (ctx != NULL) {
-        ctx->redis_op = NULL;
-    }
-
     c = r->connection;
     ngx_http_set_log_request(c->log, r);
 
-    ngx_http_vlm_cache_done(r, rc, value);
+    op->handler(r, op->data, rc, value);
 
     ngx_http_run_posted_requests(c);
 }

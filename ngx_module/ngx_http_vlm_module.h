@@ -147,7 +147,47 @@ typedef struct {
 } ngx_http_vlm_task_t;
 
 
-typedef struct ngx_http_vlm_redis_op_s  ngx_http_vlm_redis_op_t;
+/* a Redis GET in flight (ngx_http_vlm_cache.c) */
+typedef struct ngx_http_vlm_cache_op_s  ngx_http_vlm_cache_op_t;
+
+/*
+ * A GET's outcome, called once with the request's log set: NGX_OK and the
+ * stored record, NGX_DECLINED for a miss, NGX_ERROR for a Redis error, a
+ * timeout or a lost connection. The op is freed afterwards: forget it.
+ */
+typedef void (*ngx_http_vlm_cache_handler_pt)(ngx_http_request_t *r,
+    void *data, ngx_int_t rc, ngx_str_t *value);
+
+
+/* a request to vlmd in flight (ngx_http_vlm_ipc.c) */
+typedef struct ngx_http_vlm_ipc_req_s  ngx_http_vlm_ipc_req_t;
+
+#define NGX_HTTP_VLM_IPC_DELTA        1
+#define NGX_HTTP_VLM_IPC_DONE         2
+#define NGX_HTTP_VLM_IPC_ERROR        3
+#define NGX_HTTP_VLM_IPC_STATS        4
+
+/*
+ * What vlmd sent for one request; the bytes are valid during the handler
+ * call only. text: DELTA the new text; DONE a task's post-processed answer
+ * (empty for chat, whose answer is the deltas); ERROR the message; STATS
+ * vlmd's JSON, empty when vlmd failed or did not answer in time.
+ */
+typedef struct {
+    ngx_uint_t                  kind;           /* NGX_HTTP_VLM_IPC_* */
+    ngx_str_t                   text;
+    json_t                     *logprobs;       /* DELTA: entries or NULL */
+    ngx_uint_t                  status;         /* ERROR: HTTP status */
+    ngx_uint_t                  prompt_tokens;      /* DONE */
+    ngx_uint_t                  completion_tokens;  /* DONE */
+    ngx_str_t                   finish_reason;      /* DONE */
+    ngx_str_t                   language;       /* DONE: tasks, or empty */
+    unsigned                    final:1;        /* the last event */
+} ngx_http_vlm_ipc_event_t;
+
+/* called with the request's log set; after a final event, forget the req */
+typedef void (*ngx_http_vlm_ipc_handler_pt)(ngx_http_request_t *r,
+    void *data, ngx_http_vlm_ipc_event_t *ev);
 
 
 /* per request; lives in r->pool */
@@ -160,9 +200,9 @@ typedef struct {
     ngx_http_vlm_error_t        error;          /* set when parsing fails */
     ngx_str_t                   cache_key;      /* hex, "vlm:v1:..." */
     ngx_uint_t                  cache_status;   /* NGX_HTTP_VLM_CACHE_* */
-    ngx_http_vlm_redis_op_t    *redis_op;
+    ngx_http_vlm_cache_op_t    *cache_op;
 
-    void                       *ipc;            /* ngx_http_vlm_ipc_req_t */
+    ngx_http_vlm_ipc_req_t     *ipc;
 
     ngx_str_t                   id;             /* chatcmpl-... */
     time_t                      created;
@@ -188,11 +228,6 @@ extern ngx_module_t  ngx_http_vlm_module;
 /* ngx_http_vlm_request.c */
 ngx_int_t ngx_http_vlm_handler(ngx_http_request_t *r);
 ngx_http_vlm_ctx_t *ngx_http_vlm_get_ctx(ngx_http_request_t *r);
-void ngx_http_vlm_cache_done(ngx_http_request_t *r, ngx_int_t rc,
-    ngx_str_t *value);
-void ngx_http_vlm_on_delta(ngx_http_request_t *r, u_char *text, size_t len);
-void ngx_http_vlm_on_final(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *message);
 ngx_int_t ngx_http_vlm_log_handler(ngx_http_request_t *r);
 
 /* ngx_http_vlm_auth.c */
@@ -220,11 +255,11 @@ const char *ngx_http_vlm_image_type_name(ngx_uint_t type);
 /* ngx_http_vlm_cache.c */
 ngx_int_t ngx_http_vlm_cache_key(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx, ngx_str_t *revision);
-ngx_int_t ngx_http_vlm_cache_get(ngx_http_request_t *r,
-    ngx_http_vlm_ctx_t *ctx);
+ngx_http_vlm_cache_op_t *ngx_http_vlm_cache_get(ngx_http_request_t *r,
+    ngx_str_t *key, ngx_http_vlm_cache_handler_pt handler, void *data);
 void ngx_http_vlm_cache_set(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     ngx_str_t *value);
-void ngx_http_vlm_cache_cancel(ngx_http_vlm_ctx_t *ctx);
+void ngx_http_vlm_cache_cancel(ngx_http_vlm_cache_op_t *op);
 ngx_int_t ngx_http_vlm_redis_init(ngx_cycle_t *cycle);
 void ngx_http_vlm_redis_exit(ngx_cycle_t *cycle);
 
@@ -233,9 +268,12 @@ ngx_int_t ngx_http_vlm_ipc_init(ngx_cycle_t *cycle);
 void ngx_http_vlm_ipc_exit(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_vlm_ipc_ready(void);
 ngx_int_t ngx_http_vlm_ipc_submit(ngx_http_request_t *r,
-    ngx_http_vlm_ctx_t *ctx);
-void ngx_http_vlm_ipc_cancel(ngx_http_vlm_ctx_t *ctx);
-ngx_int_t ngx_http_vlm_ipc_stats(ngx_http_request_t *r);
+    ngx_http_vlm_task_t *task, ngx_http_vlm_ipc_handler_pt handler,
+    void *data, ngx_http_vlm_ipc_req_t **reqp);
+void ngx_http_vlm_ipc_cancel(ngx_http_vlm_ipc_req_t *req);
+ngx_int_t ngx_http_vlm_ipc_stats(ngx_http_request_t *r,
+    ngx_http_vlm_ipc_handler_pt handler, void *data,
+    ngx_http_vlm_ipc_req_t **reqp);
 
 /* ngx_http_vlm_response.c */
 ngx_int_t ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
@@ -277,7 +315,6 @@ void ngx_http_vlm_metrics_request(ngx_http_request_t *r, ngx_uint_t api,
     ngx_uint_t status, ngx_msec_t ms);
 void ngx_http_vlm_metrics_cache(ngx_http_request_t *r, ngx_uint_t status);
 ngx_int_t ngx_http_vlm_metrics_handler(ngx_http_request_t *r);
-void ngx_http_vlm_metrics_send(ngx_http_request_t *r, ngx_str_t *vlmd_stats);
 
 
 #endif /* _NGX_HTTP_VLM_MODULE_H_INCLUDED_ */

@@ -24,8 +24,20 @@ static ngx_int_t ngx_http_vlm_simple(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx);
 static ngx_int_t ngx_http_vlm_models(ngx_http_request_t *r);
 static void ngx_http_vlm_body_handler(ngx_http_request_t *r);
+static void ngx_http_vlm_cache_done(ngx_http_request_t *r, void *data,
+    ngx_int_t rc, ngx_str_t *value);
 static void ngx_http_vlm_submit(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx);
+static void ngx_http_vlm_vlmd_handler(ngx_http_request_t *r, void *data,
+    ngx_http_vlm_ipc_event_t *ev);
+static void ngx_http_vlm_add_logprobs(ngx_http_vlm_ctx_t *ctx,
+    json_t *entries);
+static void ngx_http_vlm_on_delta(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, u_char *text, size_t len);
+static void ngx_http_vlm_on_final(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_uint_t status, ngx_str_t *message);
+static void ngx_http_vlm_abort(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_int_t rc);
 static void ngx_http_vlm_end(ngx_http_request_t *r, ngx_int_t rc);
 static void ngx_http_vlm_fail_request(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx, ngx_uint_t status, ngx_str_t *message);
@@ -61,7 +73,7 @@ ngx_http_vlm_get_ctx(ngx_http_request_t *r)
      * set by ngx_pcalloc():
      *
      *     ctx->cache_status = NGX_HTTP_VLM_CACHE_NONE;
-     *     ctx->redis_op = NULL;
+     *     ctx->cache_op = NULL;
      *     ctx->ipc = NULL;
      *     ctx->logprobs = NULL;
      */
@@ -120,8 +132,11 @@ ngx_http_vlm_cleanup(void *data)
         r->headers_out.status = NGX_HTTP_CLIENT_CLOSED_REQUEST;
     }
 
-    ngx_http_vlm_cache_cancel(ctx);
-    ngx_http_vlm_ipc_cancel(ctx);
+    ngx_http_vlm_cache_cancel(ctx->cache_op);
+    ctx->cache_op = NULL;
+
+    ngx_http_vlm_ipc_cancel(ctx->ipc);
+    ctx->ipc = NULL;
 }
 
 
@@ -380,14 +395,14 @@ ngx_http_vlm_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_http_vlm_cache_get(r, ctx);
-
-    if (rc == NGX_AGAIN) {
+    ctx->cache_op = ngx_http_vlm_cache_get(r, &ctx->cache_key,
+                                           ngx_http_vlm_cache_done, ctx);
+    if (ctx->cache_op != NULL) {
         ctx->waiting = 1;
         return;
     }
 
-    ngx_http_vlm_cache_done(r, NGX_ERROR, NULL);
+    ngx_http_vlm_cache_done(r, ctx, NGX_ERROR, NULL);
 }
 
 
@@ -396,14 +411,15 @@ ngx_http_vlm_body_handler(ngx_http_request_t *r)
  * a nil reply (NGX_DECLINED) is a miss; every error, timeout or
  * disconnect (NGX_ERROR) is served like a miss and marked BYPASS.
  */
-void
-ngx_http_vlm_cache_done(ngx_http_request_t *r, ngx_int_t rc,
+static void
+ngx_http_vlm_cache_done(ngx_http_request_t *r, void *data, ngx_int_t rc,
     ngx_str_t *value)
 {
-    ngx_int_t            sent;
-    ngx_http_vlm_ctx_t  *ctx;
+    ngx_http_vlm_ctx_t *ctx = data;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
+    ngx_int_t  sent;
+
+    ctx->cache_op = NULL;
     ctx->waiting = 0;
 
     if (rc == NGX_OK) {
@@ -446,7 +462,8 @@ ngx_http_vlm_submit(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
         return;
     }
 
-    rc = ngx_http_vlm_ipc_submit(r, ctx);
+    rc = ngx_http_vlm_ipc_submit(r, ctx->task, ngx_http_vlm_vlmd_handler,
+                                 ctx, &ctx->ipc);
 
     if (rc == NGX_OK) {
         ctx->waiting = 1;
@@ -479,15 +496,88 @@ ngx_http_vlm_submit(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 }
 
 
-void
-ngx_http_vlm_on_delta(ngx_http_request_t *r, u_char *text, size_t len)
+/* the one place vlmd's events for a request land */
+static void
+ngx_http_vlm_vlmd_handler(ngx_http_request_t *r, void *data,
+    ngx_http_vlm_ipc_event_t *ev)
 {
-    size_t               size;
-    ngx_buf_t           *b;
-    ngx_int_t            rc;
-    ngx_http_vlm_ctx_t  *ctx;
+    ngx_http_vlm_ctx_t *ctx = data;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
+    ngx_str_t   msg, *lang;
+
+    if (ev->final) {
+        ctx->ipc = NULL;
+    }
+
+    switch (ev->kind) {
+
+    case NGX_HTTP_VLM_IPC_DELTA:
+        if (ev->logprobs != NULL) {
+            ngx_http_vlm_add_logprobs(ctx, ev->logprobs);
+        }
+
+        ngx_http_vlm_on_delta(r, ctx, ev->text.data, ev->text.len);
+        break;
+
+    case NGX_HTTP_VLM_IPC_DONE:
+        ctx->prompt_tokens = ev->prompt_tokens;
+        ctx->completion_tokens = ev->completion_tokens;
+
+        ctx->finish_reason.data = ngx_pstrdup(r->pool, &ev->finish_reason);
+        if (ctx->finish_reason.data == NULL) {
+            ngx_str_set(&msg, "out of memory");
+            ngx_http_vlm_on_final(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  &msg);
+            break;
+        }
+
+        ctx->finish_reason.len = ev->finish_reason.len;
+
+        if (ev->language.len) {
+            lang = &ctx->task->language;
+            lang->data = ngx_pstrdup(r->pool, &ev->language);
+            lang->len = lang->data ? ev->language.len : 0;
+        }
+
+        if (ev->text.len && ctx->task->kind != NGX_HTTP_VLM_TASK_CHAT) {
+            /* tasks: the post-processed answer replaces the deltas */
+            ctx->text->last = ctx->text->pos;
+            ctx->task->stream = 0;
+            ngx_http_vlm_on_delta(r, ctx, ev->text.data, ev->text.len);
+        }
+
+        ngx_http_vlm_on_final(r, ctx, 0, NULL);
+        break;
+
+    default: /* NGX_HTTP_VLM_IPC_ERROR */
+        ngx_http_vlm_on_final(r, ctx, ev->status, &ev->text);
+        break;
+    }
+}
+
+
+static void
+ngx_http_vlm_add_logprobs(ngx_http_vlm_ctx_t *ctx, json_t *entries)
+{
+    if (ctx->logprobs == NULL) {
+        ctx->logprobs = json_pack("{s:[]}", "content");
+        if (ctx->logprobs == NULL) {
+            return;
+        }
+    }
+
+    (void) json_array_extend(json_object_get(ctx->logprobs, "content"),
+                             entries);
+}
+
+
+static void
+ngx_http_vlm_on_delta(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
+    u_char *text, size_t len)
+{
+    size_t       size;
+    ngx_buf_t   *b;
+    ngx_int_t    rc;
 
     if (len == 0 || ctx->finalized) {
         return;
@@ -498,8 +588,7 @@ ngx_http_vlm_on_delta(ngx_http_request_t *r, u_char *text, size_t len)
 
         b = ngx_create_temp_buf(r->pool, size);
         if (b == NULL) {
-            ngx_http_vlm_ipc_cancel(ctx);
-            ngx_http_vlm_end(r, NGX_ERROR);
+            ngx_http_vlm_abort(r, ctx, NGX_ERROR);
             return;
         }
 
@@ -517,8 +606,7 @@ ngx_http_vlm_on_delta(ngx_http_request_t *r, u_char *text, size_t len)
     if (!ctx->headers_sent) {
         rc = ngx_http_vlm_stream_start(r, ctx);
         if (rc == NGX_ERROR || rc > NGX_OK) {
-            ngx_http_vlm_ipc_cancel(ctx);
-            ngx_http_vlm_end(r, rc);
+            ngx_http_vlm_abort(r, ctx, rc);
             return;
         }
 
@@ -532,23 +620,19 @@ ngx_http_vlm_on_delta(ngx_http_request_t *r, u_char *text, size_t len)
     rc = ngx_http_vlm_stream_delta(r, ctx, text, len);
 
     if (rc == NGX_ERROR || r->connection->error) {
-        ngx_http_vlm_ipc_cancel(ctx);
-        ngx_http_vlm_end(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+        ngx_http_vlm_abort(r, ctx, NGX_HTTP_CLIENT_CLOSED_REQUEST);
     }
 }
 
 
-void
-ngx_http_vlm_on_final(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *message)
+static void
+ngx_http_vlm_on_final(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
+    ngx_uint_t status, ngx_str_t *message)
 {
-    ngx_int_t            rc;
-    ngx_str_t            timeout;
-    ngx_http_vlm_ctx_t  *ctx;
+    ngx_int_t   rc;
+    ngx_str_t   timeout;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
     ctx->waiting = 0;
-    ctx->ipc = NULL;
 
     if (ctx->finalized) {
         return;
@@ -580,6 +664,18 @@ ngx_http_vlm_on_final(ngx_http_request_t *r, ngx_uint_t status,
     } else {
         rc = ngx_http_vlm_send_answer(r, ctx);
     }
+
+    ngx_http_vlm_end(r, rc);
+}
+
+
+/* vlmd's work for this request is no longer wanted */
+static void
+ngx_http_vlm_abort(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
+    ngx_int_t rc)
+{
+    ngx_http_vlm_ipc_cancel(ctx->ipc);
+    ctx->ipc = NULL;
 
     ngx_http_vlm_end(r, rc);
 }
@@ -678,27 +774,25 @@ ngx_http_vlm_writer(ngx_http_request_t *r)
     ngx_int_t                  rc;
     ngx_event_t               *wev;
     ngx_connection_t          *c;
+    ngx_http_vlm_ctx_t        *ctx;
     ngx_http_core_loc_conf_t  *clcf;
 
     c = r->connection;
     wev = c->write;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
 
     if (wev->timedout) {
         ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
                       "vlm: client timed out");
         c->timedout = 1;
-        ngx_http_vlm_ipc_cancel(ngx_http_get_module_ctx(r,
-                                                        ngx_http_vlm_module));
-        ngx_http_vlm_end(r, NGX_HTTP_REQUEST_TIME_OUT);
+        ngx_http_vlm_abort(r, ctx, NGX_HTTP_REQUEST_TIME_OUT);
         return;
     }
 
     rc = ngx_http_output_filter(r, NULL);
 
     if (rc == NGX_ERROR) {
-        ngx_http_vlm_ipc_cancel(ngx_http_get_module_ctx(r,
-                                                        ngx_http_vlm_module));
-        ngx_http_vlm_end(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+        ngx_http_vlm_abort(r, ctx, NGX_HTTP_CLIENT_CLOSED_REQUEST);
         return;
     }
 
