@@ -61,6 +61,7 @@ static void ngx_http_vlm_ipc_read_handler(ngx_event_t *ev);
 static void ngx_http_vlm_ipc_dispatch(vlm_ipc_event *ev);
 static void ngx_http_vlm_ipc_timeout(ngx_event_t *ev);
 static json_t *ngx_http_vlm_ipc_logprobs(vlm_ipc_event *ev);
+static ngx_uint_t ngx_http_vlm_ipc_finish(uint32_t reason);
 static ngx_int_t ngx_http_vlm_ipc_alloc_copy(ngx_http_request_t *r,
     u_char *data, size_t len, uint64_t *offset);
 
@@ -326,10 +327,20 @@ ngx_http_vlm_ipc_dispatch(vlm_ipc_event *ev)
             e.text.len = ev->text_length;
             e.prompt_tokens = ev->prompt_tokens;
             e.completion_tokens = ev->completion_tokens;
-            e.finish_reason.data = (u_char *) ev->finish_reason;
-            e.finish_reason.len = ngx_strlen(ev->finish_reason);
+            e.finish_reason = ngx_http_vlm_ipc_finish(ev->finish_reason);
             e.language.data = (u_char *) ev->language;
             e.language.len = ngx_strlen(ev->language);
+
+            if (e.finish_reason != NGX_HTTP_VLM_FINISH_NONE) {
+                break;
+            }
+
+            /* a reason this module does not know is vlmd's error */
+            ngx_memzero(&e, sizeof(ngx_http_vlm_ipc_event_t));
+            e.kind = NGX_HTTP_VLM_IPC_ERROR;
+            e.final = ev->final;
+            e.status = NGX_HTTP_BAD_GATEWAY;
+            ngx_str_set(&e.text, "vlmd sent an unknown finish reason");
             break;
 
         default: /* VLM_IPC_RES_ERROR */
@@ -368,6 +379,29 @@ ngx_http_vlm_ipc_dispatch(vlm_ipc_event *ev)
     }
 
     ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_uint_t
+ngx_http_vlm_ipc_finish(uint32_t reason)
+{
+    switch (reason) {
+
+    case VLM_IPC_FINISH_STOP:
+        return NGX_HTTP_VLM_FINISH_STOP;
+
+    case VLM_IPC_FINISH_LENGTH:
+        return NGX_HTTP_VLM_FINISH_LENGTH;
+
+    case VLM_IPC_FINISH_CANCELLED:
+        return NGX_HTTP_VLM_FINISH_CANCELLED;
+
+    case VLM_IPC_FINISH_DEADLINE:
+        return NGX_HTTP_VLM_FINISH_DEADLINE;
+
+    default:
+        return NGX_HTTP_VLM_FINISH_NONE;
+    }
 }
 
 

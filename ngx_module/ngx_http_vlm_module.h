@@ -41,6 +41,13 @@
 
 #define NGX_HTTP_VLM_SHA256_LEN       32
 
+/* why an answer ended (ctx->finish_reason), as vlmd reports it */
+#define NGX_HTTP_VLM_FINISH_NONE      0
+#define NGX_HTTP_VLM_FINISH_STOP      1
+#define NGX_HTTP_VLM_FINISH_LENGTH    2
+#define NGX_HTTP_VLM_FINISH_CANCELLED 3
+#define NGX_HTTP_VLM_FINISH_DEADLINE  4
+
 #define NGX_HTTP_VLM_CACHE_NONE       0
 #define NGX_HTTP_VLM_CACHE_HIT        1
 #define NGX_HTTP_VLM_CACHE_MISS       2
@@ -180,7 +187,7 @@ typedef struct {
     ngx_uint_t                  status;         /* ERROR: HTTP status */
     ngx_uint_t                  prompt_tokens;      /* DONE */
     ngx_uint_t                  completion_tokens;  /* DONE */
-    ngx_str_t                   finish_reason;      /* DONE */
+    ngx_uint_t                  finish_reason;      /* DONE */
     ngx_str_t                   language;       /* DONE: tasks, or empty */
     unsigned                    final:1;        /* the last event */
 } ngx_http_vlm_ipc_event_t;
@@ -208,7 +215,7 @@ typedef struct {
     time_t                      created;
     ngx_buf_t                  *text;           /* accumulated answer */
     json_t                     *logprobs;       /* chat logprobs.content */
-    ngx_str_t                   finish_reason;
+    ngx_uint_t                  finish_reason;  /* NGX_HTTP_VLM_FINISH_* */
     ngx_uint_t                  prompt_tokens;
     ngx_uint_t                  completion_tokens;
     ngx_msec_t                  start;          /* ngx_current_msec */
@@ -304,6 +311,8 @@ void ngx_http_vlm_sha256(u_char *data, size_t len, u_char *out);
 ngx_int_t ngx_http_vlm_set_error(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx, ngx_uint_t status, const char *param,
     const char *code, const char *fmt, ...);
+ngx_str_t *ngx_http_vlm_finish_name(ngx_uint_t reason);
+ngx_uint_t ngx_http_vlm_finish_code(u_char *name, size_t len);
 
 /* ngx_http_vlm_filter.c */
 ngx_int_t ngx_http_vlm_filter_init(ngx_conf_t *cf);

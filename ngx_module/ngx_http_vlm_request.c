@@ -503,7 +503,7 @@ ngx_http_vlm_vlmd_handler(ngx_http_request_t *r, void *data,
 {
     ngx_http_vlm_ctx_t *ctx = data;
 
-    ngx_str_t   msg, *lang;
+    ngx_str_t  *lang;
 
     if (ev->final) {
         ctx->ipc = NULL;
@@ -523,15 +523,7 @@ ngx_http_vlm_vlmd_handler(ngx_http_request_t *r, void *data,
         ctx->prompt_tokens = ev->prompt_tokens;
         ctx->completion_tokens = ev->completion_tokens;
 
-        ctx->finish_reason.data = ngx_pstrdup(r->pool, &ev->finish_reason);
-        if (ctx->finish_reason.data == NULL) {
-            ngx_str_set(&msg, "out of memory");
-            ngx_http_vlm_on_final(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                  &msg);
-            break;
-        }
-
-        ctx->finish_reason.len = ev->finish_reason.len;
+        ctx->finish_reason = ev->finish_reason;
 
         if (ev->language.len) {
             lang = &ctx->task->language;
@@ -638,9 +630,7 @@ ngx_http_vlm_on_final(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         return;
     }
 
-    if (status == 0 && ctx->finish_reason.len == 8
-        && ngx_strncmp(ctx->finish_reason.data, "deadline", 8) == 0)
-    {
+    if (status == 0 && ctx->finish_reason == NGX_HTTP_VLM_FINISH_DEADLINE) {
         status = NGX_HTTP_GATEWAY_TIME_OUT;
         ngx_str_set(&timeout, "the answer took longer than vlm_timeout");
         message = &timeout;
@@ -652,9 +642,10 @@ ngx_http_vlm_on_final(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     }
 
     if (ctx->task->deterministic && ctx->cache_key.len
-        && (ctx->finish_reason.len == 4 || ctx->finish_reason.len == 6))
+        && (ctx->finish_reason == NGX_HTTP_VLM_FINISH_STOP
+            || ctx->finish_reason == NGX_HTTP_VLM_FINISH_LENGTH))
     {
-        /* "stop" or "length": a complete answer for these parameters */
+        /* a complete answer for these parameters */
         ngx_http_vlm_store(r, ctx);
     }
 
@@ -730,13 +721,14 @@ ngx_http_vlm_store(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 {
     char       *s;
     json_t     *rec;
-    ngx_str_t   value;
+    ngx_str_t   value, *finish;
+
+    finish = ngx_http_vlm_finish_name(ctx->finish_reason);
 
     rec = json_pack("{s:s%, s:s%, s:s%, s:I, s:I}",
                     "text", ctx->text->pos,
                     (size_t) (ctx->text->last - ctx->text->pos),
-                    "finish_reason", ctx->finish_reason.data,
-                    ctx->finish_reason.len,
+                    "finish_reason", finish->data, finish->len,
                     "language", ctx->task->language.data,
                     ctx->task->language.len,
                     "prompt_tokens", (json_int_t) ctx->prompt_tokens,

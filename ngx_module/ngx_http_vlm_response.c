@@ -427,9 +427,11 @@ ngx_http_vlm_answer_json(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
 {
     json_t                   *obj, *usage, *text, *lang;
     ngx_int_t                 rc;
+    ngx_str_t                *finish;
     ngx_http_vlm_loc_conf_t  *vlcf;
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
+    finish = ngx_http_vlm_finish_name(ctx->finish_reason);
 
     usage = ngx_http_vlm_usage(ctx);
     text = ngx_http_vlm_json_text(r, ctx->text->pos,
@@ -456,8 +458,7 @@ ngx_http_vlm_answer_json(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
                         "message", "role", "assistant", "content", text,
                         "logprobs", ctx->logprobs ? ctx->logprobs
                                                   : json_null(),
-                        "finish_reason", ctx->finish_reason.data,
-                        ctx->finish_reason.len,
+                        "finish_reason", finish->data, finish->len,
                         "usage", usage);
         json_decref(lang);
 
@@ -469,8 +470,7 @@ ngx_http_vlm_answer_json(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
                         "cached",
                         ctx->cache_status == NGX_HTTP_VLM_CACHE_HIT,
                         "model", ctx->task->model.data, ctx->task->model.len,
-                        "finish_reason", ctx->finish_reason.data,
-                        ctx->finish_reason.len,
+                        "finish_reason", finish->data, finish->len,
                         "usage", usage);
 
         if (obj != NULL && vlcf->api == NGX_HTTP_VLM_API_SUMMARY) {
@@ -564,14 +564,17 @@ ngx_http_vlm_send_cached(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         return NGX_DECLINED;
     }
 
+    /* only complete answers are stored: "stop" or "length" */
+    ctx->finish_reason = ngx_http_vlm_finish_code((u_char *) finish,
+                                                  ngx_strlen(finish));
+    if (ctx->finish_reason == NGX_HTTP_VLM_FINISH_NONE) {
+        json_decref(rec);
+        return NGX_DECLINED;
+    }
+
     ctx->text = ngx_create_temp_buf(r->pool, len + 1);
 
-    src.data = (u_char *) finish;
-    src.len = ngx_strlen(finish);
-    ctx->finish_reason.data = ngx_pstrdup(r->pool, &src);
-    ctx->finish_reason.len = src.len;
-
-    if (ctx->text == NULL || ctx->finish_reason.data == NULL) {
+    if (ctx->text == NULL) {
         json_decref(rec);
         return NGX_ERROR;
     }
@@ -747,16 +750,18 @@ ngx_http_vlm_stream_end(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 {
     json_t     *obj, *choice, *usage;
     ngx_int_t   rc;
+    ngx_str_t  *finish;
 
     obj = ngx_http_vlm_chunk_object(r, ctx);
     if (obj == NULL) {
         return NGX_ERROR;
     }
 
+    finish = ngx_http_vlm_finish_name(ctx->finish_reason);
+
     choice = json_pack("[{s:i, s:{}, s:n, s:s%}]",
                        "index", 0, "delta", "logprobs",
-                       "finish_reason", ctx->finish_reason.data,
-                       ctx->finish_reason.len);
+                       "finish_reason", finish->data, finish->len);
 
     if (choice == NULL || json_object_set_new(obj, "choices", choice) != 0) {
         json_decref(obj);

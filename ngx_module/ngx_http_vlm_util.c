@@ -3,8 +3,9 @@
  * Copyright (C) vlm authors
  *
  * ngx_http_vlm_util: small helpers several files share and that depend on
- * no other file of the module: SHA-256 (API keys, image hashes) and
- * recording a refusal in ctx->error in OpenAI's shape.
+ * no other file of the module: SHA-256 (API keys, image hashes),
+ * recording a refusal in ctx->error in OpenAI's shape, and the names of
+ * the finish reasons.
  * Not here: sending anything (ngx_http_vlm_response.c).
  */
 
@@ -18,6 +19,16 @@
 
 /* bytes of ctx->error.message, NUL included */
 #define NGX_HTTP_VLM_ERROR_LEN  256
+
+
+/* indexed by NGX_HTTP_VLM_FINISH_*; as OpenAI's "finish_reason" spells it */
+static ngx_str_t  ngx_http_vlm_finish_names[] = {
+    ngx_null_string,
+    ngx_string("stop"),
+    ngx_string("length"),
+    ngx_string("cancelled"),
+    ngx_string("deadline")
+};
 
 
 void
@@ -62,4 +73,36 @@ ngx_http_vlm_set_error(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     *p = '\0';
 
     return status;
+}
+
+
+/* the empty string for NGX_HTTP_VLM_FINISH_NONE and unknown values */
+ngx_str_t *
+ngx_http_vlm_finish_name(ngx_uint_t reason)
+{
+    if (reason >= sizeof(ngx_http_vlm_finish_names) / sizeof(ngx_str_t)) {
+        reason = NGX_HTTP_VLM_FINISH_NONE;
+    }
+
+    return &ngx_http_vlm_finish_names[reason];
+}
+
+
+/* NGX_HTTP_VLM_FINISH_NONE for a name that is none of them */
+ngx_uint_t
+ngx_http_vlm_finish_code(u_char *name, size_t len)
+{
+    ngx_uint_t  i;
+
+    for (i = 1; i < sizeof(ngx_http_vlm_finish_names) / sizeof(ngx_str_t);
+         i++)
+    {
+        if (ngx_http_vlm_finish_names[i].len == len
+            && ngx_strncmp(ngx_http_vlm_finish_names[i].data, name, len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return NGX_HTTP_VLM_FINISH_NONE;
 }
