@@ -5,14 +5,18 @@
  * ngx_http_vlm_cache: finished answers in Redis. The key is a SHA-256 over
  * the model revision, the prompt-template version, the canonical vlmd body
  * (task, language, generation parameters, prompt text, image positions;
- * keys sorted) and the SHA-256 of each image's bytes. hiredis 0.14 runs
- * asynchronously on a small adapter onto nginx's event loop: one connection
- * per worker, level-triggered (hiredis reads 16k at a time), a timer per
- * GET because 0.14 has no async timeouts, reconnect with backoff on a
- * cancelable timer. A GET's outcome goes to the {handler, data} stored
- * with it (as nginx's subrequests report to ngx_http_post_subrequest_t):
- * the record, a miss, or NGX_ERROR for every failure, which the caller
- * serves as a miss. Not here: coalescing identical requests.
+ * keys sorted) and the SHA-256 of each image's bytes. The record is JSON,
+ * written and read only here: {"text", "finish_reason" ("stop" or
+ * "length": complete answers only), "language", "prompt_tokens",
+ * "completion_tokens", and "logprobs" when they were asked for}.
+ * hiredis 0.14 runs asynchronously on a small adapter onto nginx's event
+ * loop: one connection per worker, level-triggered (hiredis reads 16k at a
+ * time), a timer per GET because 0.14 has no async timeouts, reconnect with
+ * backoff on a cancelable timer. A GET's outcome goes to the {handler,
+ * data} stored with it (as nginx's subrequests report through
+ * ngx_http_post_subrequest_t): the record, a miss, or NGX_ERROR for every
+ * failure, which the caller serves as a miss.
+ * Not here: coalescing identical requests.
  */
 
 
@@ -69,6 +73,8 @@ static void ngx_http_vlm_redis_get_reply(redisAsyncContext *ac, void *reply,
 static void ngx_http_vlm_redis_timeout(ngx_event_t *ev);
 static void ngx_http_vlm_redis_answer(ngx_http_vlm_cache_op_t *op,
     ngx_int_t rc, ngx_str_t *value);
+static void ngx_http_vlm_cache_set(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_str_t *value);
 
 
 /* per worker process; set up in init_process */
@@ -212,7 +218,130 @@ ngx_http_vlm_cache_cancel(ngx_http_vlm_cache_op_t *op)
 }
 
 
+/* the finished answer in ctx becomes the record under ctx->cache_key */
 void
+ngx_http_vlm_cache_store(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
+{
+    char       *s;
+    json_t     *rec;
+    ngx_str_t   value, *finish;
+
+    finish = ngx_http_vlm_finish_name(ctx->finish_reason);
+
+    rec = json_pack("{s:s%, s:s%, s:s%, s:I, s:I}",
+                    "text", ctx->text->pos,
+                    (size_t) (ctx->text->last - ctx->text->pos),
+                    "finish_reason", finish->data, finish->len,
+                    "language", ctx->task->language.data,
+                    ctx->task->language.len,
+                    "prompt_tokens", (json_int_t) ctx->prompt_tokens,
+                    "completion_tokens", (json_int_t) ctx->completion_tokens);
+    if (rec == NULL) {
+        /* e.g. a token boundary left invalid UTF-8: just do not cache */
+        return;
+    }
+
+    if (ctx->logprobs != NULL
+        && json_object_set(rec, "logprobs", ctx->logprobs) != 0)
+    {
+        json_decref(rec);
+        return;
+    }
+
+    s = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+
+    if (s == NULL) {
+        return;
+    }
+
+    value.data = (u_char *) s;
+    value.len = ngx_strlen(s);
+
+    ngx_http_vlm_cache_set(r, ctx, &value);
+    free(s);
+}
+
+
+/*
+ * A record read back into ctx as if vlmd had just answered: NGX_OK;
+ * NGX_DECLINED when it is unreadable (served as a miss); NGX_ERROR.
+ */
+ngx_int_t
+ngx_http_vlm_cache_read(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
+    ngx_str_t *value)
+{
+    size_t         len;
+    json_t        *rec, *lp;
+    ngx_str_t      src;
+    json_int_t     pt, ct;
+    const char    *text, *finish, *lang;
+    json_error_t   err;
+
+    rec = json_loadb((char *) value->data, value->len, 0, &err);
+    if (rec == NULL) {
+        return NGX_DECLINED;
+    }
+
+    text = NULL;
+    finish = NULL;
+    lang = NULL;
+    lp = NULL;
+    pt = 0;
+    ct = 0;
+    len = 0;
+
+    if (json_unpack(rec, "{s:s%, s:s, s?s, s:I, s:I, s?o}",
+                    "text", &text, &len, "finish_reason", &finish,
+                    "language", &lang, "prompt_tokens", &pt,
+                    "completion_tokens", &ct, "logprobs", &lp)
+        != 0)
+    {
+        json_decref(rec);
+        return NGX_DECLINED;
+    }
+
+    ctx->finish_reason = ngx_http_vlm_finish_code((u_char *) finish,
+                                                  ngx_strlen(finish));
+    if (ctx->finish_reason == NGX_HTTP_VLM_FINISH_NONE) {
+        json_decref(rec);
+        return NGX_DECLINED;
+    }
+
+    ctx->text = ngx_create_temp_buf(r->pool, len + 1);
+    if (ctx->text == NULL) {
+        json_decref(rec);
+        return NGX_ERROR;
+    }
+
+    ctx->text->last = ngx_cpymem(ctx->text->pos, text, len);
+
+    if (lang != NULL) {
+        src.data = (u_char *) lang;
+        src.len = ngx_strlen(lang);
+        ctx->task->language.data = ngx_pstrdup(r->pool, &src);
+        ctx->task->language.len = src.len;
+
+        if (ctx->task->language.data == NULL) {
+            json_decref(rec);
+            return NGX_ERROR;
+        }
+    }
+
+    ctx->prompt_tokens = (ngx_uint_t) pt;
+    ctx->completion_tokens = (ngx_uint_t) ct;
+
+    if (lp != NULL && ctx->task->logprobs && ctx->logprobs == NULL) {
+        ctx->logprobs = json_incref(lp);
+    }
+
+    json_decref(rec);
+
+    return NGX_OK;
+}
+
+
+static void
 ngx_http_vlm_cache_set(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     ngx_str_t *value)
 {

@@ -264,8 +264,10 @@ ngx_int_t ngx_http_vlm_cache_key(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx, ngx_str_t *revision);
 ngx_http_vlm_cache_op_t *ngx_http_vlm_cache_get(ngx_http_request_t *r,
     ngx_str_t *key, ngx_http_vlm_cache_handler_pt handler, void *data);
-void ngx_http_vlm_cache_set(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
-    ngx_str_t *value);
+void ngx_http_vlm_cache_store(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx);
+ngx_int_t ngx_http_vlm_cache_read(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_str_t *value);
 void ngx_http_vlm_cache_cancel(ngx_http_vlm_cache_op_t *op);
 ngx_int_t ngx_http_vlm_redis_init(ngx_cycle_t *cycle);
 void ngx_http_vlm_redis_exit(ngx_cycle_t *cycle);
@@ -288,8 +290,6 @@ ngx_int_t ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...);
 ngx_int_t ngx_http_vlm_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *obj);
-ngx_int_t ngx_http_vlm_send_cached(ngx_http_request_t *r,
-    ngx_http_vlm_ctx_t *ctx, ngx_str_t *value);
 ngx_int_t ngx_http_vlm_stream_start(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx);
 ngx_int_t ngx_http_vlm_stream_delta(ngx_http_request_t *r,

@@ -44,8 +44,6 @@ static void ngx_http_vlm_fail_request(ngx_http_request_t *r,
 static ngx_int_t ngx_http_vlm_send_parse_error(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx, ngx_int_t rc);
 static void ngx_http_vlm_cleanup(void *data);
-static void ngx_http_vlm_store(ngx_http_request_t *r,
-    ngx_http_vlm_ctx_t *ctx);
 static void ngx_http_vlm_writer(ngx_http_request_t *r);
 static ngx_int_t ngx_http_vlm_make_id(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx);
@@ -417,8 +415,6 @@ ngx_http_vlm_cache_done(ngx_http_request_t *r, void *data, ngx_int_t rc,
 {
     ngx_http_vlm_ctx_t *ctx = data;
 
-    ngx_int_t  sent;
-
     ctx->cache_op = NULL;
     ctx->waiting = 0;
 
@@ -426,9 +422,15 @@ ngx_http_vlm_cache_done(ngx_http_request_t *r, void *data, ngx_int_t rc,
         ctx->cache_status = NGX_HTTP_VLM_CACHE_HIT;
         ngx_http_vlm_metrics_cache(r, NGX_HTTP_VLM_CACHE_HIT);
 
-        sent = ngx_http_vlm_send_cached(r, ctx, value);
-        if (sent != NGX_DECLINED) {
-            ngx_http_vlm_end(r, sent);
+        rc = ngx_http_vlm_cache_read(r, ctx, value);
+
+        if (rc == NGX_OK) {
+            ngx_http_vlm_end(r, ngx_http_vlm_send_answer(r, ctx));
+            return;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_http_vlm_end(r, NGX_ERROR);
             return;
         }
 
@@ -646,7 +648,7 @@ ngx_http_vlm_on_final(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
             || ctx->finish_reason == NGX_HTTP_VLM_FINISH_LENGTH))
     {
         /* a complete answer for these parameters */
-        ngx_http_vlm_store(r, ctx);
+        ngx_http_vlm_cache_store(r, ctx);
     }
 
     if (ctx->task->stream && ctx->headers_sent) {
@@ -713,50 +715,6 @@ ngx_http_vlm_fail_request(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
 
     rc = ngx_http_vlm_send_error(r, status, type, NULL, code, "%V", message);
     ngx_http_vlm_end(r, rc);
-}
-
-
-static void
-ngx_http_vlm_store(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
-{
-    char       *s;
-    json_t     *rec;
-    ngx_str_t   value, *finish;
-
-    finish = ngx_http_vlm_finish_name(ctx->finish_reason);
-
-    rec = json_pack("{s:s%, s:s%, s:s%, s:I, s:I}",
-                    "text", ctx->text->pos,
-                    (size_t) (ctx->text->last - ctx->text->pos),
-                    "finish_reason", finish->data, finish->len,
-                    "language", ctx->task->language.data,
-                    ctx->task->language.len,
-                    "prompt_tokens", (json_int_t) ctx->prompt_tokens,
-                    "completion_tokens", (json_int_t) ctx->completion_tokens);
-    if (rec == NULL) {
-        /* e.g. a token boundary left invalid UTF-8: just do not cache */
-        return;
-    }
-
-    if (ctx->logprobs != NULL
-        && json_object_set(rec, "logprobs", ctx->logprobs) != 0)
-    {
-        json_decref(rec);
-        return;
-    }
-
-    s = json_dumps(rec, JSON_COMPACT);
-    json_decref(rec);
-
-    if (s == NULL) {
-        return;
-    }
-
-    value.data = (u_char *) s;
-    value.len = ngx_strlen(s);
-
-    ngx_http_vlm_cache_set(r, ctx, &value);
-    free(s);
 }
 
 
