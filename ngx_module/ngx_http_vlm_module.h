@@ -113,10 +113,6 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                   data;           /* decoded bytes */
-    ngx_str_t                   url;            /* remote URL, if any */
-    ngx_uint_t                  type;           /* NGX_HTTP_VLM_IMAGE_* */
-    ngx_uint_t                  width;
-    ngx_uint_t                  height;
     u_char                      sha256[NGX_HTTP_VLM_SHA256_LEN];
 } ngx_http_vlm_image_t;
 
@@ -142,11 +138,8 @@ typedef struct {
     ngx_str_t                   language;
     json_t                     *body;
     ngx_array_t                *images;         /* ngx_http_vlm_image_t */
-    ngx_uint_t                  max_tokens;
-    double                      temperature;
-    size_t                      prompt_bytes;
+    size_t                      prompt_bytes;   /* all text, bytes */
 
-    unsigned                    has_seed:1;
     unsigned                    stream:1;
     unsigned                    include_usage:1;
     unsigned                    logprobs:1;
@@ -253,6 +246,18 @@ char *ngx_http_vlm_jwt_load_key(ngx_conf_t *cf, ngx_http_vlm_jwt_key_t *key,
 /* ngx_http_vlm_body.c */
 ngx_int_t ngx_http_vlm_parse_body(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx);
+
+/* ngx_http_vlm_schema.c */
+ngx_int_t ngx_http_vlm_schema_parse(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, json_t *in);
+
+/* ngx_http_vlm_image.c */
+ngx_int_t ngx_http_vlm_image_add_url(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, u_char *url, size_t len, const char *param,
+    ngx_uint_t *index);
+ngx_int_t ngx_http_vlm_image_add_bytes(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_str_t *data, const char *param,
+    ngx_uint_t *index);
 
 /* ngx_http_vlm_image_sniff.c */
 ngx_int_t ngx_http_vlm_image_sniff(u_char *p, size_t len,
