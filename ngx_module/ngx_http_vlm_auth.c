@@ -18,6 +18,8 @@
 
 
 #define NGX_HTTP_VLM_MAX_CREDENTIAL  8192
+#define NGX_HTTP_VLM_SHA256_HEX      (2 * NGX_HTTP_VLM_SHA256_LEN)
+#define NGX_HTTP_VLM_MAX_KEYS_FILE   (16 * 1024 * 1024)
 
 
 static ngx_int_t ngx_http_vlm_api_key_lookup(ngx_http_request_t *r,
@@ -60,15 +62,17 @@ ngx_http_vlm_authenticate(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
     token = r->headers_in.authorization->value;
 
     if (token.len < sizeof("Bearer ") - 1
-        || ngx_strncasecmp(token.data, (u_char *) "Bearer ", 7) != 0)
+        || ngx_strncasecmp(token.data, (u_char *) "Bearer ",
+                           sizeof("Bearer ") - 1)
+           != 0)
     {
         ngx_str_set(&ctx->auth_error,
                     "unsupported authorization scheme, expected Bearer");
         return ctx->auth_rc;
     }
 
-    token.data += 7;
-    token.len -= 7;
+    token.data += sizeof("Bearer ") - 1;
+    token.len -= sizeof("Bearer ") - 1;
 
     while (token.len && token.data[0] == ' ') {
         token.data++;
@@ -206,7 +210,7 @@ ngx_http_vlm_load_api_keys(ngx_conf_t *cf, ngx_str_t *file,
     }
 
     if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > 16 * 1024 * 1024)
+        || ngx_file_size(&fi) > NGX_HTTP_VLM_MAX_KEYS_FILE)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" is unreadable or larger than 16m", &name);
@@ -249,9 +253,11 @@ ngx_http_vlm_load_api_keys(ngx_conf_t *cf, ngx_str_t *file,
             continue;
         }
 
-        if (end - line < 64
-            || (end - line > 64 && line[64] != ' ' && line[64] != '\t'
-                && line[64] != '\r'))
+        if (end - line < NGX_HTTP_VLM_SHA256_HEX
+            || (end - line > NGX_HTTP_VLM_SHA256_HEX
+                && line[NGX_HTTP_VLM_SHA256_HEX] != ' '
+                && line[NGX_HTTP_VLM_SHA256_HEX] != '\t'
+                && line[NGX_HTTP_VLM_SHA256_HEX] != '\r'))
         {
             goto invalid;
         }
@@ -261,12 +267,14 @@ ngx_http_vlm_load_api_keys(ngx_conf_t *cf, ngx_str_t *file,
             return NGX_CONF_ERROR;
         }
 
-        if (ngx_http_vlm_unhex(k->hash, line, 64) != NGX_OK) {
+        if (ngx_http_vlm_unhex(k->hash, line, NGX_HTTP_VLM_SHA256_HEX)
+            != NGX_OK)
+        {
             goto invalid;
         }
 
         hex = line;
-        line += 64;
+        line += NGX_HTTP_VLM_SHA256_HEX;
 
         while (line < end && (*line == ' ' || *line == '\t')) {
             line++;

@@ -37,7 +37,6 @@ static ngx_int_t ngx_http_vlm_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_vlm_json_depth_ok(ngx_str_t *body,
     ngx_uint_t max);
-static ngx_uint_t ngx_http_vlm_is_multipart(ngx_http_request_t *r);
 static ngx_int_t ngx_http_vlm_parse_multipart(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx, ngx_str_t *body, json_t *in);
 static ngx_int_t ngx_http_vlm_split_multipart(ngx_http_request_t *r,
@@ -117,7 +116,7 @@ ngx_http_vlm_parse_body(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
                                       "the request body is empty");
     }
 
-    multipart = ngx_http_vlm_is_multipart(r);
+    multipart = ngx_http_vlm_has_content_type(r, &ngx_http_vlm_multipart);
 
     if (multipart) {
         if (vlcf->api != NGX_HTTP_VLM_API_ALT_TEXT) {
@@ -302,24 +301,6 @@ ngx_http_vlm_json_depth_ok(ngx_str_t *body, ngx_uint_t max)
     }
 
     return 1;
-}
-
-
-static ngx_uint_t
-ngx_http_vlm_is_multipart(ngx_http_request_t *r)
-{
-    ngx_str_t  *ct;
-
-    if (r->headers_in.content_type == NULL) {
-        return 0;
-    }
-
-    ct = &r->headers_in.content_type->value;
-
-    return ct->len >= ngx_http_vlm_multipart.len
-           && ngx_strncasecmp(ct->data, ngx_http_vlm_multipart.data,
-                              ngx_http_vlm_multipart.len)
-              == 0;
 }
 
 

@@ -508,9 +508,12 @@ ngx_http_vlm_redis_connect(void)
 
     addr = &ngx_http_vlm_redis.vmcf->redis_addr;
 
-    if (addr->len > 5 && ngx_strncmp(addr->data, "unix:", 5) == 0) {
-        p = ngx_cpystrn(host, addr->data + 5,
-                        ngx_min(addr->len - 5 + 1, sizeof(host)));
+    if (addr->len > sizeof("unix:") - 1
+        && ngx_strncmp(addr->data, "unix:", sizeof("unix:") - 1) == 0)
+    {
+        p = ngx_cpystrn(host, addr->data + sizeof("unix:") - 1,
+                        ngx_min(addr->len - (sizeof("unix:") - 1) + 1,
+                                sizeof(host)));
         ac = redisAsyncConnectUnix((char *) host);
 
     } else {

@@ -22,8 +22,10 @@
 #include "vlm_ipc_client.h"
 
 
-#define NGX_HTTP_VLM_IPC_BACKOFF_MIN  50
+#define NGX_HTTP_VLM_IPC_BACKOFF_MIN  50      /* ms */
 #define NGX_HTTP_VLM_IPC_BACKOFF_MAX  1000
+#define NGX_HTTP_VLM_IPC_GRACE        5000    /* after vlm_timeout, ms */
+#define NGX_HTTP_VLM_IPC_STATS_WAIT   1000    /* ms */
 
 #define NGX_HTTP_VLM_IPC_REQ_SUBMIT   0
 #define NGX_HTTP_VLM_IPC_REQ_STATS    1
@@ -615,7 +617,8 @@ ngx_http_vlm_ipc_submit(ngx_http_request_t *r, ngx_http_vlm_task_t *task,
     req->timer.handler = ngx_http_vlm_ipc_timeout;
     req->timer.data = req;
     req->timer.log = r->connection->log;
-    ngx_add_timer(&req->timer, vlcf->request_timeout + 5000);
+    ngx_add_timer(&req->timer,
+                  vlcf->request_timeout + NGX_HTTP_VLM_IPC_GRACE);
 
     *reqp = req;
 
@@ -733,7 +736,7 @@ ngx_http_vlm_ipc_stats(ngx_http_request_t *r,
     req->timer.handler = ngx_http_vlm_ipc_timeout;
     req->timer.data = req;
     req->timer.log = r->connection->log;
-    ngx_add_timer(&req->timer, 1000);
+    ngx_add_timer(&req->timer, NGX_HTTP_VLM_IPC_STATS_WAIT);
 
     *reqp = req;
 

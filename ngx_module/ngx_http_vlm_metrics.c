@@ -341,8 +341,9 @@ ngx_http_vlm_metrics_send(ngx_http_request_t *r, ngx_str_t *vlmd_stats)
         stats = json_loadb((char *) vlmd_stats->data, vlmd_stats->len, 0,
                            &err);
         if (stats != NULL) {
-            ngx_memcpy(name, "vlmd", 4);
-            p = ngx_http_vlm_flatten(p, last, stats, name, 4);
+            ngx_memcpy(name, "vlmd", sizeof("vlmd") - 1);
+            p = ngx_http_vlm_flatten(p, last, stats, name,
+                                     sizeof("vlmd") - 1);
             json_decref(stats);
         }
     }

@@ -182,6 +182,13 @@ static ngx_command_t  ngx_http_vlm_commands[] = {
       offsetof(ngx_http_vlm_loc_conf_t, max_tokens),
       &ngx_http_vlm_positive_bounds },
 
+    { ngx_string("vlm_default_max_tokens"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_vlm_loc_conf_t, default_max_tokens),
+      &ngx_http_vlm_positive_bounds },
+
     { ngx_string("vlm_max_json_depth"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -482,6 +489,7 @@ ngx_http_vlm_create_loc_conf(ngx_conf_t *cf)
     vlcf->max_pixels = NGX_CONF_UNSET_UINT;
     vlcf->max_prompt_bytes = NGX_CONF_UNSET_SIZE;
     vlcf->max_tokens = NGX_CONF_UNSET_UINT;
+    vlcf->default_max_tokens = NGX_CONF_UNSET_UINT;
     vlcf->max_json_depth = NGX_CONF_UNSET_UINT;
     vlcf->cors_origins = NGX_CONF_UNSET_PTR;
     vlcf->remote_images = NGX_CONF_UNSET;
@@ -521,12 +529,19 @@ ngx_http_vlm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->max_prompt_bytes, prev->max_prompt_bytes,
                               64 * 1024);
     ngx_conf_merge_uint_value(conf->max_tokens, prev->max_tokens, 2048);
+    ngx_conf_merge_uint_value(conf->default_max_tokens,
+                              prev->default_max_tokens, 512);
     ngx_conf_merge_uint_value(conf->max_json_depth, prev->max_json_depth, 16);
     ngx_conf_merge_ptr_value(conf->cors_origins, prev->cors_origins, NULL);
     ngx_conf_merge_value(conf->remote_images, prev->remote_images, 0);
     ngx_conf_merge_msec_value(conf->request_timeout, prev->request_timeout,
                               300000);
     ngx_conf_merge_uint_value(conf->retry_after, prev->retry_after, 1);
+
+    /* a location may lower vlm_max_tokens below the inherited default */
+    if (conf->default_max_tokens > conf->max_tokens) {
+        conf->default_max_tokens = conf->max_tokens;
+    }
 
     /* health, ready and metrics are protected with allow/deny instead */
     if (!needs_auth) {
@@ -638,15 +653,15 @@ ngx_http_vlm_jwt_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "file=", 5) == 0) {
-            file.data = value[i].data + 5;
-            file.len = value[i].len - 5;
+        if (ngx_strncmp(value[i].data, "file=", sizeof("file=") - 1) == 0) {
+            file.data = value[i].data + sizeof("file=") - 1;
+            file.len = value[i].len - (sizeof("file=") - 1);
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "kid=", 4) == 0) {
-            key->kid.data = value[i].data + 4;
-            key->kid.len = value[i].len - 4;
+        if (ngx_strncmp(value[i].data, "kid=", sizeof("kid=") - 1) == 0) {
+            key->kid.data = value[i].data + sizeof("kid=") - 1;
+            key->kid.len = value[i].len - (sizeof("kid=") - 1);
             continue;
         }
 
@@ -706,9 +721,11 @@ ngx_http_vlm_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
+        if (ngx_strncmp(value[i].data, "timeout=", sizeof("timeout=") - 1)
+            == 0)
+        {
+            s.data = value[i].data + sizeof("timeout=") - 1;
+            s.len = value[i].len - (sizeof("timeout=") - 1);
 
             vmcf->redis_timeout = ngx_parse_time(&s, 0);
             if (vmcf->redis_timeout == (ngx_msec_t) NGX_ERROR) {

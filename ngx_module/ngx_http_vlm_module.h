@@ -103,6 +103,7 @@ typedef struct {
     ngx_uint_t                  max_pixels;         /* width * height */
     size_t                      max_prompt_bytes;   /* all text, bytes */
     ngx_uint_t                  max_tokens;
+    ngx_uint_t                  default_max_tokens; /* when not asked */
     ngx_uint_t                  max_json_depth;
     ngx_array_t                *cors_origins;   /* ngx_str_t */
     ngx_flag_t                  remote_images;
@@ -293,6 +294,8 @@ ngx_int_t ngx_http_vlm_ipc_stats(ngx_http_request_t *r,
 ngx_int_t ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const char *param, const char *code,
     const char *fmt, ...);
+ngx_int_t ngx_http_vlm_send_status_error(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *message);
 ngx_int_t ngx_http_vlm_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *obj);
 ngx_int_t ngx_http_vlm_stream_start(ngx_http_request_t *r,
@@ -316,6 +319,8 @@ void ngx_http_vlm_sha256(u_char *data, size_t len, u_char *out);
 ngx_int_t ngx_http_vlm_set_error(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx, ngx_uint_t status, const char *param,
     const char *code, const char *fmt, ...);
+ngx_uint_t ngx_http_vlm_has_content_type(ngx_http_request_t *r,
+    ngx_str_t *type);
 ngx_str_t *ngx_http_vlm_finish_name(ngx_uint_t reason);
 ngx_uint_t ngx_http_vlm_finish_code(u_char *name, size_t len);
 

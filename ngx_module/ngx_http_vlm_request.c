@@ -50,6 +50,10 @@ static ngx_int_t ngx_http_vlm_make_id(ngx_http_request_t *r,
 static void ngx_http_vlm_ctx_cleanup(void *data);
 
 
+static ngx_str_t  ngx_http_vlm_json = ngx_string("application/json");
+static ngx_str_t  ngx_http_vlm_form = ngx_string("multipart/form-data");
+
+
 ngx_http_vlm_ctx_t *
 ngx_http_vlm_get_ctx(ngx_http_request_t *r)
 {
@@ -142,7 +146,6 @@ ngx_int_t
 ngx_http_vlm_handler(ngx_http_request_t *r)
 {
     ngx_int_t                 rc;
-    ngx_str_t                *ct;
     ngx_http_vlm_ctx_t       *ctx;
     ngx_http_vlm_loc_conf_t  *vlcf;
 
@@ -201,17 +204,9 @@ ngx_http_vlm_handler(ngx_http_request_t *r)
                                        &ctx->auth_error);
     }
 
-    ct = r->headers_in.content_type ? &r->headers_in.content_type->value
-                                    : NULL;
-
-    if (ct == NULL
-        || !((ct->len >= 16
-              && ngx_strncasecmp(ct->data, (u_char *) "application/json", 16)
-                 == 0)
-             || (vlcf->api == NGX_HTTP_VLM_API_ALT_TEXT && ct->len >= 19
-                 && ngx_strncasecmp(ct->data,
-                                    (u_char *) "multipart/form-data", 19)
-                    == 0)))
+    if (!ngx_http_vlm_has_content_type(r, &ngx_http_vlm_json)
+        && !(vlcf->api == NGX_HTTP_VLM_API_ALT_TEXT
+             && ngx_http_vlm_has_content_type(r, &ngx_http_vlm_form)))
     {
         if (ngx_http_vlm_refuse_body(r) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -456,7 +451,8 @@ ngx_http_vlm_cache_done(ngx_http_request_t *r, void *data, ngx_int_t rc,
 static void
 ngx_http_vlm_submit(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 {
-    ngx_int_t   rc;
+    ngx_int_t  rc;
+    ngx_str_t  msg;
 
     ctx->text = ngx_create_temp_buf(r->pool, 1024);
     if (ctx->text == NULL) {
@@ -472,29 +468,28 @@ ngx_http_vlm_submit(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
         return;
     }
 
-    if (rc == NGX_HTTP_TOO_MANY_REQUESTS) {
-        ngx_http_vlm_end(r, ngx_http_vlm_send_error(r, rc, "rate_limit_error",
-                                                    NULL, "queue_full",
-                                                    "vlmd's queue is full, "
-                                                    "retry later"));
-        return;
-    }
+    switch (rc) {
 
-    if (rc == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        ngx_http_vlm_end(r, ngx_http_vlm_send_error(r, rc,
-                                                    "service_unavailable",
+    case NGX_HTTP_TOO_MANY_REQUESTS:
+        ngx_str_set(&msg, "vlmd's queue is full, retry later");
+        break;
+
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        ngx_str_set(&msg, "vlmd is not available, retry later");
+        break;
+
+    default:
+        ngx_http_vlm_end(r, ngx_http_vlm_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                                    "invalid_request_error",
                                                     NULL,
-                                                    "daemon_unavailable",
-                                                    "vlmd is not available, "
-                                                    "retry later"));
+                                                    "request_too_large",
+                                                    "the request does not "
+                                                    "fit vlmd's request "
+                                                    "memory"));
         return;
     }
 
-    ngx_http_vlm_end(r, ngx_http_vlm_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                                "invalid_request_error",
-                                                NULL, "request_too_large",
-                                                "the request does not fit "
-                                                "vlmd's request memory"));
+    ngx_http_vlm_fail_request(r, ctx, rc, &msg);
 }
 
 
@@ -678,43 +673,13 @@ static void
 ngx_http_vlm_fail_request(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     ngx_uint_t status, ngx_str_t *message)
 {
-    ngx_int_t    rc;
-    const char  *type, *code;
-
     if (ctx->headers_sent) {
         ngx_http_vlm_end(r, ngx_http_vlm_stream_error(r, ctx, status,
                                                       message));
         return;
     }
 
-    switch (status) {
-    case NGX_HTTP_TOO_MANY_REQUESTS:
-        type = "rate_limit_error";
-        code = "queue_full";
-        break;
-    case NGX_HTTP_SERVICE_UNAVAILABLE:
-        type = "service_unavailable";
-        code = "daemon_unavailable";
-        break;
-    case NGX_HTTP_GATEWAY_TIME_OUT:
-        type = "timeout";
-        code = "timeout";
-        break;
-    case NGX_HTTP_BAD_REQUEST:
-    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
-    case NGX_HTTP_UNSUPPORTED_MEDIA_TYPE:
-        type = "invalid_request_error";
-        code = NULL;
-        break;
-    default:
-        type = "server_error";
-        code = NULL;
-        status = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        break;
-    }
-
-    rc = ngx_http_vlm_send_error(r, status, type, NULL, code, "%V", message);
-    ngx_http_vlm_end(r, rc);
+    ngx_http_vlm_end(r, ngx_http_vlm_send_status_error(r, status, message));
 }
 
 

@@ -15,6 +15,13 @@
 #include "ngx_http_vlm_module.h"
 
 
+typedef struct {
+    ngx_uint_t                  status;
+    const char                 *type;       /* OpenAI error type */
+    const char                 *code;       /* or NULL */
+} ngx_http_vlm_status_error_t;
+
+
 static ngx_int_t ngx_http_vlm_send_buffer(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *type, u_char *data, size_t len);
 static ngx_int_t ngx_http_vlm_send_chunk(ngx_http_request_t *r, json_t *obj,
@@ -30,6 +37,19 @@ static ngx_int_t ngx_http_vlm_cache_header(ngx_http_request_t *r);
 static json_t *ngx_http_vlm_json_text(ngx_http_request_t *r, u_char *text,
     size_t len);
 
+
+/* what a status from vlmd or the IPC is to a client; the last row is
+ * also every status not listed */
+static ngx_http_vlm_status_error_t  ngx_http_vlm_status_errors[] = {
+    { NGX_HTTP_BAD_REQUEST, "invalid_request_error", NULL },
+    { NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "invalid_request_error", NULL },
+    { NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "invalid_request_error", NULL },
+    { NGX_HTTP_TOO_MANY_REQUESTS, "rate_limit_error", "queue_full" },
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "service_unavailable",
+      "daemon_unavailable" },
+    { NGX_HTTP_GATEWAY_TIME_OUT, "timeout", "timeout" },
+    { NGX_HTTP_INTERNAL_SERVER_ERROR, "server_error", NULL }
+};
 
 static ngx_str_t  ngx_http_vlm_json_type = ngx_string("application/json");
 static ngx_str_t  ngx_http_vlm_sse_type = ngx_string("text/event-stream");
@@ -178,7 +198,9 @@ ngx_http_vlm_add_cors(ngx_http_request_t *r)
         }
 
         if (h[i].key.len == 6
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "origin", 6) == 0)
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "origin",
+                               sizeof("origin") - 1)
+               == 0)
         {
             h = &h[i];
             break;
@@ -321,6 +343,27 @@ ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
     json_decref(obj);
 
     return rc;
+}
+
+
+/* an error whose type and code follow from the status (the table) */
+ngx_int_t
+ngx_http_vlm_send_status_error(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *message)
+{
+    ngx_http_vlm_status_error_t  *e;
+
+    for (e = ngx_http_vlm_status_errors;
+         e->status != NGX_HTTP_INTERNAL_SERVER_ERROR;
+         e++)
+    {
+        if (e->status == status) {
+            break;
+        }
+    }
+
+    return ngx_http_vlm_send_error(r, e->status, e->type, NULL, e->code,
+                                   "%V", message);
 }
 
 
@@ -617,9 +660,9 @@ ngx_http_vlm_send_chunk(ngx_http_request_t *r, json_t *obj, ngx_uint_t last)
     }
 
     if (s != NULL) {
-        b->last = ngx_cpymem(b->last, "data: ", 6);
+        b->last = ngx_cpymem(b->last, "data: ", sizeof("data: ") - 1);
         b->last = ngx_cpymem(b->last, s, len);
-        b->last = ngx_cpymem(b->last, "\n\n", 2);
+        b->last = ngx_cpymem(b->last, "\n\n", sizeof("\n\n") - 1);
         free(s);
     }
 

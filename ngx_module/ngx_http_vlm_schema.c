@@ -331,7 +331,7 @@ ngx_http_vlm_schema_parse(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
 
     if (rc != 0
         || json_object_set_new(task->body, "max_tokens",
-                               json_integer(ngx_min(vlcf->max_tokens, 512)))
+                               json_integer(vlcf->default_max_tokens))
            != 0)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -4,8 +4,8 @@
  *
  * ngx_http_vlm_util: small helpers several files share and that depend on
  * no other file of the module: SHA-256 (API keys, image hashes),
- * recording a refusal in ctx->error in OpenAI's shape, and the names of
- * the finish reasons.
+ * recording a refusal in ctx->error in OpenAI's shape, the request's
+ * Content-Type, and the names of the finish reasons.
  * Not here: sending anything (ngx_http_vlm_response.c).
  */
 
@@ -73,6 +73,23 @@ ngx_http_vlm_set_error(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     *p = '\0';
 
     return status;
+}
+
+
+/* the request's Content-Type is type, perhaps with parameters after it */
+ngx_uint_t
+ngx_http_vlm_has_content_type(ngx_http_request_t *r, ngx_str_t *type)
+{
+    ngx_str_t  *ct;
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+
+    ct = &r->headers_in.content_type->value;
+
+    return ct->len >= type->len
+           && ngx_strncasecmp(ct->data, type->data, type->len) == 0;
 }
 
 

@@ -128,6 +128,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vlcf.max_pixels = 1 << 20;
     vlcf.max_prompt_bytes = 2048;
     vlcf.max_tokens = 2048;
+    vlcf.default_max_tokens = 512;
     vlcf.max_json_depth = 16;
     vlcf.remote_images = (mode >> 3) & 1;
 
