@@ -5,8 +5,11 @@
  * ngx_http_vlm_auth: who is calling. "Authorization: Bearer <credential>"
  * where the credential is a JWT (verified in ngx_http_vlm_jwt.c) or an API
  * key, looked up by its SHA-256 in the vlm_api_keys file (keys are never
- * stored in clear). Runs before the body is read. Not here: rate limits
- * (limit_req on $vlm_subject) and per-subject permissions.
+ * stored in clear). Runs before the body is read. A refused credential is
+ * logged at vlm_auth_log_level with the reason, never the credential; a
+ * missing one only at debug level (browsers and probes send none).
+ * Not here: rate limits (limit_req on $vlm_subject) and per-subject
+ * permissions.
  */
 
 
@@ -44,6 +47,9 @@ ngx_http_vlm_authenticate(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
 
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm authenticate");
+
     if (!vlcf->auth || vlcf->api == NGX_HTTP_VLM_API_HEALTH
         || vlcf->api == NGX_HTTP_VLM_API_READY
         || vlcf->api == NGX_HTTP_VLM_API_METRICS)
@@ -56,6 +62,8 @@ ngx_http_vlm_authenticate(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
         ngx_str_set(&ctx->auth_error,
                     "missing credentials: send \"Authorization: Bearer "
                     "<token or API key>\"");
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "vlm: no credentials were sent");
         return ctx->auth_rc;
     }
 
@@ -68,7 +76,7 @@ ngx_http_vlm_authenticate(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
     {
         ngx_str_set(&ctx->auth_error,
                     "unsupported authorization scheme, expected Bearer");
-        return ctx->auth_rc;
+        goto refused;
     }
 
     token.data += sizeof("Bearer ") - 1;
@@ -81,7 +89,7 @@ ngx_http_vlm_authenticate(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 
     if (token.len == 0 || token.len > NGX_HTTP_VLM_MAX_CREDENTIAL) {
         ngx_str_set(&ctx->auth_error, "empty or oversized credential");
-        return ctx->auth_rc;
+        goto refused;
     }
 
     dots = 0;
@@ -96,14 +104,14 @@ ngx_http_vlm_authenticate(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
     if (dots == 2) {
         if (vlcf->jwt_keys == NULL) {
             ngx_str_set(&ctx->auth_error, "JWTs are not accepted here");
-            return ctx->auth_rc;
+            goto refused;
         }
 
         if (ngx_http_vlm_jwt_verify(r, vlcf, &token, &ctx->subject,
                                     &ctx->auth_error)
             != NGX_OK)
         {
-            return ctx->auth_rc;
+            goto refused;
         }
 
         ctx->auth_rc = NGX_OK;
@@ -112,19 +120,27 @@ ngx_http_vlm_authenticate(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 
     if (vlcf->api_keys == NULL) {
         ngx_str_set(&ctx->auth_error, "API keys are not accepted here");
-        return ctx->auth_rc;
+        goto refused;
     }
 
     if (ngx_http_vlm_api_key_lookup(r, vlcf, &token, &ctx->subject)
         != NGX_OK)
     {
         ngx_str_set(&ctx->auth_error, "unknown or revoked API key");
-        return ctx->auth_rc;
+        goto refused;
     }
 
     ctx->auth_rc = NGX_OK;
 
     return NGX_OK;
+
+refused:
+
+    /* the reason only: the credential may be a real secret, mistyped */
+    ngx_log_error(vlcf->auth_log_level, r->connection->log, 0,
+                  "vlm: credentials refused: %V", &ctx->auth_error);
+
+    return ctx->auth_rc;
 }
 
 

@@ -388,6 +388,9 @@ ngx_http_vlm_redis_get_reply(redisAsyncContext *ac, void *reply,
     ngx_str_t                 value;
     ngx_http_vlm_cache_op_t  *op = privdata;
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "vlm redis reply, type %d", rr ? rr->type : -1);
+
     if (op->r != NULL && !op->done) {
 
         if (rr == NULL || rr->type == REDIS_REPLY_ERROR) {
@@ -606,6 +609,8 @@ ngx_http_vlm_redis_schedule(void)
 static void
 ngx_http_vlm_redis_reconnect_handler(ngx_event_t *ev)
 {
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0, "vlm redis reconnect");
+
     if (ngx_http_vlm_redis.ac == NULL) {
         ngx_http_vlm_redis_connect();
     }
@@ -652,6 +657,8 @@ ngx_http_vlm_redis_read(ngx_event_t *ev)
 {
     ngx_connection_t  *c = ev->data;
 
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0, "vlm redis read handler");
+
     redisAsyncHandleRead(c->data);
 }
 
@@ -660,6 +667,9 @@ static void
 ngx_http_vlm_redis_write(ngx_event_t *ev)
 {
     ngx_connection_t  *c = ev->data;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "vlm redis write handler");
 
     redisAsyncHandleWrite(c->data);
 }

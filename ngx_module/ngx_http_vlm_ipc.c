@@ -224,6 +224,8 @@ ngx_http_vlm_ipc_schedule(void)
 static void
 ngx_http_vlm_ipc_reconnect_handler(ngx_event_t *ev)
 {
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0, "vlm ipc reconnect");
+
     ngx_http_vlm_ipc_connect();
 }
 
@@ -234,6 +236,8 @@ ngx_http_vlm_ipc_read_handler(ngx_event_t *rev)
     int             rc;
     vlm_ipc_event   ev;
     vlm_ipc_client *client;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, rev->log, 0, "vlm ipc read handler");
 
     client = ngx_http_vlm_ipc.client;
     if (client == NULL) {
@@ -281,6 +285,10 @@ ngx_http_vlm_ipc_dispatch(vlm_ipc_event *ev)
     if (req == NULL) {
         return;
     }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "vlm ipc event %uD, slot %uD, final:%d", ev->kind,
+                   ev->slot, ev->final);
 
     r = req->r;
 
@@ -668,6 +676,9 @@ ngx_http_vlm_ipc_timeout(ngx_event_t *ev)
     ngx_http_vlm_ipc_event_t   e;
 
     req = ev->data;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "vlm ipc timeout, slot %uD", req->slot);
 
     r = req->r;
     if (r == NULL) {

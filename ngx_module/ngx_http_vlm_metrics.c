@@ -193,6 +193,9 @@ ngx_http_vlm_metrics_handler(ngx_http_request_t *r)
     ngx_str_t            none;
     ngx_http_vlm_ctx_t  *ctx;
 
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm metrics handler");
+
     ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
 
     /* the answer may wait for vlmd's STATS; finalized in _send() */
@@ -216,6 +219,9 @@ ngx_http_vlm_metrics_stats(ngx_http_request_t *r, void *data,
     ngx_http_vlm_ipc_event_t *ev)
 {
     ngx_http_vlm_ctx_t  *ctx = data;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm metrics: vlmd stats, %uz bytes", ev->text.len);
 
     ctx->ipc = NULL;
 

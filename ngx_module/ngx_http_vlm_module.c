@@ -49,6 +49,15 @@ static ngx_conf_enum_t  ngx_http_vlm_auth_values[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_vlm_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_num_bounds_t  ngx_http_vlm_positive_bounds = {
     ngx_conf_check_num_bounds, 1, 1000000000
 };
@@ -111,6 +120,13 @@ static ngx_command_t  ngx_http_vlm_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_vlm_loc_conf_t, auth),
       &ngx_http_vlm_auth_values },
+
+    { ngx_string("vlm_auth_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_vlm_loc_conf_t, auth_log_level),
+      &ngx_http_vlm_log_levels },
 
     { ngx_string("vlm_jwt_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
@@ -480,6 +496,7 @@ ngx_http_vlm_create_loc_conf(ngx_conf_t *cf)
      */
 
     vlcf->auth = NGX_CONF_UNSET;
+    vlcf->auth_log_level = NGX_CONF_UNSET_UINT;
     vlcf->jwt_keys = NGX_CONF_UNSET_PTR;
     vlcf->jwt_leeway = NGX_CONF_UNSET;
     vlcf->api_keys = NGX_CONF_UNSET_PTR;
@@ -514,6 +531,8 @@ ngx_http_vlm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                   || conf->api == NGX_HTTP_VLM_API_MODELS);
 
     ngx_conf_merge_value(conf->auth, prev->auth, 1);
+    ngx_conf_merge_uint_value(conf->auth_log_level, prev->auth_log_level,
+                              NGX_LOG_ERR);
 
     ngx_conf_merge_ptr_value(conf->jwt_keys, prev->jwt_keys, NULL);
     ngx_conf_merge_str_value(conf->jwt_issuer, prev->jwt_issuer, "");

@@ -92,6 +92,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                  api;            /* NGX_HTTP_VLM_API_* */
     ngx_flag_t                  auth;
+    ngx_uint_t                  auth_log_level; /* NGX_LOG_* */
     ngx_array_t                *jwt_keys;       /* ngx_http_vlm_jwt_key_t */
     ngx_str_t                   jwt_issuer;
     ngx_str_t                   jwt_audience;

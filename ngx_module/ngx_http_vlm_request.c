@@ -126,6 +126,10 @@ ngx_http_vlm_cleanup(void *data)
         return;
     }
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm cleanup, waiting:%ui finalized:%ui",
+                   (ngx_uint_t) ctx->waiting, (ngx_uint_t) ctx->finalized);
+
     if (ctx->waiting && !ctx->finalized) {
         /*
          * The client left while Redis or vlmd was working. A stream has
@@ -150,6 +154,9 @@ ngx_http_vlm_handler(ngx_http_request_t *r)
     ngx_http_vlm_loc_conf_t  *vlcf;
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm handler, api %ui", vlcf->api);
 
     ctx = ngx_http_vlm_get_ctx(r);
     if (ctx == NULL) {
@@ -359,6 +366,9 @@ ngx_http_vlm_body_handler(ngx_http_request_t *r)
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vlm_module);
 
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm body handler");
+
     ctx->body_done = 1;
 
     rc = ngx_http_vlm_parse_body(r, ctx);
@@ -409,6 +419,9 @@ ngx_http_vlm_cache_done(ngx_http_request_t *r, void *data, ngx_int_t rc,
     ngx_str_t *value)
 {
     ngx_http_vlm_ctx_t *ctx = data;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm cache done: %i", rc);
 
     ctx->cache_op = NULL;
     ctx->waiting = 0;
@@ -501,6 +514,10 @@ ngx_http_vlm_vlmd_handler(ngx_http_request_t *r, void *data,
     ngx_http_vlm_ctx_t *ctx = data;
 
     ngx_str_t  *lang;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm vlmd event %ui, %uz bytes, final:%ui", ev->kind,
+                   ev->text.len, (ngx_uint_t) ev->final);
 
     if (ev->final) {
         ctx->ipc = NULL;
@@ -696,6 +713,8 @@ ngx_http_vlm_writer(ngx_http_request_t *r)
     wev = c->write;
     ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
 
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "vlm writer");
+
     if (wev->timedout) {
         ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
                       "vlm: client timed out");
@@ -791,6 +810,9 @@ ngx_http_vlm_log_handler(ngx_http_request_t *r)
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
     ctx->counted = 1;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm log handler");
 
     status = r->headers_out.status;
     if (r->connection->error && !ctx->finalized) {
