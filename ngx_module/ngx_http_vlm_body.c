@@ -203,8 +203,8 @@ ngx_http_vlm_json_cleanup(void *data)
 static ngx_int_t
 ngx_http_vlm_read_body(ngx_http_request_t *r, ngx_str_t *body)
 {
-    u_char       *p;
     off_t         len;
+    u_char       *p;
     ssize_t       n;
     ngx_buf_t    *b;
     ngx_chain_t  *cl;

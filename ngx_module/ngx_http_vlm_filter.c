@@ -17,6 +17,11 @@
 #include "ngx_http_vlm_module.h"
 
 
+static ngx_uint_t ngx_http_vlm_has_header_out(ngx_http_request_t *r,
+    const char *key);
+static ngx_int_t ngx_http_vlm_header_filter(ngx_http_request_t *r);
+
+
 static ngx_http_output_header_filter_pt  ngx_http_vlm_next_header_filter;
 
 

@@ -48,6 +48,12 @@
 #define NGX_HTTP_VLM_FINISH_CANCELLED 3
 #define NGX_HTTP_VLM_FINISH_DEADLINE  4
 
+/* what vlmd sent (ngx_http_vlm_ipc_event_t.kind) */
+#define NGX_HTTP_VLM_IPC_DELTA        1
+#define NGX_HTTP_VLM_IPC_DONE         2
+#define NGX_HTTP_VLM_IPC_ERROR        3
+#define NGX_HTTP_VLM_IPC_STATS        4
+
 #define NGX_HTTP_VLM_CACHE_NONE       0
 #define NGX_HTTP_VLM_CACHE_HIT        1
 #define NGX_HTTP_VLM_CACHE_MISS       2
@@ -164,11 +170,6 @@ typedef void (*ngx_http_vlm_cache_handler_pt)(ngx_http_request_t *r,
 /* a request to vlmd in flight (ngx_http_vlm_ipc.c) */
 typedef struct ngx_http_vlm_ipc_req_s  ngx_http_vlm_ipc_req_t;
 
-#define NGX_HTTP_VLM_IPC_DELTA        1
-#define NGX_HTTP_VLM_IPC_DONE         2
-#define NGX_HTTP_VLM_IPC_ERROR        3
-#define NGX_HTTP_VLM_IPC_STATS        4
-
 /*
  * What vlmd sent for one request; the bytes are valid during the handler
  * call only. text: DELTA the new text; DONE a task's post-processed answer
@@ -202,9 +203,9 @@ typedef struct {
     ngx_http_vlm_error_t        error;          /* set when parsing fails */
     ngx_str_t                   cache_key;      /* hex, "vlm:v1:..." */
     ngx_uint_t                  cache_status;   /* NGX_HTTP_VLM_CACHE_* */
-    ngx_http_vlm_cache_op_t    *cache_op;
+    ngx_http_vlm_cache_op_t    *cache_op;       /* a GET in flight */
 
-    ngx_http_vlm_ipc_req_t     *ipc;
+    ngx_http_vlm_ipc_req_t     *ipc;            /* vlmd working for us */
 
     ngx_str_t                   id;             /* chatcmpl-... */
     time_t                      created;

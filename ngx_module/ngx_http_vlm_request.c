@@ -7,9 +7,12 @@
  *   -> body read -> parse and validate -> cache key -> Redis GET
  *   -> hit: answer; miss, bypass or any Redis failure: submit to vlmd
  *   -> deltas streamed or collected -> final answer, Redis SET.
- * The request waits on Redis or vlmd with r->main->count held; the one
- * ngx_http_finalize_request() happens in ngx_http_vlm_end(). A client that
- * leaves runs the cleanup, which cancels the Redis op and the vlmd slot.
+ * Redis and vlmd answer through the handler passed with each operation
+ * (ngx_http_vlm_cache_done, ngx_http_vlm_vlmd_handler): the files below
+ * this one never call it by name. The request waits on Redis or vlmd
+ * with r->main->count held; the one ngx_http_finalize_request() happens
+ * in ngx_http_vlm_end(). A client that leaves runs the cleanup, which
+ * cancels the Redis op and the vlmd slot.
  */
 
 

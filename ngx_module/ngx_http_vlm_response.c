@@ -31,11 +31,10 @@ static json_t *ngx_http_vlm_chunk_object(ngx_http_request_t *r,
 static json_t *ngx_http_vlm_usage(ngx_http_vlm_ctx_t *ctx);
 static ngx_int_t ngx_http_vlm_dump(ngx_http_request_t *r, json_t *obj,
     ngx_str_t *out);
-
-
 static ngx_int_t ngx_http_vlm_cache_header(ngx_http_request_t *r);
 static json_t *ngx_http_vlm_json_text(ngx_http_request_t *r, u_char *text,
     size_t len);
+static void ngx_http_vlm_ascii_unless_utf8(u_char *p, u_char *last);
 
 
 /* what a status from vlmd or the IPC is to a client; the last row is
@@ -83,8 +82,8 @@ ngx_http_vlm_json_text(ngx_http_request_t *r, u_char *text, size_t len)
 {
     u_char      *p, *last, *out, *o;
     json_t      *s;
-    ngx_uint_t   n, i;
     uint32_t     ch, min;
+    ngx_uint_t   n, i;
 
     s = json_stringn((char *) text, len);
     if (s != NULL) {
