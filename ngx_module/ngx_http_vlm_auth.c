@@ -5,8 +5,11 @@
  * ngx_http_vlm_auth: who is calling. "Authorization: Bearer <credential>"
  * where the credential is a JWT (verified in ngx_http_vlm_jwt.c) or an API
  * key, looked up by its SHA-256 in the vlm_api_keys file (keys are never
- * stored in clear). Runs before the body is read. Not here: rate limits
- * (limit_req on $vlm_subject) and per-subject permissions.
+ * stored in clear). Runs before the body is read. A refused credential is
+ * logged at vlm_auth_log_level with the reason, never the credential; a
+ * missing one only at debug level (browsers and probes send none).
+ * Not here: rate limits (limit_req on $vlm_subject) and per-subject
+ * permissions.
  */
 
 
@@ -18,6 +21,8 @@
 
 
 #define NGX_HTTP_VLM_MAX_CREDENTIAL  8192
+#define NGX_HTTP_VLM_SHA256_HEX      (2 * NGX_HTTP_VLM_SHA256_LEN)
+#define NGX_HTTP_VLM_MAX_KEYS_FILE   (16 * 1024 * 1024)
 
 
 static ngx_int_t ngx_http_vlm_api_key_lookup(ngx_http_request_t *r,
@@ -42,6 +47,9 @@ ngx_http_vlm_authenticate(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
 
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm authenticate");
+
     if (!vlcf->auth || vlcf->api == NGX_HTTP_VLM_API_HEALTH
         || vlcf->api == NGX_HTTP_VLM_API_READY
         || vlcf->api == NGX_HTTP_VLM_API_METRICS)
@@ -54,21 +62,25 @@ ngx_http_vlm_authenticate(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
         ngx_str_set(&ctx->auth_error,
                     "missing credentials: send \"Authorization: Bearer "
                     "<token or API key>\"");
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "vlm: no credentials were sent");
         return ctx->auth_rc;
     }
 
     token = r->headers_in.authorization->value;
 
     if (token.len < sizeof("Bearer ") - 1
-        || ngx_strncasecmp(token.data, (u_char *) "Bearer ", 7) != 0)
+        || ngx_strncasecmp(token.data, (u_char *) "Bearer ",
+                           sizeof("Bearer ") - 1)
+           != 0)
     {
         ngx_str_set(&ctx->auth_error,
                     "unsupported authorization scheme, expected Bearer");
-        return ctx->auth_rc;
+        goto refused;
     }
 
-    token.data += 7;
-    token.len -= 7;
+    token.data += sizeof("Bearer ") - 1;
+    token.len -= sizeof("Bearer ") - 1;
 
     while (token.len && token.data[0] == ' ') {
         token.data++;
@@ -77,7 +89,7 @@ ngx_http_vlm_authenticate(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 
     if (token.len == 0 || token.len > NGX_HTTP_VLM_MAX_CREDENTIAL) {
         ngx_str_set(&ctx->auth_error, "empty or oversized credential");
-        return ctx->auth_rc;
+        goto refused;
     }
 
     dots = 0;
@@ -92,14 +104,14 @@ ngx_http_vlm_authenticate(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
     if (dots == 2) {
         if (vlcf->jwt_keys == NULL) {
             ngx_str_set(&ctx->auth_error, "JWTs are not accepted here");
-            return ctx->auth_rc;
+            goto refused;
         }
 
         if (ngx_http_vlm_jwt_verify(r, vlcf, &token, &ctx->subject,
                                     &ctx->auth_error)
             != NGX_OK)
         {
-            return ctx->auth_rc;
+            goto refused;
         }
 
         ctx->auth_rc = NGX_OK;
@@ -108,19 +120,27 @@ ngx_http_vlm_authenticate(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 
     if (vlcf->api_keys == NULL) {
         ngx_str_set(&ctx->auth_error, "API keys are not accepted here");
-        return ctx->auth_rc;
+        goto refused;
     }
 
     if (ngx_http_vlm_api_key_lookup(r, vlcf, &token, &ctx->subject)
         != NGX_OK)
     {
         ngx_str_set(&ctx->auth_error, "unknown or revoked API key");
-        return ctx->auth_rc;
+        goto refused;
     }
 
     ctx->auth_rc = NGX_OK;
 
     return NGX_OK;
+
+refused:
+
+    /* the reason only: the credential may be a real secret, mistyped */
+    ngx_log_error(vlcf->auth_log_level, r->connection->log, 0,
+                  "vlm: credentials refused: %V", &ctx->auth_error);
+
+    return ctx->auth_rc;
 }
 
 
@@ -206,7 +226,7 @@ ngx_http_vlm_load_api_keys(ngx_conf_t *cf, ngx_str_t *file,
     }
 
     if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > 16 * 1024 * 1024)
+        || ngx_file_size(&fi) > NGX_HTTP_VLM_MAX_KEYS_FILE)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" is unreadable or larger than 16m", &name);
@@ -249,9 +269,11 @@ ngx_http_vlm_load_api_keys(ngx_conf_t *cf, ngx_str_t *file,
             continue;
         }
 
-        if (end - line < 64
-            || (end - line > 64 && line[64] != ' ' && line[64] != '\t'
-                && line[64] != '\r'))
+        if (end - line < NGX_HTTP_VLM_SHA256_HEX
+            || (end - line > NGX_HTTP_VLM_SHA256_HEX
+                && line[NGX_HTTP_VLM_SHA256_HEX] != ' '
+                && line[NGX_HTTP_VLM_SHA256_HEX] != '\t'
+                && line[NGX_HTTP_VLM_SHA256_HEX] != '\r'))
         {
             goto invalid;
         }
@@ -261,12 +283,14 @@ ngx_http_vlm_load_api_keys(ngx_conf_t *cf, ngx_str_t *file,
             return NGX_CONF_ERROR;
         }
 
-        if (ngx_http_vlm_unhex(k->hash, line, 64) != NGX_OK) {
+        if (ngx_http_vlm_unhex(k->hash, line, NGX_HTTP_VLM_SHA256_HEX)
+            != NGX_OK)
+        {
             goto invalid;
         }
 
         hex = line;
-        line += 64;
+        line += NGX_HTTP_VLM_SHA256_HEX;
 
         while (line < end && (*line == ' ' || *line == '\t')) {
             line++;

@@ -5,12 +5,18 @@
  * ngx_http_vlm_cache: finished answers in Redis. The key is a SHA-256 over
  * the model revision, the prompt-template version, the canonical vlmd body
  * (task, language, generation parameters, prompt text, image positions;
- * keys sorted) and the SHA-256 of each image's bytes. hiredis 0.14 runs
- * asynchronously on a small adapter onto nginx's event loop: one connection
- * per worker, level-triggered (hiredis reads 16k at a time), a timer per
- * GET because 0.14 has no async timeouts, reconnect with backoff on a
- * cancelable timer. Failures are reported to ngx_http_vlm_cache_done(),
- * which treats them all as a miss. Not here: coalescing identical requests.
+ * keys sorted) and the SHA-256 of each image's bytes. The record is JSON,
+ * written and read only here: {"text", "finish_reason" ("stop" or
+ * "length": complete answers only), "language", "prompt_tokens",
+ * "completion_tokens", and "logprobs" when they were asked for}.
+ * hiredis 0.14 runs asynchronously on a small adapter onto nginx's event
+ * loop: one connection per worker, level-triggered (hiredis reads 16k at a
+ * time), a timer per GET because 0.14 has no async timeouts, reconnect with
+ * backoff on a cancelable timer. A GET's outcome goes to the {handler,
+ * data} stored with it (as nginx's subrequests report through
+ * ngx_http_post_subrequest_t): the record, a miss, or NGX_ERROR for every
+ * failure, which the caller serves as a miss.
+ * Not here: coalescing identical requests.
  */
 
 
@@ -27,10 +33,13 @@
 #define NGX_HTTP_VLM_REDIS_BACKOFF_MAX  5000
 
 
-struct ngx_http_vlm_redis_op_s {
-    ngx_http_request_t         *r;          /* NULL once the request left */
-    ngx_event_t                 timer;
-    unsigned                    done:1;     /* the request got its answer */
+/* on the heap: hiredis may call back after the request is gone */
+struct ngx_http_vlm_cache_op_s {
+    ngx_http_request_t             *r;          /* NULL once answered */
+    ngx_http_vlm_cache_handler_pt   handler;
+    void                           *data;
+    ngx_event_t                     timer;
+    unsigned                        done:1;     /* handler has run */
 };
 
 
@@ -62,24 +71,14 @@ static void ngx_http_vlm_redis_cleanup(void *data);
 static void ngx_http_vlm_redis_get_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_http_vlm_redis_timeout(ngx_event_t *ev);
-static void ngx_http_vlm_redis_answer(ngx_http_vlm_redis_op_t *op,
+static void ngx_http_vlm_redis_answer(ngx_http_vlm_cache_op_t *op,
     ngx_int_t rc, ngx_str_t *value);
+static void ngx_http_vlm_cache_set(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_str_t *value);
 
 
 /* per worker process; set up in init_process */
 static ngx_http_vlm_redis_t  ngx_http_vlm_redis;
-
-
-void
-ngx_http_vlm_sha256(u_char *data, size_t len, u_char *out)
-{
-    unsigned int  n;
-
-    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1) {
-        /* cannot fail for SHA-256 in practice; never match on failure */
-        ngx_memset(out, 0xff, NGX_HTTP_VLM_SHA256_LEN);
-    }
-}
 
 
 ngx_int_t
@@ -156,30 +155,30 @@ ngx_http_vlm_cache_key(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
 
 
 /*
- * NGX_AGAIN: a GET is in flight and ngx_http_vlm_cache_done() will be
- * called; NGX_ERROR: Redis is unavailable right now.
+ * Starts a GET whose outcome goes to handler(r, data, ...) once; NULL when
+ * Redis is unavailable right now (nothing will be called then).
  */
-ngx_int_t
-ngx_http_vlm_cache_get(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
+ngx_http_vlm_cache_op_t *
+ngx_http_vlm_cache_get(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_http_vlm_cache_handler_pt handler, void *data)
 {
     size_t                    argvlen[2];
     const char               *argv[2];
-    ngx_http_vlm_redis_op_t  *op;
+    ngx_http_vlm_cache_op_t  *op;
 
     if (!ngx_http_vlm_redis.connected || ngx_http_vlm_redis.ac == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
-    /* on the heap: hiredis may call back after the request is gone */
-    op = ngx_calloc(sizeof(ngx_http_vlm_redis_op_t), r->connection->log);
+    op = ngx_calloc(sizeof(ngx_http_vlm_cache_op_t), r->connection->log);
     if (op == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     argv[0] = "GET";
-    argvlen[0] = 3;
-    argv[1] = (char *) ctx->cache_key.data;
-    argvlen[1] = ctx->cache_key.len;
+    argvlen[0] = sizeof("GET") - 1;
+    argv[1] = (char *) key->data;
+    argvlen[1] = key->len;
 
     if (redisAsyncCommandArgv(ngx_http_vlm_redis.ac,
                               ngx_http_vlm_redis_get_reply, op, 2, argv,
@@ -187,32 +186,29 @@ ngx_http_vlm_cache_get(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
         != REDIS_OK)
     {
         ngx_free(op);
-        return NGX_ERROR;
+        return NULL;
     }
 
     op->r = r;
+    op->handler = handler;
+    op->data = data;
     op->timer.handler = ngx_http_vlm_redis_timeout;
     op->timer.data = op;
     op->timer.log = r->connection->log;
     ngx_add_timer(&op->timer, ngx_http_vlm_redis.vmcf->redis_timeout);
 
-    ctx->redis_op = op;
-
-    return NGX_AGAIN;
+    return op;
 }
 
 
+/* the handler will not be called; the op is freed when hiredis replies */
 void
-ngx_http_vlm_cache_cancel(ngx_http_vlm_ctx_t *ctx)
+ngx_http_vlm_cache_cancel(ngx_http_vlm_cache_op_t *op)
 {
-    ngx_http_vlm_redis_op_t  *op;
-
-    op = ctx->redis_op;
     if (op == NULL) {
         return;
     }
 
-    ctx->redis_op = NULL;
     op->r = NULL;
     op->done = 1;
 
@@ -222,7 +218,130 @@ ngx_http_vlm_cache_cancel(ngx_http_vlm_ctx_t *ctx)
 }
 
 
+/* the finished answer in ctx becomes the record under ctx->cache_key */
 void
+ngx_http_vlm_cache_store(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
+{
+    char       *s;
+    json_t     *rec;
+    ngx_str_t   value, *finish;
+
+    finish = ngx_http_vlm_finish_name(ctx->finish_reason);
+
+    rec = json_pack("{s:s%, s:s%, s:s%, s:I, s:I}",
+                    "text", ctx->text->pos,
+                    (size_t) (ctx->text->last - ctx->text->pos),
+                    "finish_reason", finish->data, finish->len,
+                    "language", ctx->task->language.data,
+                    ctx->task->language.len,
+                    "prompt_tokens", (json_int_t) ctx->prompt_tokens,
+                    "completion_tokens", (json_int_t) ctx->completion_tokens);
+    if (rec == NULL) {
+        /* e.g. a token boundary left invalid UTF-8: just do not cache */
+        return;
+    }
+
+    if (ctx->logprobs != NULL
+        && json_object_set(rec, "logprobs", ctx->logprobs) != 0)
+    {
+        json_decref(rec);
+        return;
+    }
+
+    s = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+
+    if (s == NULL) {
+        return;
+    }
+
+    value.data = (u_char *) s;
+    value.len = ngx_strlen(s);
+
+    ngx_http_vlm_cache_set(r, ctx, &value);
+    free(s);
+}
+
+
+/*
+ * A record read back into ctx as if vlmd had just answered: NGX_OK;
+ * NGX_DECLINED when it is unreadable (served as a miss); NGX_ERROR.
+ */
+ngx_int_t
+ngx_http_vlm_cache_read(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
+    ngx_str_t *value)
+{
+    size_t         len;
+    json_t        *rec, *lp;
+    ngx_str_t      src;
+    json_int_t     pt, ct;
+    const char    *text, *finish, *lang;
+    json_error_t   err;
+
+    rec = json_loadb((char *) value->data, value->len, 0, &err);
+    if (rec == NULL) {
+        return NGX_DECLINED;
+    }
+
+    text = NULL;
+    finish = NULL;
+    lang = NULL;
+    lp = NULL;
+    pt = 0;
+    ct = 0;
+    len = 0;
+
+    if (json_unpack(rec, "{s:s%, s:s, s?s, s:I, s:I, s?o}",
+                    "text", &text, &len, "finish_reason", &finish,
+                    "language", &lang, "prompt_tokens", &pt,
+                    "completion_tokens", &ct, "logprobs", &lp)
+        != 0)
+    {
+        json_decref(rec);
+        return NGX_DECLINED;
+    }
+
+    ctx->finish_reason = ngx_http_vlm_finish_code((u_char *) finish,
+                                                  ngx_strlen(finish));
+    if (ctx->finish_reason == NGX_HTTP_VLM_FINISH_NONE) {
+        json_decref(rec);
+        return NGX_DECLINED;
+    }
+
+    ctx->text = ngx_create_temp_buf(r->pool, len + 1);
+    if (ctx->text == NULL) {
+        json_decref(rec);
+        return NGX_ERROR;
+    }
+
+    ctx->text->last = ngx_cpymem(ctx->text->pos, text, len);
+
+    if (lang != NULL) {
+        src.data = (u_char *) lang;
+        src.len = ngx_strlen(lang);
+        ctx->task->language.data = ngx_pstrdup(r->pool, &src);
+        ctx->task->language.len = src.len;
+
+        if (ctx->task->language.data == NULL) {
+            json_decref(rec);
+            return NGX_ERROR;
+        }
+    }
+
+    ctx->prompt_tokens = (ngx_uint_t) pt;
+    ctx->completion_tokens = (ngx_uint_t) ct;
+
+    if (lp != NULL && ctx->task->logprobs && ctx->logprobs == NULL) {
+        ctx->logprobs = json_incref(lp);
+    }
+
+    json_decref(rec);
+
+    return NGX_OK;
+}
+
+
+static void
 ngx_http_vlm_cache_set(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     ngx_str_t *value)
 {
@@ -240,13 +359,13 @@ ngx_http_vlm_cache_set(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     p = ngx_sprintf(ttl, "%T", ngx_http_vlm_redis.vmcf->cache_ttl);
 
     argv[0] = "SET";
-    argvlen[0] = 3;
+    argvlen[0] = sizeof("SET") - 1;
     argv[1] = (char *) ctx->cache_key.data;
     argvlen[1] = ctx->cache_key.len;
     argv[2] = (char *) value->data;
     argvlen[2] = value->len;
     argv[3] = "EX";
-    argvlen[3] = 2;
+    argvlen[3] = sizeof("EX") - 1;
     argv[4] = (char *) ttl;
     argvlen[4] = p - ttl;
 
@@ -267,7 +386,10 @@ ngx_http_vlm_redis_get_reply(redisAsyncContext *ac, void *reply,
 {
     redisReply               *rr = reply;
     ngx_str_t                 value;
-    ngx_http_vlm_redis_op_t  *op = privdata;
+    ngx_http_vlm_cache_op_t  *op = privdata;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "vlm redis reply, type %d", rr ? rr->type : -1);
 
     if (op->r != NULL && !op->done) {
 
@@ -295,7 +417,7 @@ ngx_http_vlm_redis_get_reply(redisAsyncContext *ac, void *reply,
 static void
 ngx_http_vlm_redis_timeout(ngx_event_t *ev)
 {
-    ngx_http_vlm_redis_op_t  *op = ev->data;
+    ngx_http_vlm_cache_op_t  *op = ev->data;
 
     ngx_log_error(NGX_LOG_WARN, ev->log, 0, "vlm: redis GET timed out");
 
@@ -305,12 +427,11 @@ ngx_http_vlm_redis_timeout(ngx_event_t *ev)
 
 
 static void
-ngx_http_vlm_redis_answer(ngx_http_vlm_redis_op_t *op, ngx_int_t rc,
+ngx_http_vlm_redis_answer(ngx_http_vlm_cache_op_t *op, ngx_int_t rc,
     ngx_str_t *value)
 {
     ngx_connection_t    *c;
     ngx_http_request_t  *r;
-    ngx_http_vlm_ctx_t  *ctx;
 
     r = op->r;
     if (r == NULL || op->done) {
@@ -324,15 +445,10 @@ ngx_http_vlm_redis_answer(ngx_http_vlm_redis_op_t *op, ngx_int_t rc,
         ngx_del_timer(&op->timer);
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
-    if (ctx != NULL) {
-        ctx->redis_op = NULL;
-    }
-
     c = r->connection;
     ngx_http_set_log_request(c->log, r);
 
-    ngx_http_vlm_cache_done(r, rc, value);
+    op->handler(r, op->data, rc, value);
 
     ngx_http_run_posted_requests(c);
 }
@@ -395,9 +511,12 @@ ngx_http_vlm_redis_connect(void)
 
     addr = &ngx_http_vlm_redis.vmcf->redis_addr;
 
-    if (addr->len > 5 && ngx_strncmp(addr->data, "unix:", 5) == 0) {
-        p = ngx_cpystrn(host, addr->data + 5,
-                        ngx_min(addr->len - 5 + 1, sizeof(host)));
+    if (addr->len > sizeof("unix:") - 1
+        && ngx_strncmp(addr->data, "unix:", sizeof("unix:") - 1) == 0)
+    {
+        p = ngx_cpystrn(host, addr->data + sizeof("unix:") - 1,
+                        ngx_min(addr->len - (sizeof("unix:") - 1) + 1,
+                                sizeof(host)));
         ac = redisAsyncConnectUnix((char *) host);
 
     } else {
@@ -490,6 +609,8 @@ ngx_http_vlm_redis_schedule(void)
 static void
 ngx_http_vlm_redis_reconnect_handler(ngx_event_t *ev)
 {
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0, "vlm redis reconnect");
+
     if (ngx_http_vlm_redis.ac == NULL) {
         ngx_http_vlm_redis_connect();
     }
@@ -536,6 +657,8 @@ ngx_http_vlm_redis_read(ngx_event_t *ev)
 {
     ngx_connection_t  *c = ev->data;
 
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0, "vlm redis read handler");
+
     redisAsyncHandleRead(c->data);
 }
 
@@ -544,6 +667,9 @@ static void
 ngx_http_vlm_redis_write(ngx_event_t *ev)
 {
     ngx_connection_t  *c = ev->data;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "vlm redis write handler");
 
     redisAsyncHandleWrite(c->data);
 }

@@ -17,6 +17,11 @@
 #include "ngx_http_vlm_module.h"
 
 
+static ngx_uint_t ngx_http_vlm_has_header_out(ngx_http_request_t *r,
+    const char *key);
+static ngx_int_t ngx_http_vlm_header_filter(ngx_http_request_t *r);
+
+
 static ngx_http_output_header_filter_pt  ngx_http_vlm_next_header_filter;
 
 
@@ -68,6 +73,9 @@ ngx_http_vlm_header_filter(ngx_http_request_t *r)
     {
         return ngx_http_vlm_next_header_filter(r);
     }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm header filter, status %ui", r->headers_out.status);
 
     if ((r->headers_out.status == NGX_HTTP_TOO_MANY_REQUESTS
          || r->headers_out.status == NGX_HTTP_SERVICE_UNAVAILABLE)

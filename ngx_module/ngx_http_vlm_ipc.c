@@ -5,8 +5,9 @@
  * ngx_http_vlm_ipc: this worker's connection to vlmd through the client
  * library of model_runtime/ipc/vlm_ipc_client.h. The library's socket is
  * put into nginx's event loop; images and the JSON body are written once
- * into the shared request arena; results come back as events that are
- * handed to the request (ngx_http_vlm_on_delta/_on_final). vlmd gone:
+ * into the shared request arena; vlmd's results are translated into
+ * ngx_http_vlm_ipc_event_t and handed to the {handler, data} stored with
+ * the request (as nginx's resolver calls ctx->handler). vlmd gone:
  * in-flight requests fail with 503 at once and the worker reconnects with
  * backoff on a cancelable timer (a new vlmd epoch needs no nginx restart).
  * A request that leaves early cancels its slot; its final event, which
@@ -21,21 +22,26 @@
 #include "vlm_ipc_client.h"
 
 
-#define NGX_HTTP_VLM_IPC_BACKOFF_MIN  50
+#define NGX_HTTP_VLM_IPC_BACKOFF_MIN  50      /* ms */
 #define NGX_HTTP_VLM_IPC_BACKOFF_MAX  1000
+#define NGX_HTTP_VLM_IPC_GRACE        5000    /* after vlm_timeout, ms */
+#define NGX_HTTP_VLM_IPC_STATS_WAIT   1000    /* ms */
 
-#define NGX_HTTP_VLM_IPC_SUBMIT       0
-#define NGX_HTTP_VLM_IPC_STATS        1
+#define NGX_HTTP_VLM_IPC_REQ_SUBMIT   0
+#define NGX_HTTP_VLM_IPC_REQ_STATS    1
 
 
 /* on the heap: vlmd's final event may arrive after the request is freed */
-typedef struct {
-    ngx_http_request_t         *r;          /* NULL once the request left */
-    ngx_event_t                 timer;      /* nginx-side deadline */
-    ngx_uint_t                  kind;       /* NGX_HTTP_VLM_IPC_* */
-    uint32_t                    slot;
-    uint32_t                    gen;
-} ngx_http_vlm_ipc_req_t;
+struct ngx_http_vlm_ipc_req_s {
+    ngx_http_request_t             *r;          /* NULL once over */
+    ngx_http_vlm_ipc_handler_pt     handler;
+    void                           *data;
+    ngx_event_t                     timer;      /* nginx-side deadline */
+    ngx_uint_t                      kind;       /* NGX_HTTP_VLM_IPC_REQ_* */
+    uint32_t                        slot;
+    uint32_t                        gen;
+    unsigned                        logprobs:1; /* DELTA carries them */
+};
 
 
 typedef struct {
@@ -56,8 +62,8 @@ static void ngx_http_vlm_ipc_reconnect_handler(ngx_event_t *ev);
 static void ngx_http_vlm_ipc_read_handler(ngx_event_t *ev);
 static void ngx_http_vlm_ipc_dispatch(vlm_ipc_event *ev);
 static void ngx_http_vlm_ipc_timeout(ngx_event_t *ev);
-static void ngx_http_vlm_ipc_logprobs(ngx_http_vlm_ctx_t *ctx,
-    vlm_ipc_event *ev);
+static json_t *ngx_http_vlm_ipc_logprobs(vlm_ipc_event *ev);
+static ngx_uint_t ngx_http_vlm_ipc_finish(uint32_t reason);
 static ngx_int_t ngx_http_vlm_ipc_alloc_copy(ngx_http_request_t *r,
     u_char *data, size_t len, uint64_t *offset);
 
@@ -218,6 +224,8 @@ ngx_http_vlm_ipc_schedule(void)
 static void
 ngx_http_vlm_ipc_reconnect_handler(ngx_event_t *ev)
 {
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0, "vlm ipc reconnect");
+
     ngx_http_vlm_ipc_connect();
 }
 
@@ -228,6 +236,8 @@ ngx_http_vlm_ipc_read_handler(ngx_event_t *rev)
     int             rc;
     vlm_ipc_event   ev;
     vlm_ipc_client *client;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, rev->log, 0, "vlm ipc read handler");
 
     client = ngx_http_vlm_ipc.client;
     if (client == NULL) {
@@ -266,16 +276,19 @@ ngx_http_vlm_ipc_read_handler(ngx_event_t *rev)
 static void
 ngx_http_vlm_ipc_dispatch(vlm_ipc_event *ev)
 {
-    ngx_str_t                msg, value;
-    ngx_connection_t        *c;
-    ngx_http_request_t      *r;
-    ngx_http_vlm_ctx_t      *ctx;
-    ngx_http_vlm_ipc_req_t  *req;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_vlm_ipc_req_t    *req;
+    ngx_http_vlm_ipc_event_t   e;
 
     req = ev->user;
     if (req == NULL) {
         return;
     }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "vlm ipc event %uD, slot %uD, final:%d", ev->kind,
+                   ev->slot, ev->final);
 
     r = req->r;
 
@@ -292,10 +305,69 @@ ngx_http_vlm_ipc_dispatch(vlm_ipc_event *ev)
         return;
     }
 
-    c = r->connection;
-    ngx_http_set_log_request(c->log, r);
+    ngx_memzero(&e, sizeof(ngx_http_vlm_ipc_event_t));
+    e.final = ev->final;
 
-    if (ev->final) {
+    if (req->kind == NGX_HTTP_VLM_IPC_REQ_STATS) {
+        e.kind = NGX_HTTP_VLM_IPC_STATS;
+        e.final = 1;
+
+        if (ev->kind == VLM_IPC_RES_STATS) {
+            e.text.data = (u_char *) ev->text;
+            e.text.len = ev->text_length;
+        }
+
+    } else {
+        switch (ev->kind) {
+
+        case VLM_IPC_RES_DELTA:
+            e.kind = NGX_HTTP_VLM_IPC_DELTA;
+            e.text.data = (u_char *) ev->text;
+            e.text.len = ev->text_length;
+
+            if (req->logprobs) {
+                e.logprobs = ngx_http_vlm_ipc_logprobs(ev);
+            }
+
+            break;
+
+        case VLM_IPC_RES_DONE:
+            e.kind = NGX_HTTP_VLM_IPC_DONE;
+            e.text.data = (u_char *) ev->text;
+            e.text.len = ev->text_length;
+            e.prompt_tokens = ev->prompt_tokens;
+            e.completion_tokens = ev->completion_tokens;
+            e.finish_reason = ngx_http_vlm_ipc_finish(ev->finish_reason);
+            e.language.data = (u_char *) ev->language;
+            e.language.len = ngx_strlen(ev->language);
+
+            if (e.finish_reason != NGX_HTTP_VLM_FINISH_NONE) {
+                break;
+            }
+
+            /* a reason this module does not know is vlmd's error */
+            ngx_memzero(&e, sizeof(ngx_http_vlm_ipc_event_t));
+            e.kind = NGX_HTTP_VLM_IPC_ERROR;
+            e.final = ev->final;
+            e.status = NGX_HTTP_BAD_GATEWAY;
+            ngx_str_set(&e.text, "vlmd sent an unknown finish reason");
+            break;
+
+        default: /* VLM_IPC_RES_ERROR */
+            e.kind = NGX_HTTP_VLM_IPC_ERROR;
+            e.status = ev->status ? ev->status : NGX_HTTP_BAD_GATEWAY;
+            e.text.data = (u_char *) ev->text;
+            e.text.len = ev->text_length;
+
+            if (e.text.len == 0) {
+                ngx_str_set(&e.text, "vlmd failed the request");
+            }
+
+            break;
+        }
+    }
+
+    if (e.final) {
         req->r = NULL;
 
         if (req->timer.timer_set) {
@@ -303,87 +375,13 @@ ngx_http_vlm_ipc_dispatch(vlm_ipc_event *ev)
         }
     }
 
-    if (req->kind == NGX_HTTP_VLM_IPC_STATS) {
-        ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
-        ctx->ipc = NULL;
-        req->r = NULL;
+    c = r->connection;
+    ngx_http_set_log_request(c->log, r);
 
-        value.data = (u_char *) ev->text;
-        value.len = ev->kind == VLM_IPC_RES_STATS ? ev->text_length : 0;
-        ngx_http_vlm_metrics_send(r, &value);
+    req->handler(r, req->data, &e);
 
-    } else {
-        ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
-
-        if (ev->final) {
-            ctx->ipc = NULL;
-        }
-
-        switch (ev->kind) {
-
-        case VLM_IPC_RES_DELTA:
-            if (ctx->task->logprobs) {
-                ngx_http_vlm_ipc_logprobs(ctx, ev);
-            }
-
-            ngx_http_vlm_on_delta(r, (u_char *) ev->text, ev->text_length);
-            break;
-
-        case VLM_IPC_RES_DONE:
-            ctx->prompt_tokens = ev->prompt_tokens;
-            ctx->completion_tokens = ev->completion_tokens;
-
-            ctx->finish_reason.len = ngx_strlen(ev->finish_reason);
-            ctx->finish_reason.data = ngx_pnalloc(r->pool,
-                                                  ctx->finish_reason.len);
-            if (ctx->finish_reason.data == NULL) {
-                ngx_str_set(&msg, "out of memory");
-                ngx_http_vlm_on_final(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                      &msg);
-                break;
-            }
-
-            ngx_memcpy(ctx->finish_reason.data, ev->finish_reason,
-                       ctx->finish_reason.len);
-
-            if (ev->language[0] != '\0') {
-                ctx->task->language.len = ngx_strlen(ev->language);
-                ctx->task->language.data = ngx_pnalloc(r->pool,
-                                                ctx->task->language.len);
-                if (ctx->task->language.data != NULL) {
-                    ngx_memcpy(ctx->task->language.data, ev->language,
-                               ctx->task->language.len);
-
-                } else {
-                    ctx->task->language.len = 0;
-                }
-            }
-
-            if (ev->text_length && ctx->task->kind != NGX_HTTP_VLM_TASK_CHAT)
-            {
-                /* tasks: the post-processed answer replaces the deltas */
-                ctx->text->last = ctx->text->pos;
-                ctx->task->stream = 0;
-                ngx_http_vlm_on_delta(r, (u_char *) ev->text,
-                                      ev->text_length);
-            }
-
-            ngx_http_vlm_on_final(r, 0, NULL);
-            break;
-
-        default: /* VLM_IPC_RES_ERROR */
-            msg.data = (u_char *) ev->text;
-            msg.len = ev->text_length;
-
-            if (msg.len == 0) {
-                ngx_str_set(&msg, "vlmd failed the request");
-            }
-
-            ngx_http_vlm_on_final(r, ev->status ? ev->status
-                                                : NGX_HTTP_BAD_GATEWAY,
-                                  &msg);
-            break;
-        }
+    if (e.logprobs != NULL) {
+        json_decref(e.logprobs);
     }
 
     if (ev->final) {
@@ -394,19 +392,41 @@ ngx_http_vlm_ipc_dispatch(vlm_ipc_event *ev)
 }
 
 
-static void
-ngx_http_vlm_ipc_logprobs(ngx_http_vlm_ctx_t *ctx, vlm_ipc_event *ev)
+static ngx_uint_t
+ngx_http_vlm_ipc_finish(uint32_t reason)
 {
-    json_t           *entry, *top, *t, *bytes;
+    switch (reason) {
+
+    case VLM_IPC_FINISH_STOP:
+        return NGX_HTTP_VLM_FINISH_STOP;
+
+    case VLM_IPC_FINISH_LENGTH:
+        return NGX_HTTP_VLM_FINISH_LENGTH;
+
+    case VLM_IPC_FINISH_CANCELLED:
+        return NGX_HTTP_VLM_FINISH_CANCELLED;
+
+    case VLM_IPC_FINISH_DEADLINE:
+        return NGX_HTTP_VLM_FINISH_DEADLINE;
+
+    default:
+        return NGX_HTTP_VLM_FINISH_NONE;
+    }
+}
+
+
+/* a DELTA's logprob records as OpenAI's logprobs.content entries */
+static json_t *
+ngx_http_vlm_ipc_logprobs(vlm_ipc_event *ev)
+{
+    json_t           *entries, *entry, *top, *t, *bytes;
     size_t            pos;
     uint32_t          i, k, n;
     vlm_ipc_logprob   lp, alt;
 
-    if (ctx->logprobs == NULL) {
-        ctx->logprobs = json_pack("{s:[]}", "content");
-        if (ctx->logprobs == NULL) {
-            return;
-        }
+    entries = json_array();
+    if (entries == NULL) {
+        return NULL;
     }
 
     pos = 0;
@@ -415,7 +435,7 @@ ngx_http_vlm_ipc_logprobs(ngx_http_vlm_ctx_t *ctx, vlm_ipc_event *ev)
         if (!vlm_ipc_logprob_next(ev, &pos, &lp)
             || !vlm_ipc_logprob_count(ev, &pos, &n))
         {
-            return;
+            return entries;
         }
 
         top = json_array();
@@ -432,13 +452,13 @@ ngx_http_vlm_ipc_logprobs(ngx_http_vlm_ctx_t *ctx, vlm_ipc_event *ev)
                           "logprob", (double) lp.logprob,
                           "bytes", bytes, "top_logprobs", top);
         if (entry == NULL) {
-            return;
+            return entries;
         }
 
         for (k = 0; k < n; k++) {
             if (!vlm_ipc_logprob_next(ev, &pos, &alt)) {
                 json_decref(entry);
-                return;
+                return entries;
             }
 
             t = json_stringn((const char *) alt.bytes, alt.n_bytes);
@@ -448,10 +468,10 @@ ngx_http_vlm_ipc_logprobs(ngx_http_vlm_ctx_t *ctx, vlm_ipc_event *ev)
                                  "logprob", (double) alt.logprob));
         }
 
-        (void) json_array_append_new(json_object_get(ctx->logprobs,
-                                                     "content"),
-                                     entry);
+        (void) json_array_append_new(entries, entry);
     }
+
+    return entries;
 }
 
 
@@ -486,11 +506,14 @@ ngx_http_vlm_ipc_alloc_copy(ngx_http_request_t *r, u_char *data, size_t len,
 
 
 /*
- * NGX_OK: submitted, events will follow; otherwise the HTTP status to
- * answer with (503 vlmd unavailable, 429 no room, 400 does not fit).
+ * NGX_OK: submitted, *reqp set, and events will go to handler(r, data, ev)
+ * until a final one; otherwise the HTTP status to answer with (503 vlmd
+ * unavailable, 429 no room, 400 does not fit).
  */
 ngx_int_t
-ngx_http_vlm_ipc_submit(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
+ngx_http_vlm_ipc_submit(ngx_http_request_t *r, ngx_http_vlm_task_t *task,
+    ngx_http_vlm_ipc_handler_pt handler, void *data,
+    ngx_http_vlm_ipc_req_t **reqp)
 {
     int                       rc;
     char                     *s;
@@ -519,22 +542,22 @@ ngx_http_vlm_ipc_submit(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    if (ctx->task->images->nelts + 1 > VLM_IPC_MAX_REGIONS) {
+    if (task->images->nelts + 1 > VLM_IPC_MAX_REGIONS) {
         return NGX_HTTP_BAD_REQUEST;
     }
 
     n = 0;
     status = NGX_HTTP_TOO_MANY_REQUESTS;
-    im = ctx->task->images->elts;
+    im = task->images->elts;
 
     images = json_array();
     if (images == NULL
-        || json_object_set_new(ctx->task->body, "images", images) != 0)
+        || json_object_set_new(task->body, "images", images) != 0)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    for (i = 0; i < ctx->task->images->nelts; i++) {
+    for (i = 0; i < task->images->nelts; i++) {
         if (ngx_http_vlm_ipc_alloc_copy(r, im[i].data.data, im[i].data.len,
                                         &regions[n])
             != NGX_OK)
@@ -552,8 +575,8 @@ ngx_http_vlm_ipc_submit(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
         }
     }
 
-    s = json_dumps(ctx->task->body, JSON_COMPACT);
-    (void) json_object_del(ctx->task->body, "images");
+    s = json_dumps(task->body, JSON_COMPACT);
+    (void) json_object_del(task->body, "images");
 
     if (s == NULL) {
         status = NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -591,23 +614,27 @@ ngx_http_vlm_ipc_submit(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
     }
 
     req->r = r;
-    req->kind = NGX_HTTP_VLM_IPC_SUBMIT;
+    req->handler = handler;
+    req->data = data;
+    req->kind = NGX_HTTP_VLM_IPC_REQ_SUBMIT;
     req->slot = slot;
     req->gen = gen;
+    req->logprobs = task->logprobs;
 
     /* vlmd enforces the deadline; this catches a hung vlmd */
     req->timer.handler = ngx_http_vlm_ipc_timeout;
     req->timer.data = req;
     req->timer.log = r->connection->log;
-    ngx_add_timer(&req->timer, vlcf->request_timeout + 5000);
+    ngx_add_timer(&req->timer,
+                  vlcf->request_timeout + NGX_HTTP_VLM_IPC_GRACE);
 
-    ctx->ipc = req;
+    *reqp = req;
 
     return NGX_OK;
 
 failed:
 
-    (void) json_object_del(ctx->task->body, "images");
+    (void) json_object_del(task->body, "images");
 
     for (i = 0; i < n; i++) {
         vlm_ipc_free(ngx_http_vlm_ipc.client, regions[i]);
@@ -617,17 +644,14 @@ failed:
 }
 
 
+/* the handler will not be called again; NULL is allowed */
 void
-ngx_http_vlm_ipc_cancel(ngx_http_vlm_ctx_t *ctx)
+ngx_http_vlm_ipc_cancel(ngx_http_vlm_ipc_req_t *req)
 {
-    ngx_http_vlm_ipc_req_t  *req;
-
-    if (ctx == NULL || ctx->ipc == NULL) {
+    if (req == NULL) {
         return;
     }
 
-    req = ctx->ipc;
-    ctx->ipc = NULL;
     req->r = NULL;
 
     if (req->timer.timer_set) {
@@ -635,7 +659,7 @@ ngx_http_vlm_ipc_cancel(ngx_http_vlm_ctx_t *ctx)
     }
 
     if (ngx_http_vlm_ipc.client != NULL
-        && req->kind == NGX_HTTP_VLM_IPC_SUBMIT)
+        && req->kind == NGX_HTTP_VLM_IPC_REQ_SUBMIT)
     {
         /* vlmd stops generating; its final DONE frees the record */
         (void) vlm_ipc_cancel(ngx_http_vlm_ipc.client, req->slot, req->gen);
@@ -646,52 +670,59 @@ ngx_http_vlm_ipc_cancel(ngx_http_vlm_ctx_t *ctx)
 static void
 ngx_http_vlm_ipc_timeout(ngx_event_t *ev)
 {
-    ngx_str_t                msg;
-    ngx_connection_t        *c;
-    ngx_http_request_t      *r;
-    ngx_http_vlm_ctx_t      *ctx;
-    ngx_http_vlm_ipc_req_t  *req = ev->data;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_vlm_ipc_req_t    *req;
+    ngx_http_vlm_ipc_event_t   e;
+
+    req = ev->data;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "vlm ipc timeout, slot %uD", req->slot);
 
     r = req->r;
     if (r == NULL) {
         return;
     }
 
-    c = r->connection;
+    ngx_memzero(&e, sizeof(ngx_http_vlm_ipc_event_t));
+    e.final = 1;
 
-    if (req->kind == NGX_HTTP_VLM_IPC_STATS) {
-        ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
-        ctx->ipc = NULL;
+    if (req->kind == NGX_HTTP_VLM_IPC_REQ_STATS) {
+        /* no STATS in time: an empty answer; vlmd's reply frees req */
+        e.kind = NGX_HTTP_VLM_IPC_STATS;
         req->r = NULL;
-        ngx_str_null(&msg);
-        ngx_http_vlm_metrics_send(r, &msg);
-        ngx_http_run_posted_requests(c);
-        return;
+
+    } else {
+        e.kind = NGX_HTTP_VLM_IPC_ERROR;
+        e.status = NGX_HTTP_GATEWAY_TIME_OUT;
+        ngx_str_set(&e.text, "vlmd did not answer in time");
+        ngx_http_vlm_ipc_cancel(req);
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
-    ngx_http_vlm_ipc_cancel(ctx);
+    c = r->connection;
+    ngx_http_set_log_request(c->log, r);
 
-    ngx_str_set(&msg, "vlmd did not answer in time");
-    ngx_http_vlm_on_final(r, NGX_HTTP_GATEWAY_TIME_OUT, &msg);
+    req->handler(r, req->data, &e);
+
     ngx_http_run_posted_requests(c);
 }
 
 
 /*
- * Asks vlmd for its metrics; ngx_http_vlm_metrics_send() is called with
- * the JSON, or with an empty string when vlmd is away or slow.
+ * Asks vlmd for its metrics: NGX_OK, *reqp set, and handler(r, data, ev)
+ * gets one STATS event with the JSON, or with empty text when vlmd fails
+ * or is slow; NGX_DECLINED when vlmd is not attached (no call then).
  */
 ngx_int_t
-ngx_http_vlm_ipc_stats(ngx_http_request_t *r)
+ngx_http_vlm_ipc_stats(ngx_http_request_t *r,
+    ngx_http_vlm_ipc_handler_pt handler, void *data,
+    ngx_http_vlm_ipc_req_t **reqp)
 {
     uint32_t                 slot, gen;
-    ngx_http_vlm_ctx_t      *ctx;
     ngx_http_vlm_ipc_req_t  *req;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
-
-    if (ctx == NULL || ngx_http_vlm_ipc_ready() != NGX_OK) {
+    if (ngx_http_vlm_ipc_ready() != NGX_OK) {
         return NGX_DECLINED;
     }
 
@@ -708,15 +739,17 @@ ngx_http_vlm_ipc_stats(ngx_http_request_t *r)
     }
 
     req->r = r;
-    req->kind = NGX_HTTP_VLM_IPC_STATS;
+    req->handler = handler;
+    req->data = data;
+    req->kind = NGX_HTTP_VLM_IPC_REQ_STATS;
     req->slot = slot;
     req->gen = gen;
     req->timer.handler = ngx_http_vlm_ipc_timeout;
     req->timer.data = req;
     req->timer.log = r->connection->log;
-    ngx_add_timer(&req->timer, 1000);
+    ngx_add_timer(&req->timer, NGX_HTTP_VLM_IPC_STATS_WAIT);
 
-    ctx->ipc = req;
+    *reqp = req;
 
     return NGX_OK;
 }

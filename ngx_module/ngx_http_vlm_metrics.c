@@ -37,6 +37,10 @@ static ngx_int_t ngx_http_vlm_metrics_init_zone(ngx_shm_zone_t *shm_zone,
 static ngx_uint_t ngx_http_vlm_status_index(ngx_uint_t status);
 static ngx_http_vlm_shctx_t *ngx_http_vlm_metrics_shctx(
     ngx_http_request_t *r);
+static void ngx_http_vlm_metrics_stats(ngx_http_request_t *r, void *data,
+    ngx_http_vlm_ipc_event_t *ev);
+static void ngx_http_vlm_metrics_send(ngx_http_request_t *r,
+    ngx_str_t *vlmd_stats);
 static u_char *ngx_http_vlm_flatten(u_char *p, u_char *last, json_t *v,
     u_char *name, size_t len);
 
@@ -186,12 +190,22 @@ ngx_http_vlm_metrics_cache(ngx_http_request_t *r, ngx_uint_t status)
 ngx_int_t
 ngx_http_vlm_metrics_handler(ngx_http_request_t *r)
 {
-    ngx_str_t  none;
+    ngx_str_t            none;
+    ngx_http_vlm_ctx_t  *ctx;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm metrics handler");
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
 
     /* the answer may wait for vlmd's STATS; finalized in _send() */
     r->main->count++;
 
-    if (ngx_http_vlm_ipc_stats(r) != NGX_OK) {
+    if (ctx == NULL
+        || ngx_http_vlm_ipc_stats(r, ngx_http_vlm_metrics_stats, ctx,
+                                  &ctx->ipc)
+           != NGX_OK)
+    {
         ngx_str_null(&none);
         ngx_http_vlm_metrics_send(r, &none);
     }
@@ -200,7 +214,22 @@ ngx_http_vlm_metrics_handler(ngx_http_request_t *r)
 }
 
 
-void
+static void
+ngx_http_vlm_metrics_stats(ngx_http_request_t *r, void *data,
+    ngx_http_vlm_ipc_event_t *ev)
+{
+    ngx_http_vlm_ctx_t  *ctx = data;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm metrics: vlmd stats, %uz bytes", ev->text.len);
+
+    ctx->ipc = NULL;
+
+    ngx_http_vlm_metrics_send(r, &ev->text);
+}
+
+
+static void
 ngx_http_vlm_metrics_send(ngx_http_request_t *r, ngx_str_t *vlmd_stats)
 {
     u_char                *p, *last;
@@ -318,8 +347,9 @@ ngx_http_vlm_metrics_send(ngx_http_request_t *r, ngx_str_t *vlmd_stats)
         stats = json_loadb((char *) vlmd_stats->data, vlmd_stats->len, 0,
                            &err);
         if (stats != NULL) {
-            ngx_memcpy(name, "vlmd", 4);
-            p = ngx_http_vlm_flatten(p, last, stats, name, 4);
+            ngx_memcpy(name, "vlmd", sizeof("vlmd") - 1);
+            p = ngx_http_vlm_flatten(p, last, stats, name,
+                                     sizeof("vlmd") - 1);
             json_decref(stats);
         }
     }

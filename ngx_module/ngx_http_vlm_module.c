@@ -49,6 +49,15 @@ static ngx_conf_enum_t  ngx_http_vlm_auth_values[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_vlm_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_num_bounds_t  ngx_http_vlm_positive_bounds = {
     ngx_conf_check_num_bounds, 1, 1000000000
 };
@@ -111,6 +120,13 @@ static ngx_command_t  ngx_http_vlm_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_vlm_loc_conf_t, auth),
       &ngx_http_vlm_auth_values },
+
+    { ngx_string("vlm_auth_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_vlm_loc_conf_t, auth_log_level),
+      &ngx_http_vlm_log_levels },
 
     { ngx_string("vlm_jwt_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
@@ -180,6 +196,13 @@ static ngx_command_t  ngx_http_vlm_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_vlm_loc_conf_t, max_tokens),
+      &ngx_http_vlm_positive_bounds },
+
+    { ngx_string("vlm_default_max_tokens"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_vlm_loc_conf_t, default_max_tokens),
       &ngx_http_vlm_positive_bounds },
 
     { ngx_string("vlm_max_json_depth"),
@@ -473,6 +496,7 @@ ngx_http_vlm_create_loc_conf(ngx_conf_t *cf)
      */
 
     vlcf->auth = NGX_CONF_UNSET;
+    vlcf->auth_log_level = NGX_CONF_UNSET_UINT;
     vlcf->jwt_keys = NGX_CONF_UNSET_PTR;
     vlcf->jwt_leeway = NGX_CONF_UNSET;
     vlcf->api_keys = NGX_CONF_UNSET_PTR;
@@ -482,6 +506,7 @@ ngx_http_vlm_create_loc_conf(ngx_conf_t *cf)
     vlcf->max_pixels = NGX_CONF_UNSET_UINT;
     vlcf->max_prompt_bytes = NGX_CONF_UNSET_SIZE;
     vlcf->max_tokens = NGX_CONF_UNSET_UINT;
+    vlcf->default_max_tokens = NGX_CONF_UNSET_UINT;
     vlcf->max_json_depth = NGX_CONF_UNSET_UINT;
     vlcf->cors_origins = NGX_CONF_UNSET_PTR;
     vlcf->remote_images = NGX_CONF_UNSET;
@@ -506,6 +531,8 @@ ngx_http_vlm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                   || conf->api == NGX_HTTP_VLM_API_MODELS);
 
     ngx_conf_merge_value(conf->auth, prev->auth, 1);
+    ngx_conf_merge_uint_value(conf->auth_log_level, prev->auth_log_level,
+                              NGX_LOG_ERR);
 
     ngx_conf_merge_ptr_value(conf->jwt_keys, prev->jwt_keys, NULL);
     ngx_conf_merge_str_value(conf->jwt_issuer, prev->jwt_issuer, "");
@@ -521,12 +548,19 @@ ngx_http_vlm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->max_prompt_bytes, prev->max_prompt_bytes,
                               64 * 1024);
     ngx_conf_merge_uint_value(conf->max_tokens, prev->max_tokens, 2048);
+    ngx_conf_merge_uint_value(conf->default_max_tokens,
+                              prev->default_max_tokens, 512);
     ngx_conf_merge_uint_value(conf->max_json_depth, prev->max_json_depth, 16);
     ngx_conf_merge_ptr_value(conf->cors_origins, prev->cors_origins, NULL);
     ngx_conf_merge_value(conf->remote_images, prev->remote_images, 0);
     ngx_conf_merge_msec_value(conf->request_timeout, prev->request_timeout,
                               300000);
     ngx_conf_merge_uint_value(conf->retry_after, prev->retry_after, 1);
+
+    /* a location may lower vlm_max_tokens below the inherited default */
+    if (conf->default_max_tokens > conf->max_tokens) {
+        conf->default_max_tokens = conf->max_tokens;
+    }
 
     /* health, ready and metrics are protected with allow/deny instead */
     if (!needs_auth) {
@@ -638,15 +672,15 @@ ngx_http_vlm_jwt_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "file=", 5) == 0) {
-            file.data = value[i].data + 5;
-            file.len = value[i].len - 5;
+        if (ngx_strncmp(value[i].data, "file=", sizeof("file=") - 1) == 0) {
+            file.data = value[i].data + sizeof("file=") - 1;
+            file.len = value[i].len - (sizeof("file=") - 1);
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "kid=", 4) == 0) {
-            key->kid.data = value[i].data + 4;
-            key->kid.len = value[i].len - 4;
+        if (ngx_strncmp(value[i].data, "kid=", sizeof("kid=") - 1) == 0) {
+            key->kid.data = value[i].data + sizeof("kid=") - 1;
+            key->kid.len = value[i].len - (sizeof("kid=") - 1);
             continue;
         }
 
@@ -706,9 +740,11 @@ ngx_http_vlm_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
+        if (ngx_strncmp(value[i].data, "timeout=", sizeof("timeout=") - 1)
+            == 0)
+        {
+            s.data = value[i].data + sizeof("timeout=") - 1;
+            s.len = value[i].len - (sizeof("timeout=") - 1);
 
             vmcf->redis_timeout = ngx_parse_time(&s, 0);
             if (vmcf->redis_timeout == (ngx_msec_t) NGX_ERROR) {

@@ -41,6 +41,19 @@
 
 #define NGX_HTTP_VLM_SHA256_LEN       32
 
+/* why an answer ended (ctx->finish_reason), as vlmd reports it */
+#define NGX_HTTP_VLM_FINISH_NONE      0
+#define NGX_HTTP_VLM_FINISH_STOP      1
+#define NGX_HTTP_VLM_FINISH_LENGTH    2
+#define NGX_HTTP_VLM_FINISH_CANCELLED 3
+#define NGX_HTTP_VLM_FINISH_DEADLINE  4
+
+/* what vlmd sent (ngx_http_vlm_ipc_event_t.kind) */
+#define NGX_HTTP_VLM_IPC_DELTA        1
+#define NGX_HTTP_VLM_IPC_DONE         2
+#define NGX_HTTP_VLM_IPC_ERROR        3
+#define NGX_HTTP_VLM_IPC_STATS        4
+
 #define NGX_HTTP_VLM_CACHE_NONE       0
 #define NGX_HTTP_VLM_CACHE_HIT        1
 #define NGX_HTTP_VLM_CACHE_MISS       2
@@ -85,6 +98,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                  api;            /* NGX_HTTP_VLM_API_* */
     ngx_flag_t                  auth;
+    ngx_uint_t                  auth_log_level; /* NGX_LOG_* */
     ngx_array_t                *jwt_keys;       /* ngx_http_vlm_jwt_key_t */
     ngx_str_t                   jwt_issuer;
     ngx_str_t                   jwt_audience;
@@ -96,6 +110,7 @@ typedef struct {
     ngx_uint_t                  max_pixels;         /* width * height */
     size_t                      max_prompt_bytes;   /* all text, bytes */
     ngx_uint_t                  max_tokens;
+    ngx_uint_t                  default_max_tokens; /* when not asked */
     ngx_uint_t                  max_json_depth;
     ngx_array_t                *cors_origins;   /* ngx_str_t */
     ngx_flag_t                  remote_images;
@@ -106,10 +121,6 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                   data;           /* decoded bytes */
-    ngx_str_t                   url;            /* remote URL, if any */
-    ngx_uint_t                  type;           /* NGX_HTTP_VLM_IMAGE_* */
-    ngx_uint_t                  width;
-    ngx_uint_t                  height;
     u_char                      sha256[NGX_HTTP_VLM_SHA256_LEN];
 } ngx_http_vlm_image_t;
 
@@ -135,11 +146,8 @@ typedef struct {
     ngx_str_t                   language;
     json_t                     *body;
     ngx_array_t                *images;         /* ngx_http_vlm_image_t */
-    ngx_uint_t                  max_tokens;
-    double                      temperature;
-    size_t                      prompt_bytes;
+    size_t                      prompt_bytes;   /* all text, bytes */
 
-    unsigned                    has_seed:1;
     unsigned                    stream:1;
     unsigned                    include_usage:1;
     unsigned                    logprobs:1;
@@ -147,7 +155,42 @@ typedef struct {
 } ngx_http_vlm_task_t;
 
 
-typedef struct ngx_http_vlm_redis_op_s  ngx_http_vlm_redis_op_t;
+/* a Redis GET in flight (ngx_http_vlm_cache.c) */
+typedef struct ngx_http_vlm_cache_op_s  ngx_http_vlm_cache_op_t;
+
+/*
+ * A GET's outcome, called once with the request's log set: NGX_OK and the
+ * stored record, NGX_DECLINED for a miss, NGX_ERROR for a Redis error, a
+ * timeout or a lost connection. The op is freed afterwards: forget it.
+ */
+typedef void (*ngx_http_vlm_cache_handler_pt)(ngx_http_request_t *r,
+    void *data, ngx_int_t rc, ngx_str_t *value);
+
+
+/* a request to vlmd in flight (ngx_http_vlm_ipc.c) */
+typedef struct ngx_http_vlm_ipc_req_s  ngx_http_vlm_ipc_req_t;
+
+/*
+ * What vlmd sent for one request; the bytes are valid during the handler
+ * call only. text: DELTA the new text; DONE a task's post-processed answer
+ * (empty for chat, whose answer is the deltas); ERROR the message; STATS
+ * vlmd's JSON, empty when vlmd failed or did not answer in time.
+ */
+typedef struct {
+    ngx_uint_t                  kind;           /* NGX_HTTP_VLM_IPC_* */
+    ngx_str_t                   text;
+    json_t                     *logprobs;       /* DELTA: entries or NULL */
+    ngx_uint_t                  status;         /* ERROR: HTTP status */
+    ngx_uint_t                  prompt_tokens;      /* DONE */
+    ngx_uint_t                  completion_tokens;  /* DONE */
+    ngx_uint_t                  finish_reason;      /* DONE */
+    ngx_str_t                   language;       /* DONE: tasks, or empty */
+    unsigned                    final:1;        /* the last event */
+} ngx_http_vlm_ipc_event_t;
+
+/* called with the request's log set; after a final event, forget the req */
+typedef void (*ngx_http_vlm_ipc_handler_pt)(ngx_http_request_t *r,
+    void *data, ngx_http_vlm_ipc_event_t *ev);
 
 
 /* per request; lives in r->pool */
@@ -160,15 +203,15 @@ typedef struct {
     ngx_http_vlm_error_t        error;          /* set when parsing fails */
     ngx_str_t                   cache_key;      /* hex, "vlm:v1:..." */
     ngx_uint_t                  cache_status;   /* NGX_HTTP_VLM_CACHE_* */
-    ngx_http_vlm_redis_op_t    *redis_op;
+    ngx_http_vlm_cache_op_t    *cache_op;       /* a GET in flight */
 
-    void                       *ipc;            /* ngx_http_vlm_ipc_req_t */
+    ngx_http_vlm_ipc_req_t     *ipc;            /* vlmd working for us */
 
     ngx_str_t                   id;             /* chatcmpl-... */
     time_t                      created;
     ngx_buf_t                  *text;           /* accumulated answer */
     json_t                     *logprobs;       /* chat logprobs.content */
-    ngx_str_t                   finish_reason;
+    ngx_uint_t                  finish_reason;  /* NGX_HTTP_VLM_FINISH_* */
     ngx_uint_t                  prompt_tokens;
     ngx_uint_t                  completion_tokens;
     ngx_msec_t                  start;          /* ngx_current_msec */
@@ -188,11 +231,6 @@ extern ngx_module_t  ngx_http_vlm_module;
 /* ngx_http_vlm_request.c */
 ngx_int_t ngx_http_vlm_handler(ngx_http_request_t *r);
 ngx_http_vlm_ctx_t *ngx_http_vlm_get_ctx(ngx_http_request_t *r);
-void ngx_http_vlm_cache_done(ngx_http_request_t *r, ngx_int_t rc,
-    ngx_str_t *value);
-void ngx_http_vlm_on_delta(ngx_http_request_t *r, u_char *text, size_t len);
-void ngx_http_vlm_on_final(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *message);
 ngx_int_t ngx_http_vlm_log_handler(ngx_http_request_t *r);
 
 /* ngx_http_vlm_auth.c */
@@ -212,6 +250,18 @@ char *ngx_http_vlm_jwt_load_key(ngx_conf_t *cf, ngx_http_vlm_jwt_key_t *key,
 ngx_int_t ngx_http_vlm_parse_body(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx);
 
+/* ngx_http_vlm_schema.c */
+ngx_int_t ngx_http_vlm_schema_parse(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, json_t *in);
+
+/* ngx_http_vlm_image.c */
+ngx_int_t ngx_http_vlm_image_add_url(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, u_char *url, size_t len, const char *param,
+    ngx_uint_t *index);
+ngx_int_t ngx_http_vlm_image_add_bytes(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_str_t *data, const char *param,
+    ngx_uint_t *index);
+
 /* ngx_http_vlm_image_sniff.c */
 ngx_int_t ngx_http_vlm_image_sniff(u_char *p, size_t len,
     ngx_uint_t *type, ngx_uint_t *width, ngx_uint_t *height);
@@ -220,32 +270,36 @@ const char *ngx_http_vlm_image_type_name(ngx_uint_t type);
 /* ngx_http_vlm_cache.c */
 ngx_int_t ngx_http_vlm_cache_key(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx, ngx_str_t *revision);
-ngx_int_t ngx_http_vlm_cache_get(ngx_http_request_t *r,
+ngx_http_vlm_cache_op_t *ngx_http_vlm_cache_get(ngx_http_request_t *r,
+    ngx_str_t *key, ngx_http_vlm_cache_handler_pt handler, void *data);
+void ngx_http_vlm_cache_store(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx);
-void ngx_http_vlm_cache_set(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
-    ngx_str_t *value);
-void ngx_http_vlm_cache_cancel(ngx_http_vlm_ctx_t *ctx);
+ngx_int_t ngx_http_vlm_cache_read(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_str_t *value);
+void ngx_http_vlm_cache_cancel(ngx_http_vlm_cache_op_t *op);
 ngx_int_t ngx_http_vlm_redis_init(ngx_cycle_t *cycle);
 void ngx_http_vlm_redis_exit(ngx_cycle_t *cycle);
-void ngx_http_vlm_sha256(u_char *data, size_t len, u_char *out);
 
 /* ngx_http_vlm_ipc.c */
 ngx_int_t ngx_http_vlm_ipc_init(ngx_cycle_t *cycle);
 void ngx_http_vlm_ipc_exit(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_vlm_ipc_ready(void);
 ngx_int_t ngx_http_vlm_ipc_submit(ngx_http_request_t *r,
-    ngx_http_vlm_ctx_t *ctx);
-void ngx_http_vlm_ipc_cancel(ngx_http_vlm_ctx_t *ctx);
-ngx_int_t ngx_http_vlm_ipc_stats(ngx_http_request_t *r);
+    ngx_http_vlm_task_t *task, ngx_http_vlm_ipc_handler_pt handler,
+    void *data, ngx_http_vlm_ipc_req_t **reqp);
+void ngx_http_vlm_ipc_cancel(ngx_http_vlm_ipc_req_t *req);
+ngx_int_t ngx_http_vlm_ipc_stats(ngx_http_request_t *r,
+    ngx_http_vlm_ipc_handler_pt handler, void *data,
+    ngx_http_vlm_ipc_req_t **reqp);
 
 /* ngx_http_vlm_response.c */
 ngx_int_t ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const char *param, const char *code,
     const char *fmt, ...);
+ngx_int_t ngx_http_vlm_send_status_error(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *message);
 ngx_int_t ngx_http_vlm_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *obj);
-ngx_int_t ngx_http_vlm_send_cached(ngx_http_request_t *r,
-    ngx_http_vlm_ctx_t *ctx, ngx_str_t *value);
 ngx_int_t ngx_http_vlm_stream_start(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx);
 ngx_int_t ngx_http_vlm_stream_delta(ngx_http_request_t *r,
@@ -262,6 +316,16 @@ ngx_int_t ngx_http_vlm_add_cors(ngx_http_request_t *r);
 ngx_int_t ngx_http_vlm_set_header(ngx_http_request_t *r, char *key,
     ngx_str_t *value);
 
+/* ngx_http_vlm_util.c */
+void ngx_http_vlm_sha256(u_char *data, size_t len, u_char *out);
+ngx_int_t ngx_http_vlm_set_error(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_uint_t status, const char *param,
+    const char *code, const char *fmt, ...);
+ngx_uint_t ngx_http_vlm_has_content_type(ngx_http_request_t *r,
+    ngx_str_t *type);
+ngx_str_t *ngx_http_vlm_finish_name(ngx_uint_t reason);
+ngx_uint_t ngx_http_vlm_finish_code(u_char *name, size_t len);
+
 /* ngx_http_vlm_filter.c */
 ngx_int_t ngx_http_vlm_filter_init(ngx_conf_t *cf);
 
@@ -272,7 +336,6 @@ void ngx_http_vlm_metrics_request(ngx_http_request_t *r, ngx_uint_t api,
     ngx_uint_t status, ngx_msec_t ms);
 void ngx_http_vlm_metrics_cache(ngx_http_request_t *r, ngx_uint_t status);
 ngx_int_t ngx_http_vlm_metrics_handler(ngx_http_request_t *r);
-void ngx_http_vlm_metrics_send(ngx_http_request_t *r, ngx_str_t *vlmd_stats);
 
 
 #endif /* _NGX_HTTP_VLM_MODULE_H_INCLUDED_ */

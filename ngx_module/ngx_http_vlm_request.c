@@ -7,9 +7,12 @@
  *   -> body read -> parse and validate -> cache key -> Redis GET
  *   -> hit: answer; miss, bypass or any Redis failure: submit to vlmd
  *   -> deltas streamed or collected -> final answer, Redis SET.
- * The request waits on Redis or vlmd with r->main->count held; the one
- * ngx_http_finalize_request() happens in ngx_http_vlm_end(). A client that
- * leaves runs the cleanup, which cancels the Redis op and the vlmd slot.
+ * Redis and vlmd answer through the handler passed with each operation
+ * (ngx_http_vlm_cache_done, ngx_http_vlm_vlmd_handler): the files below
+ * this one never call it by name. The request waits on Redis or vlmd
+ * with r->main->count held; the one ngx_http_finalize_request() happens
+ * in ngx_http_vlm_end(). A client that leaves runs the cleanup, which
+ * cancels the Redis op and the vlmd slot.
  */
 
 
@@ -24,20 +27,34 @@ static ngx_int_t ngx_http_vlm_simple(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx);
 static ngx_int_t ngx_http_vlm_models(ngx_http_request_t *r);
 static void ngx_http_vlm_body_handler(ngx_http_request_t *r);
+static void ngx_http_vlm_cache_done(ngx_http_request_t *r, void *data,
+    ngx_int_t rc, ngx_str_t *value);
 static void ngx_http_vlm_submit(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx);
+static void ngx_http_vlm_vlmd_handler(ngx_http_request_t *r, void *data,
+    ngx_http_vlm_ipc_event_t *ev);
+static void ngx_http_vlm_add_logprobs(ngx_http_vlm_ctx_t *ctx,
+    json_t *entries);
+static void ngx_http_vlm_on_delta(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, u_char *text, size_t len);
+static void ngx_http_vlm_on_final(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_uint_t status, ngx_str_t *message);
+static void ngx_http_vlm_abort(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_int_t rc);
 static void ngx_http_vlm_end(ngx_http_request_t *r, ngx_int_t rc);
 static void ngx_http_vlm_fail_request(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx, ngx_uint_t status, ngx_str_t *message);
 static ngx_int_t ngx_http_vlm_send_parse_error(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx, ngx_int_t rc);
 static void ngx_http_vlm_cleanup(void *data);
-static void ngx_http_vlm_store(ngx_http_request_t *r,
-    ngx_http_vlm_ctx_t *ctx);
 static void ngx_http_vlm_writer(ngx_http_request_t *r);
 static ngx_int_t ngx_http_vlm_make_id(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx);
 static void ngx_http_vlm_ctx_cleanup(void *data);
+
+
+static ngx_str_t  ngx_http_vlm_json = ngx_string("application/json");
+static ngx_str_t  ngx_http_vlm_form = ngx_string("multipart/form-data");
 
 
 ngx_http_vlm_ctx_t *
@@ -61,7 +78,7 @@ ngx_http_vlm_get_ctx(ngx_http_request_t *r)
      * set by ngx_pcalloc():
      *
      *     ctx->cache_status = NGX_HTTP_VLM_CACHE_NONE;
-     *     ctx->redis_op = NULL;
+     *     ctx->cache_op = NULL;
      *     ctx->ipc = NULL;
      *     ctx->logprobs = NULL;
      */
@@ -112,6 +129,10 @@ ngx_http_vlm_cleanup(void *data)
         return;
     }
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm cleanup, waiting:%ui finalized:%ui",
+                   (ngx_uint_t) ctx->waiting, (ngx_uint_t) ctx->finalized);
+
     if (ctx->waiting && !ctx->finalized) {
         /*
          * The client left while Redis or vlmd was working. A stream has
@@ -120,8 +141,11 @@ ngx_http_vlm_cleanup(void *data)
         r->headers_out.status = NGX_HTTP_CLIENT_CLOSED_REQUEST;
     }
 
-    ngx_http_vlm_cache_cancel(ctx);
-    ngx_http_vlm_ipc_cancel(ctx);
+    ngx_http_vlm_cache_cancel(ctx->cache_op);
+    ctx->cache_op = NULL;
+
+    ngx_http_vlm_ipc_cancel(ctx->ipc);
+    ctx->ipc = NULL;
 }
 
 
@@ -129,11 +153,13 @@ ngx_int_t
 ngx_http_vlm_handler(ngx_http_request_t *r)
 {
     ngx_int_t                 rc;
-    ngx_str_t                *ct;
     ngx_http_vlm_ctx_t       *ctx;
     ngx_http_vlm_loc_conf_t  *vlcf;
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm handler, api %ui", vlcf->api);
 
     ctx = ngx_http_vlm_get_ctx(r);
     if (ctx == NULL) {
@@ -188,17 +214,9 @@ ngx_http_vlm_handler(ngx_http_request_t *r)
                                        &ctx->auth_error);
     }
 
-    ct = r->headers_in.content_type ? &r->headers_in.content_type->value
-                                    : NULL;
-
-    if (ct == NULL
-        || !((ct->len >= 16
-              && ngx_strncasecmp(ct->data, (u_char *) "application/json", 16)
-                 == 0)
-             || (vlcf->api == NGX_HTTP_VLM_API_ALT_TEXT && ct->len >= 19
-                 && ngx_strncasecmp(ct->data,
-                                    (u_char *) "multipart/form-data", 19)
-                    == 0)))
+    if (!ngx_http_vlm_has_content_type(r, &ngx_http_vlm_json)
+        && !(vlcf->api == NGX_HTTP_VLM_API_ALT_TEXT
+             && ngx_http_vlm_has_content_type(r, &ngx_http_vlm_form)))
     {
         if (ngx_http_vlm_refuse_body(r) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -351,6 +369,9 @@ ngx_http_vlm_body_handler(ngx_http_request_t *r)
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
     vmcf = ngx_http_get_module_main_conf(r, ngx_http_vlm_module);
 
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm body handler");
+
     ctx->body_done = 1;
 
     rc = ngx_http_vlm_parse_body(r, ctx);
@@ -380,14 +401,14 @@ ngx_http_vlm_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_http_vlm_cache_get(r, ctx);
-
-    if (rc == NGX_AGAIN) {
+    ctx->cache_op = ngx_http_vlm_cache_get(r, &ctx->cache_key,
+                                           ngx_http_vlm_cache_done, ctx);
+    if (ctx->cache_op != NULL) {
         ctx->waiting = 1;
         return;
     }
 
-    ngx_http_vlm_cache_done(r, NGX_ERROR, NULL);
+    ngx_http_vlm_cache_done(r, ctx, NGX_ERROR, NULL);
 }
 
 
@@ -396,23 +417,31 @@ ngx_http_vlm_body_handler(ngx_http_request_t *r)
  * a nil reply (NGX_DECLINED) is a miss; every error, timeout or
  * disconnect (NGX_ERROR) is served like a miss and marked BYPASS.
  */
-void
-ngx_http_vlm_cache_done(ngx_http_request_t *r, ngx_int_t rc,
+static void
+ngx_http_vlm_cache_done(ngx_http_request_t *r, void *data, ngx_int_t rc,
     ngx_str_t *value)
 {
-    ngx_int_t            sent;
-    ngx_http_vlm_ctx_t  *ctx;
+    ngx_http_vlm_ctx_t *ctx = data;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm cache done: %i", rc);
+
+    ctx->cache_op = NULL;
     ctx->waiting = 0;
 
     if (rc == NGX_OK) {
         ctx->cache_status = NGX_HTTP_VLM_CACHE_HIT;
         ngx_http_vlm_metrics_cache(r, NGX_HTTP_VLM_CACHE_HIT);
 
-        sent = ngx_http_vlm_send_cached(r, ctx, value);
-        if (sent != NGX_DECLINED) {
-            ngx_http_vlm_end(r, sent);
+        rc = ngx_http_vlm_cache_read(r, ctx, value);
+
+        if (rc == NGX_OK) {
+            ngx_http_vlm_end(r, ngx_http_vlm_send_answer(r, ctx));
+            return;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_http_vlm_end(r, NGX_ERROR);
             return;
         }
 
@@ -438,7 +467,8 @@ ngx_http_vlm_cache_done(ngx_http_request_t *r, ngx_int_t rc,
 static void
 ngx_http_vlm_submit(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 {
-    ngx_int_t   rc;
+    ngx_int_t  rc;
+    ngx_str_t  msg;
 
     ctx->text = ngx_create_temp_buf(r->pool, 1024);
     if (ctx->text == NULL) {
@@ -446,48 +476,117 @@ ngx_http_vlm_submit(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
         return;
     }
 
-    rc = ngx_http_vlm_ipc_submit(r, ctx);
+    rc = ngx_http_vlm_ipc_submit(r, ctx->task, ngx_http_vlm_vlmd_handler,
+                                 ctx, &ctx->ipc);
 
     if (rc == NGX_OK) {
         ctx->waiting = 1;
         return;
     }
 
-    if (rc == NGX_HTTP_TOO_MANY_REQUESTS) {
-        ngx_http_vlm_end(r, ngx_http_vlm_send_error(r, rc, "rate_limit_error",
-                                                    NULL, "queue_full",
-                                                    "vlmd's queue is full, "
-                                                    "retry later"));
-        return;
-    }
+    switch (rc) {
 
-    if (rc == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        ngx_http_vlm_end(r, ngx_http_vlm_send_error(r, rc,
-                                                    "service_unavailable",
+    case NGX_HTTP_TOO_MANY_REQUESTS:
+        ngx_str_set(&msg, "vlmd's queue is full, retry later");
+        break;
+
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        ngx_str_set(&msg, "vlmd is not available, retry later");
+        break;
+
+    default:
+        ngx_http_vlm_end(r, ngx_http_vlm_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                                    "invalid_request_error",
                                                     NULL,
-                                                    "daemon_unavailable",
-                                                    "vlmd is not available, "
-                                                    "retry later"));
+                                                    "request_too_large",
+                                                    "the request does not "
+                                                    "fit vlmd's request "
+                                                    "memory"));
         return;
     }
 
-    ngx_http_vlm_end(r, ngx_http_vlm_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                                "invalid_request_error",
-                                                NULL, "request_too_large",
-                                                "the request does not fit "
-                                                "vlmd's request memory"));
+    ngx_http_vlm_fail_request(r, ctx, rc, &msg);
 }
 
 
-void
-ngx_http_vlm_on_delta(ngx_http_request_t *r, u_char *text, size_t len)
+/* the one place vlmd's events for a request land */
+static void
+ngx_http_vlm_vlmd_handler(ngx_http_request_t *r, void *data,
+    ngx_http_vlm_ipc_event_t *ev)
 {
-    size_t               size;
-    ngx_buf_t           *b;
-    ngx_int_t            rc;
-    ngx_http_vlm_ctx_t  *ctx;
+    ngx_http_vlm_ctx_t *ctx = data;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
+    ngx_str_t  *lang;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm vlmd event %ui, %uz bytes, final:%ui", ev->kind,
+                   ev->text.len, (ngx_uint_t) ev->final);
+
+    if (ev->final) {
+        ctx->ipc = NULL;
+    }
+
+    switch (ev->kind) {
+
+    case NGX_HTTP_VLM_IPC_DELTA:
+        if (ev->logprobs != NULL) {
+            ngx_http_vlm_add_logprobs(ctx, ev->logprobs);
+        }
+
+        ngx_http_vlm_on_delta(r, ctx, ev->text.data, ev->text.len);
+        break;
+
+    case NGX_HTTP_VLM_IPC_DONE:
+        ctx->prompt_tokens = ev->prompt_tokens;
+        ctx->completion_tokens = ev->completion_tokens;
+
+        ctx->finish_reason = ev->finish_reason;
+
+        if (ev->language.len) {
+            lang = &ctx->task->language;
+            lang->data = ngx_pstrdup(r->pool, &ev->language);
+            lang->len = lang->data ? ev->language.len : 0;
+        }
+
+        if (ev->text.len && ctx->task->kind != NGX_HTTP_VLM_TASK_CHAT) {
+            /* tasks: the post-processed answer replaces the deltas */
+            ctx->text->last = ctx->text->pos;
+            ctx->task->stream = 0;
+            ngx_http_vlm_on_delta(r, ctx, ev->text.data, ev->text.len);
+        }
+
+        ngx_http_vlm_on_final(r, ctx, 0, NULL);
+        break;
+
+    default: /* NGX_HTTP_VLM_IPC_ERROR */
+        ngx_http_vlm_on_final(r, ctx, ev->status, &ev->text);
+        break;
+    }
+}
+
+
+static void
+ngx_http_vlm_add_logprobs(ngx_http_vlm_ctx_t *ctx, json_t *entries)
+{
+    if (ctx->logprobs == NULL) {
+        ctx->logprobs = json_pack("{s:[]}", "content");
+        if (ctx->logprobs == NULL) {
+            return;
+        }
+    }
+
+    (void) json_array_extend(json_object_get(ctx->logprobs, "content"),
+                             entries);
+}
+
+
+static void
+ngx_http_vlm_on_delta(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
+    u_char *text, size_t len)
+{
+    size_t       size;
+    ngx_buf_t   *b;
+    ngx_int_t    rc;
 
     if (len == 0 || ctx->finalized) {
         return;
@@ -498,8 +597,7 @@ ngx_http_vlm_on_delta(ngx_http_request_t *r, u_char *text, size_t len)
 
         b = ngx_create_temp_buf(r->pool, size);
         if (b == NULL) {
-            ngx_http_vlm_ipc_cancel(ctx);
-            ngx_http_vlm_end(r, NGX_ERROR);
+            ngx_http_vlm_abort(r, ctx, NGX_ERROR);
             return;
         }
 
@@ -517,8 +615,7 @@ ngx_http_vlm_on_delta(ngx_http_request_t *r, u_char *text, size_t len)
     if (!ctx->headers_sent) {
         rc = ngx_http_vlm_stream_start(r, ctx);
         if (rc == NGX_ERROR || rc > NGX_OK) {
-            ngx_http_vlm_ipc_cancel(ctx);
-            ngx_http_vlm_end(r, rc);
+            ngx_http_vlm_abort(r, ctx, rc);
             return;
         }
 
@@ -532,31 +629,25 @@ ngx_http_vlm_on_delta(ngx_http_request_t *r, u_char *text, size_t len)
     rc = ngx_http_vlm_stream_delta(r, ctx, text, len);
 
     if (rc == NGX_ERROR || r->connection->error) {
-        ngx_http_vlm_ipc_cancel(ctx);
-        ngx_http_vlm_end(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+        ngx_http_vlm_abort(r, ctx, NGX_HTTP_CLIENT_CLOSED_REQUEST);
     }
 }
 
 
-void
-ngx_http_vlm_on_final(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *message)
+static void
+ngx_http_vlm_on_final(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
+    ngx_uint_t status, ngx_str_t *message)
 {
-    ngx_int_t            rc;
-    ngx_str_t            timeout;
-    ngx_http_vlm_ctx_t  *ctx;
+    ngx_int_t   rc;
+    ngx_str_t   timeout;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
     ctx->waiting = 0;
-    ctx->ipc = NULL;
 
     if (ctx->finalized) {
         return;
     }
 
-    if (status == 0 && ctx->finish_reason.len == 8
-        && ngx_strncmp(ctx->finish_reason.data, "deadline", 8) == 0)
-    {
+    if (status == 0 && ctx->finish_reason == NGX_HTTP_VLM_FINISH_DEADLINE) {
         status = NGX_HTTP_GATEWAY_TIME_OUT;
         ngx_str_set(&timeout, "the answer took longer than vlm_timeout");
         message = &timeout;
@@ -568,10 +659,11 @@ ngx_http_vlm_on_final(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     if (ctx->task->deterministic && ctx->cache_key.len
-        && (ctx->finish_reason.len == 4 || ctx->finish_reason.len == 6))
+        && (ctx->finish_reason == NGX_HTTP_VLM_FINISH_STOP
+            || ctx->finish_reason == NGX_HTTP_VLM_FINISH_LENGTH))
     {
-        /* "stop" or "length": a complete answer for these parameters */
-        ngx_http_vlm_store(r, ctx);
+        /* a complete answer for these parameters */
+        ngx_http_vlm_cache_store(r, ctx);
     }
 
     if (ctx->task->stream && ctx->headers_sent) {
@@ -585,90 +677,29 @@ ngx_http_vlm_on_final(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/* vlmd's work for this request is no longer wanted */
+static void
+ngx_http_vlm_abort(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
+    ngx_int_t rc)
+{
+    ngx_http_vlm_ipc_cancel(ctx->ipc);
+    ctx->ipc = NULL;
+
+    ngx_http_vlm_end(r, rc);
+}
+
+
 static void
 ngx_http_vlm_fail_request(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     ngx_uint_t status, ngx_str_t *message)
 {
-    ngx_int_t    rc;
-    const char  *type, *code;
-
     if (ctx->headers_sent) {
         ngx_http_vlm_end(r, ngx_http_vlm_stream_error(r, ctx, status,
                                                       message));
         return;
     }
 
-    switch (status) {
-    case NGX_HTTP_TOO_MANY_REQUESTS:
-        type = "rate_limit_error";
-        code = "queue_full";
-        break;
-    case NGX_HTTP_SERVICE_UNAVAILABLE:
-        type = "service_unavailable";
-        code = "daemon_unavailable";
-        break;
-    case NGX_HTTP_GATEWAY_TIME_OUT:
-        type = "timeout";
-        code = "timeout";
-        break;
-    case NGX_HTTP_BAD_REQUEST:
-    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
-    case NGX_HTTP_UNSUPPORTED_MEDIA_TYPE:
-        type = "invalid_request_error";
-        code = NULL;
-        break;
-    default:
-        type = "server_error";
-        code = NULL;
-        status = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        break;
-    }
-
-    rc = ngx_http_vlm_send_error(r, status, type, NULL, code, "%V", message);
-    ngx_http_vlm_end(r, rc);
-}
-
-
-static void
-ngx_http_vlm_store(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
-{
-    char       *s;
-    json_t     *rec;
-    ngx_str_t   value;
-
-    rec = json_pack("{s:s%, s:s%, s:s%, s:I, s:I}",
-                    "text", ctx->text->pos,
-                    (size_t) (ctx->text->last - ctx->text->pos),
-                    "finish_reason", ctx->finish_reason.data,
-                    ctx->finish_reason.len,
-                    "language", ctx->task->language.data,
-                    ctx->task->language.len,
-                    "prompt_tokens", (json_int_t) ctx->prompt_tokens,
-                    "completion_tokens", (json_int_t) ctx->completion_tokens);
-    if (rec == NULL) {
-        /* e.g. a token boundary left invalid UTF-8: just do not cache */
-        return;
-    }
-
-    if (ctx->logprobs != NULL
-        && json_object_set(rec, "logprobs", ctx->logprobs) != 0)
-    {
-        json_decref(rec);
-        return;
-    }
-
-    s = json_dumps(rec, JSON_COMPACT);
-    json_decref(rec);
-
-    if (s == NULL) {
-        return;
-    }
-
-    value.data = (u_char *) s;
-    value.len = ngx_strlen(s);
-
-    ngx_http_vlm_cache_set(r, ctx, &value);
-    free(s);
+    ngx_http_vlm_end(r, ngx_http_vlm_send_status_error(r, status, message));
 }
 
 
@@ -678,27 +709,27 @@ ngx_http_vlm_writer(ngx_http_request_t *r)
     ngx_int_t                  rc;
     ngx_event_t               *wev;
     ngx_connection_t          *c;
+    ngx_http_vlm_ctx_t        *ctx;
     ngx_http_core_loc_conf_t  *clcf;
 
     c = r->connection;
     wev = c->write;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_vlm_module);
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "vlm writer");
 
     if (wev->timedout) {
         ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
                       "vlm: client timed out");
         c->timedout = 1;
-        ngx_http_vlm_ipc_cancel(ngx_http_get_module_ctx(r,
-                                                        ngx_http_vlm_module));
-        ngx_http_vlm_end(r, NGX_HTTP_REQUEST_TIME_OUT);
+        ngx_http_vlm_abort(r, ctx, NGX_HTTP_REQUEST_TIME_OUT);
         return;
     }
 
     rc = ngx_http_output_filter(r, NULL);
 
     if (rc == NGX_ERROR) {
-        ngx_http_vlm_ipc_cancel(ngx_http_get_module_ctx(r,
-                                                        ngx_http_vlm_module));
-        ngx_http_vlm_end(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+        ngx_http_vlm_abort(r, ctx, NGX_HTTP_CLIENT_CLOSED_REQUEST);
         return;
     }
 
@@ -782,6 +813,9 @@ ngx_http_vlm_log_handler(ngx_http_request_t *r)
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
     ctx->counted = 1;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "vlm log handler");
 
     status = r->headers_out.status;
     if (r->connection->error && !ctx->finalized) {

@@ -15,6 +15,13 @@
 #include "ngx_http_vlm_module.h"
 
 
+typedef struct {
+    ngx_uint_t                  status;
+    const char                 *type;       /* OpenAI error type */
+    const char                 *code;       /* or NULL */
+} ngx_http_vlm_status_error_t;
+
+
 static ngx_int_t ngx_http_vlm_send_buffer(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *type, u_char *data, size_t len);
 static ngx_int_t ngx_http_vlm_send_chunk(ngx_http_request_t *r, json_t *obj,
@@ -24,12 +31,24 @@ static json_t *ngx_http_vlm_chunk_object(ngx_http_request_t *r,
 static json_t *ngx_http_vlm_usage(ngx_http_vlm_ctx_t *ctx);
 static ngx_int_t ngx_http_vlm_dump(ngx_http_request_t *r, json_t *obj,
     ngx_str_t *out);
-
-
 static ngx_int_t ngx_http_vlm_cache_header(ngx_http_request_t *r);
 static json_t *ngx_http_vlm_json_text(ngx_http_request_t *r, u_char *text,
     size_t len);
+static void ngx_http_vlm_ascii_unless_utf8(u_char *p, u_char *last);
 
+
+/* what a status from vlmd or the IPC is to a client; the last row is
+ * also every status not listed */
+static ngx_http_vlm_status_error_t  ngx_http_vlm_status_errors[] = {
+    { NGX_HTTP_BAD_REQUEST, "invalid_request_error", NULL },
+    { NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "invalid_request_error", NULL },
+    { NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "invalid_request_error", NULL },
+    { NGX_HTTP_TOO_MANY_REQUESTS, "rate_limit_error", "queue_full" },
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "service_unavailable",
+      "daemon_unavailable" },
+    { NGX_HTTP_GATEWAY_TIME_OUT, "timeout", "timeout" },
+    { NGX_HTTP_INTERNAL_SERVER_ERROR, "server_error", NULL }
+};
 
 static ngx_str_t  ngx_http_vlm_json_type = ngx_string("application/json");
 static ngx_str_t  ngx_http_vlm_sse_type = ngx_string("text/event-stream");
@@ -63,8 +82,8 @@ ngx_http_vlm_json_text(ngx_http_request_t *r, u_char *text, size_t len)
 {
     u_char      *p, *last, *out, *o;
     json_t      *s;
-    ngx_uint_t   n, i;
     uint32_t     ch, min;
+    ngx_uint_t   n, i;
 
     s = json_stringn((char *) text, len);
     if (s != NULL) {
@@ -178,7 +197,9 @@ ngx_http_vlm_add_cors(ngx_http_request_t *r)
         }
 
         if (h[i].key.len == 6
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "origin", 6) == 0)
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "origin",
+                               sizeof("origin") - 1)
+               == 0)
         {
             h = &h[i];
             break;
@@ -324,6 +345,27 @@ ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/* an error whose type and code follow from the status (the table) */
+ngx_int_t
+ngx_http_vlm_send_status_error(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *message)
+{
+    ngx_http_vlm_status_error_t  *e;
+
+    for (e = ngx_http_vlm_status_errors;
+         e->status != NGX_HTTP_INTERNAL_SERVER_ERROR;
+         e++)
+    {
+        if (e->status == status) {
+            break;
+        }
+    }
+
+    return ngx_http_vlm_send_error(r, e->status, e->type, NULL, e->code,
+                                   "%V", message);
+}
+
+
 ngx_int_t
 ngx_http_vlm_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *obj)
@@ -427,9 +469,11 @@ ngx_http_vlm_answer_json(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
 {
     json_t                   *obj, *usage, *text, *lang;
     ngx_int_t                 rc;
+    ngx_str_t                *finish;
     ngx_http_vlm_loc_conf_t  *vlcf;
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
+    finish = ngx_http_vlm_finish_name(ctx->finish_reason);
 
     usage = ngx_http_vlm_usage(ctx);
     text = ngx_http_vlm_json_text(r, ctx->text->pos,
@@ -456,8 +500,7 @@ ngx_http_vlm_answer_json(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
                         "message", "role", "assistant", "content", text,
                         "logprobs", ctx->logprobs ? ctx->logprobs
                                                   : json_null(),
-                        "finish_reason", ctx->finish_reason.data,
-                        ctx->finish_reason.len,
+                        "finish_reason", finish->data, finish->len,
                         "usage", usage);
         json_decref(lang);
 
@@ -469,8 +512,7 @@ ngx_http_vlm_answer_json(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
                         "cached",
                         ctx->cache_status == NGX_HTTP_VLM_CACHE_HIT,
                         "model", ctx->task->model.data, ctx->task->model.len,
-                        "finish_reason", ctx->finish_reason.data,
-                        ctx->finish_reason.len,
+                        "finish_reason", finish->data, finish->len,
                         "usage", usage);
 
         if (obj != NULL && vlcf->api == NGX_HTTP_VLM_API_SUMMARY) {
@@ -527,79 +569,6 @@ ngx_http_vlm_send_answer(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 
     return ngx_http_vlm_send_buffer(r, NGX_HTTP_OK, &ngx_http_vlm_json_type,
                                     out.data, out.len);
-}
-
-
-ngx_int_t
-ngx_http_vlm_send_cached(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
-    ngx_str_t *value)
-{
-    size_t         len;
-    json_t        *rec, *lp;
-    ngx_str_t      src;
-    json_int_t     pt, ct;
-    const char    *text, *finish, *lang;
-    json_error_t   err;
-
-    rec = json_loadb((char *) value->data, value->len, 0, &err);
-    if (rec == NULL) {
-        return NGX_DECLINED;
-    }
-
-    text = NULL;
-    finish = NULL;
-    lang = NULL;
-    lp = NULL;
-    pt = 0;
-    ct = 0;
-    len = 0;
-
-    if (json_unpack(rec, "{s:s%, s:s, s?s, s:I, s:I, s?o}",
-                    "text", &text, &len, "finish_reason", &finish,
-                    "language", &lang, "prompt_tokens", &pt,
-                    "completion_tokens", &ct, "logprobs", &lp)
-        != 0)
-    {
-        json_decref(rec);
-        return NGX_DECLINED;
-    }
-
-    ctx->text = ngx_create_temp_buf(r->pool, len + 1);
-
-    src.data = (u_char *) finish;
-    src.len = ngx_strlen(finish);
-    ctx->finish_reason.data = ngx_pstrdup(r->pool, &src);
-    ctx->finish_reason.len = src.len;
-
-    if (ctx->text == NULL || ctx->finish_reason.data == NULL) {
-        json_decref(rec);
-        return NGX_ERROR;
-    }
-
-    ctx->text->last = ngx_cpymem(ctx->text->pos, text, len);
-
-    if (lang != NULL) {
-        src.data = (u_char *) lang;
-        src.len = ngx_strlen(lang);
-        ctx->task->language.data = ngx_pstrdup(r->pool, &src);
-        ctx->task->language.len = src.len;
-
-        if (ctx->task->language.data == NULL) {
-            json_decref(rec);
-            return NGX_ERROR;
-        }
-    }
-
-    ctx->prompt_tokens = (ngx_uint_t) pt;
-    ctx->completion_tokens = (ngx_uint_t) ct;
-
-    if (lp != NULL && ctx->task->logprobs && ctx->logprobs == NULL) {
-        ctx->logprobs = json_incref(lp);
-    }
-
-    json_decref(rec);
-
-    return ngx_http_vlm_send_answer(r, ctx);
 }
 
 
@@ -690,9 +659,9 @@ ngx_http_vlm_send_chunk(ngx_http_request_t *r, json_t *obj, ngx_uint_t last)
     }
 
     if (s != NULL) {
-        b->last = ngx_cpymem(b->last, "data: ", 6);
+        b->last = ngx_cpymem(b->last, "data: ", sizeof("data: ") - 1);
         b->last = ngx_cpymem(b->last, s, len);
-        b->last = ngx_cpymem(b->last, "\n\n", 2);
+        b->last = ngx_cpymem(b->last, "\n\n", sizeof("\n\n") - 1);
         free(s);
     }
 
@@ -747,16 +716,18 @@ ngx_http_vlm_stream_end(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 {
     json_t     *obj, *choice, *usage;
     ngx_int_t   rc;
+    ngx_str_t  *finish;
 
     obj = ngx_http_vlm_chunk_object(r, ctx);
     if (obj == NULL) {
         return NGX_ERROR;
     }
 
+    finish = ngx_http_vlm_finish_name(ctx->finish_reason);
+
     choice = json_pack("[{s:i, s:{}, s:n, s:s%}]",
                        "index", 0, "delta", "logprobs",
-                       "finish_reason", ctx->finish_reason.data,
-                       ctx->finish_reason.len);
+                       "finish_reason", finish->data, finish->len);
 
     if (choice == NULL || json_object_set_new(obj, "choices", choice) != 0) {
         json_decref(obj);

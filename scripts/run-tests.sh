@@ -5,7 +5,8 @@
 # then the sanitizer (ASan+UBSan) build with the same suites and the
 # integration suite against the sanitized module and vlmd. The browser stage
 # drives Debian's Chromium through a real WordPress and the demo page; the
-# fuzz stage builds every libFuzzer target and runs each briefly.
+# fuzz stage builds every libFuzzer target and runs each briefly. The
+# layering checks (scripts/check-layers.py, no build needed) run first.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -55,6 +56,9 @@ run_ctest_sanitized() {
         ctest --test-dir "$1" --output-on-failure -j "$JOBS"
 }
 
+if [ -f scripts/check-layers.py ]; then
+    stage "layering: include and call cycles" python3 scripts/check-layers.py
+fi
 stage "build (release)" build_release
 if ls kernels/*.cu >/dev/null 2>&1; then
     stage "nvcc sm_80/89/90 + cuobjdump" sh scripts/check-nvcc.sh "$BUILD/release"

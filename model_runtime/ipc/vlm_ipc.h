@@ -46,7 +46,7 @@
  *           body_offset/body_length: the JSON body in the request arena;
  *           timeout_ms: deadline relative to arrival (0: none).
  *   CANCEL  slot/gen of a running request; its final record is DONE with
- *           finish_reason "cancelled".
+ *           finish_reason VLM_IPC_FINISH_CANCELLED.
  *   STATS   answered by a STATS record whose payload is JSON (engine and IPC
  *           metrics). PING: answered by PONG (protocol round trip).
  *
@@ -69,10 +69,11 @@
  *           little endian) then logprobs_length bytes of logprob records:
  *           per token: entry, uint32 n_top, n_top entries; entry = int32 id,
  *           float32 logprob, uint32 n_bytes, the token's bytes.
- *   DONE    finish_reason ("stop", "length", "cancelled", "deadline"),
- *           prompt_tokens, completion_tokens; payload = the post-processed
- *           answer for tasks (text_length bytes; empty for chat, whose text
- *           is the concatenated deltas); language "en"/"zh" for tasks.
+ *   DONE    finish_reason (a VLM_IPC_FINISH_* number: stop, length,
+ *           cancelled, deadline), prompt_tokens, completion_tokens;
+ *           payload = the post-processed answer for tasks (text_length
+ *           bytes; empty for chat, whose text is the concatenated deltas);
+ *           language "en"/"zh" for tasks.
  *   ERROR   status (HTTP-like: 400, 413, 429, 503, 504) and payload = one
  *           line of text. DONE and ERROR are final: the slot is free again.
  *   STATS   payload = JSON.   PONG: no payload.
@@ -86,15 +87,16 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define VLM_IPC_MAGIC          0x314349504d4c56ULL   /* "VLMIPC1" */
-#define VLM_IPC_VERSION        1u
+/* 2: finish_reason is a VLM_IPC_FINISH_* number, no longer a string */
+#define VLM_IPC_VERSION        2u
 #define VLM_IPC_HEADER_SIZE    512u
-#define VLM_IPC_FINISH_LEN     12u
 #define VLM_IPC_LANGUAGE_LEN   4u
 
 /* Socket messages (struct vlm_ipc_msg.type). */
@@ -122,6 +124,16 @@ enum {
     VLM_IPC_RES_ERROR = 3,
     VLM_IPC_RES_STATS = 4,
     VLM_IPC_RES_PONG = 5
+};
+
+/* Why a request ended (DONE's finish_reason); names as OpenAI spells them. */
+enum {
+    VLM_IPC_FINISH_NONE = 0,        /* not a DONE record */
+    VLM_IPC_FINISH_STOP = 1,        /* end of sequence or a stop string */
+    VLM_IPC_FINISH_LENGTH = 2,      /* max_tokens generated */
+    VLM_IPC_FINISH_CANCELLED = 3,   /* CANCEL, or the client went away */
+    VLM_IPC_FINISH_DEADLINE = 4,    /* timeout_ms passed */
+    VLM_IPC_FINISH_COUNT = 5
 };
 
 typedef struct vlm_ipc_msg {
@@ -155,7 +167,8 @@ typedef struct vlm_ipc_result_entry {
     uint32_t logprobs_length;    /* DELTA */
     uint32_t prompt_tokens;      /* DONE */
     uint32_t completion_tokens;  /* DONE */
-    char     finish_reason[VLM_IPC_FINISH_LEN];  /* DONE, NUL-padded */
+    uint32_t finish_reason;      /* DONE: VLM_IPC_FINISH_* */
+    uint8_t  reserved[8];        /* zero */
     char     language[VLM_IPC_LANGUAGE_LEN];     /* DONE, tasks, NUL-padded */
 } vlm_ipc_result_entry;
 
@@ -214,6 +227,7 @@ VLM_IPC_STATIC_ASSERT(offsetof(vlm_ipc_shm_header, result_tail) == 256, "result_
 VLM_IPC_STATIC_ASSERT(offsetof(vlm_ipc_shm_header, result_head) == 320, "result_head offset");
 VLM_IPC_STATIC_ASSERT(offsetof(vlm_ipc_shm_header, result_blocked) == 384, "result_blocked offset");
 VLM_IPC_STATIC_ASSERT(offsetof(vlm_ipc_result_entry, finish_reason) == 48, "finish_reason offset");
+VLM_IPC_STATIC_ASSERT(offsetof(vlm_ipc_result_entry, language) == 60, "language offset");
 VLM_IPC_STATIC_ASSERT(__atomic_always_lock_free(8, 0), "64-bit atomics must be lock-free");
 
 /* Shared index access, identical on both sides. */
@@ -230,6 +244,30 @@ static inline void vlm_ipc_store_release(uint64_t *p, uint64_t v)
 static inline void vlm_ipc_fence(void)
 {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/* "stop", "length", "cancelled", "deadline"; NULL for any other value. */
+static inline const char *vlm_ipc_finish_name(uint32_t reason)
+{
+    static const char *const names[VLM_IPC_FINISH_COUNT] = {
+        NULL, "stop", "length", "cancelled", "deadline"
+    };
+
+    return reason < VLM_IPC_FINISH_COUNT ? names[reason] : NULL;
+}
+
+/* The VLM_IPC_FINISH_* of a name; VLM_IPC_FINISH_NONE if it has none. */
+static inline uint32_t vlm_ipc_finish_code(const char *name)
+{
+    uint32_t i;
+
+    for (i = 1; i < VLM_IPC_FINISH_COUNT; i++) {
+        if (strcmp(name, vlm_ipc_finish_name(i)) == 0) {
+            return i;
+        }
+    }
+
+    return VLM_IPC_FINISH_NONE;
 }
 
 /* True when [offset, offset + length) lies inside [0, size), without

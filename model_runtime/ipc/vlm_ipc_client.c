@@ -781,7 +781,7 @@ read_result(vlm_ipc_client *c, vlm_ipc_event *ev)
         ev->logprobs_length = e.logprobs_length;
         ev->prompt_tokens = e.prompt_tokens;
         ev->completion_tokens = e.completion_tokens;
-        memcpy(ev->finish_reason, e.finish_reason, VLM_IPC_FINISH_LEN);
+        ev->finish_reason = e.finish_reason;
         memcpy(ev->language, e.language, VLM_IPC_LANGUAGE_LEN);
         ev->final = e.kind != VLM_IPC_RES_DELTA;
         if (ev->final) {

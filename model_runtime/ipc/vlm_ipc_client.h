@@ -45,7 +45,7 @@ typedef struct vlm_ipc_event {
     const uint8_t  *logprobs;      /* see vlm_ipc.h; vlm_ipc_logprob_next() */
     size_t          logprobs_length;
     uint32_t        prompt_tokens, completion_tokens;
-    char            finish_reason[VLM_IPC_FINISH_LEN + 1];
+    uint32_t        finish_reason; /* DONE: VLM_IPC_FINISH_* */
     char            language[VLM_IPC_LANGUAGE_LEN + 1];
     int             final;         /* DONE, ERROR, STATS, PONG: slot is free */
 } vlm_ipc_event;

@@ -322,7 +322,7 @@ EventSink make_sink(Server &s, std::shared_ptr<Conn> conn, uint32_t slot, uint32
             r.entry.text_length = uint32_t(r.payload.size());
             r.entry.prompt_tokens = uint32_t(ev.prompt_tokens);
             r.entry.completion_tokens = uint32_t(ev.completion_tokens);
-            copy_field(r.entry.finish_reason, VLM_IPC_FINISH_LEN, ev.finish_reason);
+            r.entry.finish_reason = vlm_ipc_finish_code(ev.finish_reason.c_str());
             emit(s, *conn, std::move(r));
             log_event("info", "request_done",
                       {{"conn", std::to_string(conn->id)}, {"slot", std::to_string(slot)},

@@ -449,7 +449,7 @@ int run_via_daemon(const Options &o)
         json_object_set_new(out, "tokens", ids);
         json_object_set_new(out, "prompt_tokens", json_integer(ev.prompt_tokens));
         json_object_set_new(out, "completion_tokens", json_integer(ev.completion_tokens));
-        json_object_set_new(out, "finish_reason", json_string(ev.finish_reason));
+        json_object_set_new(out, "finish_reason", json_string(vlm_ipc_finish_name(ev.finish_reason)));
         json_object_set_new(out, "logprobs", lps);
         // Timings as seen by the client; the daemon's internal split is in --stats.
         json_t *t = json_object();

@@ -105,7 +105,8 @@ done
 # few core functions the parsers call.
 CC=${CC:-clang}
 NGX_SRC=${NGX_SRC:-/usr/share/nginx/src}
-NGX_PARSERS="ngx_http_vlm_image_sniff ngx_http_vlm_body ngx_http_vlm_jwt"
+NGX_PARSERS="ngx_http_vlm_image_sniff ngx_http_vlm_image ngx_http_vlm_body \
+  ngx_http_vlm_schema ngx_http_vlm_jwt ngx_http_vlm_util"
 ngx=$OUT/ngx
 if [ ! -f "$NGX_SRC/conf_flags" ]; then
     echo "build.sh: $NGX_SRC/conf_flags missing (install nginx-dev); fuzz_ngx_* not built" >&2

@@ -244,7 +244,7 @@ struct Harness {
                 for (uint32_t j = 0; j < lp.n_bytes; j++) sum += lp.bytes[j];
             }
         }
-        CHECK(std::memchr(ev.finish_reason, 0, sizeof ev.finish_reason) != nullptr);
+        sum += ev.finish_reason;
         CHECK(std::memchr(ev.language, 0, sizeof ev.language) != nullptr);
         return sum;
     }
@@ -283,7 +283,7 @@ struct Harness {
                 CHECK(ev.status == x.e.status && ev.n_tokens == x.e.n_tokens);
                 CHECK(ev.text_length == x.e.text_length && ev.logprobs_length == x.e.logprobs_length);
                 CHECK(ev.prompt_tokens == x.e.prompt_tokens && ev.completion_tokens == x.e.completion_tokens);
-                CHECK(std::memcmp(ev.finish_reason, x.e.finish_reason, VLM_IPC_FINISH_LEN) == 0);
+                CHECK(ev.finish_reason == x.e.finish_reason);
                 CHECK(std::memcmp(ev.language, x.e.language, VLM_IPC_LANGUAGE_LEN) == 0);
                 size_t used = ev.text_length + size_t(ev.n_tokens) * 4 + ev.logprobs_length;
                 CHECK(used <= x.payload.size());
@@ -415,12 +415,12 @@ struct Harness {
         e.payload_length = uint32_t(pl.size());
         e.prompt_tokens = in.u8();
         e.completion_tokens = in.u8();
-        static const char *reasons[] = {"stop", "length", "cancelled", "deadline"};
-        if (t & 0x04) {
-            in.bytes(e.finish_reason, VLM_IPC_FINISH_LEN);
+        if (t & 0x04) {   // any number: the client passes it on unchecked
+            e.finish_reason = in.u32();
+            in.bytes(e.reserved, sizeof e.reserved);
             in.bytes(e.language, VLM_IPC_LANGUAGE_LEN);
         } else {
-            std::memcpy(e.finish_reason, reasons[t & 3], std::strlen(reasons[t & 3]));
+            e.finish_reason = VLM_IPC_FINISH_STOP + (t & 3);
             std::memcpy(e.language, (t & 1) ? "zh" : "en", 2);
         }
 

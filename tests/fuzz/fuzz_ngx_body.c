@@ -8,12 +8,14 @@
  * Multipart inputs carry their Content-Type value up to the first '\n';
  * the rest is the body.
  *
- * On success every limit must hold and every image's bytes are read (ASan)
- * and re-sniffed to the recorded type and size; a refusal must be a 4xx
- * with a non-empty NUL-terminated message in ctx->error. The request pool is then
+ * On success every limit must hold (max_tokens and temperature as sent to
+ * vlmd, defaults included) and every image's bytes are read (ASan) and
+ * re-sniffed within the pixel limit; a refusal must be a 4xx with a
+ * non-empty NUL-terminated message in ctx->error. The request pool is then
  * destroyed, running the module's json_decref cleanups, so a reference
  * leak is a LeakSanitizer error. Seeds: build.sh writes them; with
- * FUZZ_NGX_DEBUG=1 set, each run prints the status and error message.
+ * FUZZ_NGX_DEBUG=1 set, each run prints the status and error message, or
+ * the body for vlmd with sorted keys.
  */
 
 #include "ngx_harness.h"
@@ -28,6 +30,7 @@ static void
 check_task(ngx_http_vlm_task_t *task, ngx_http_vlm_loc_conf_t *vlcf)
 {
     char                  *s;
+    json_t                *max_tokens, *temperature;
     ngx_uint_t             i, type, width, height;
     volatile u_char        sink;
     ngx_http_vlm_image_t  *img;
@@ -35,9 +38,19 @@ check_task(ngx_http_vlm_task_t *task, ngx_http_vlm_loc_conf_t *vlcf)
     if (task == NULL || !json_is_object(task->body)
         || json_object_get(task->body, "task") == NULL
         || task->images->nelts > vlcf->max_images
-        || task->prompt_bytes > vlcf->max_prompt_bytes
-        || task->max_tokens < 1 || task->max_tokens > vlcf->max_tokens
-        || task->temperature < 0 || task->temperature > 2)
+        || task->prompt_bytes > vlcf->max_prompt_bytes)
+    {
+        __builtin_trap();
+    }
+
+    /* what vlmd will be asked for: within the limits, defaults included */
+    max_tokens = json_object_get(task->body, "max_tokens");
+    temperature = json_object_get(task->body, "temperature");
+
+    if (!json_is_integer(max_tokens) || json_integer_value(max_tokens) < 1
+        || json_integer_value(max_tokens) > (json_int_t) vlcf->max_tokens
+        || !json_is_real(temperature) || json_real_value(temperature) < 0
+        || json_real_value(temperature) > 2)
     {
         __builtin_trap();
     }
@@ -46,18 +59,17 @@ check_task(ngx_http_vlm_task_t *task, ngx_http_vlm_loc_conf_t *vlcf)
     sink = 0;
 
     for (i = 0; i < task->images->nelts; i++) {
-        if (img[i].data.len == 0 || img[i].data.len > vlcf->max_image_bytes
-            || img[i].width == 0 || img[i].height == 0
-            || img[i].width > vlcf->max_pixels / img[i].height)
+        if (img[i].data.len == 0 || img[i].data.len > vlcf->max_image_bytes)
         {
             __builtin_trap();
         }
 
+        /* an image kept is one the sniffer reads, within the pixel limit */
         if (ngx_http_vlm_image_sniff(img[i].data.data, img[i].data.len,
                                      &type, &width, &height)
             != NGX_OK
-            || type != img[i].type || width != img[i].width
-            || height != img[i].height)
+            || width == 0 || height == 0
+            || width > vlcf->max_pixels / height)
         {
             __builtin_trap();
         }
@@ -81,6 +93,7 @@ check_task(ngx_http_vlm_task_t *task, ngx_http_vlm_loc_conf_t *vlcf)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    char                      *s;
     u_char                    *nl;
     size_t                     len;
     ngx_int_t                  rc;
@@ -115,6 +128,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vlcf.max_pixels = 1 << 20;
     vlcf.max_prompt_bytes = 2048;
     vlcf.max_tokens = 2048;
+    vlcf.default_max_tokens = 512;
     vlcf.max_json_depth = 16;
     vlcf.remote_images = (mode >> 3) & 1;
 
@@ -138,8 +152,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = ngx_http_vlm_parse_body(r, ctx);
 
     if (getenv("FUZZ_NGX_DEBUG")) {     /* to check what a seed reaches */
-        fprintf(stderr, "rc=%d %s\n", (int) rc,
-                rc == NGX_OK ? "ok" : (char *) ctx->error.message);
+        s = (rc == NGX_OK) ? json_dumps(ctx->task->body,
+                                        JSON_SORT_KEYS | JSON_COMPACT)
+                           : NULL;
+        fprintf(stderr, "rc=%d %s %s\n", (int) rc,
+                rc == NGX_OK ? "ok" : (char *) ctx->error.message,
+                s ? s : "");
+        free(s);
     }
 
     if (rc == NGX_OK) {

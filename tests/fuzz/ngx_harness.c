@@ -8,8 +8,8 @@
  * every overrun; cleanups run on destroy, so LeakSanitizer catches a missed
  * json_decref), ngx_read_file (fails; bodies are always in memory here),
  * the configuration-time helpers only ngx_http_vlm_jwt_load_key calls
- * (never reached), ngx_log_error_core (silent), ngx_http_vlm_sha256 (same
- * EVP call as ngx_http_vlm_cache.c) and the module object.
+ * (never reached), ngx_log_error_core (silent) and the module object.
+ * SHA-256 is the module's own (ngx_http_vlm_util.c, linked in).
  *
  * Also ours, at the end of the file: the string, base64, array and
  * ngx_vslprintf calls the parsers make, written from nginx's documented
@@ -18,7 +18,6 @@
 
 #include "ngx_harness.h"
 
-#include <openssl/evp.h>
 #include <stdlib.h>
 
 
@@ -180,17 +179,6 @@ void ngx_cdecl
 ngx_conf_log_error(ngx_uint_t level, ngx_conf_t *cf, ngx_err_t err,
     const char *fmt, ...)
 {
-}
-
-
-void
-ngx_http_vlm_sha256(u_char *data, size_t len, u_char *out)
-{
-    unsigned int  n;
-
-    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1) {
-        ngx_memset(out, 0xff, NGX_HTTP_VLM_SHA256_LEN);
-    }
 }
 
 

@@ -215,6 +215,14 @@ http {{
             vlm_api models;
         }}
         location = /v1/chat/completions {{ vlm_api chat_completions; }}
+        location = /short/v1/chat/completions {{
+            vlm_default_max_tokens 3;
+            vlm_api chat_completions;
+        }}
+        location = /low/v1/chat/completions {{
+            vlm_max_tokens 2;
+            vlm_api chat_completions;
+        }}
         location = /v1/alt-text {{ vlm_api alt_text; }}
         location = /v1/summary {{ vlm_api summary; }}
         location = /v1/models {{ vlm_api models; }}

@@ -128,3 +128,21 @@ def test_auth_happens_before_the_body_is_read(stack):
     s.close()
     assert head.startswith("HTTP/1.1 401"), head
     assert "100 Continue" not in head
+
+
+def test_refusals_are_logged_with_the_reason_never_the_credential(stack):
+    # A 401 used to leave nothing in the error log. The reason is logged at
+    # vlm_auth_log_level (default error); the key or token itself never is, and a
+    # request that sends no credentials at all is not worth more than debug.
+    wrong_key = "vlm-it-wrong-key-0123456789abcdef"
+    forged = stack.jwt("HS256", key=b"another-secret-that-is-long-enough-0123")
+    assert_401(stack, wrong_key, "unknown or revoked")
+    assert_401(stack, forged, "signature is invalid")
+    log = stack.error_log()
+    refused = [line for line in log.splitlines() if "vlm: credentials refused" in line]
+    assert any("[error]" in line and "unknown or revoked API key" in line for line in refused), log
+    assert any("JWT signature is invalid" in line for line in refused), log
+    assert wrong_key not in log and forged.split(".")[2] not in log
+    assert_401(stack, None, "missing credentials")
+    assert len([line for line in stack.error_log().splitlines()
+                if "vlm: credentials refused" in line]) == len(refused)

@@ -99,6 +99,18 @@ def test_max_tokens_over_limit(stack):
     assert err["code"] == "max_tokens_too_large"
 
 
+def test_default_max_tokens_when_the_request_names_none(stack):
+    # The default used to be min(vlm_max_tokens, 512) hidden in the parser; it is the
+    # directive vlm_default_max_tokens now, and a location that lowers vlm_max_tokens
+    # below the inherited default lowers the default with it.
+    body = chat_body()
+    del body["max_tokens"]
+    for path, limit in (("/short/v1/chat/completions", 3), ("/low/v1/chat/completions", 2)):
+        status, _, data = stack.post(path, body)
+        assert status == 200, data
+        assert 0 < json.loads(data)["usage"]["completion_tokens"] <= limit, data
+
+
 def test_prompt_over_limit_is_413(stack):
     status, _, body = post_chat(stack, chat_body(text="x" * 9000, image=None))
     assert status == 413

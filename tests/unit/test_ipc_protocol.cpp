@@ -348,6 +348,9 @@ static int stress_client(const std::string &sock, int total, unsigned seed)
         while (vlm_ipc_next_event(c, &ev)) {
             any = true;
             if (ev.kind == VLM_IPC_RES_ERROR && ev.status != 429) return 13;
+            // stop, length or cancelled: each crosses as a number vlmd named
+            if (ev.kind == VLM_IPC_RES_DONE && vlm_ipc_finish_name(ev.finish_reason) == nullptr)
+                return 16;
             if (ev.final) {
                 live.erase(ev.slot);
                 finished++;
@@ -451,7 +454,12 @@ START_TEST(sigkill_restart)
     while (!done) {
         while (vlm_ipc_next_event(c, &ev)) {
             ck_assert_msg(ev.kind != VLM_IPC_RES_ERROR, "after restart: %.*s", int(ev.text_length), ev.text);
-            if (ev.kind == VLM_IPC_RES_DONE) done = true;
+            if (ev.kind == VLM_IPC_RES_DONE) {
+                done = true;
+                ck_assert_msg(ev.finish_reason == VLM_IPC_FINISH_STOP ||
+                                  ev.finish_reason == VLM_IPC_FINISH_LENGTH,
+                              "finish_reason %u", ev.finish_reason);
+            }
         }
         if (!done) ck_assert_int_ne(vlm_ipc_client_wait(c, 2000), VLM_IPC_CLOSED);
     }
