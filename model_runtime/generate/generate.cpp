@@ -100,7 +100,7 @@ bool generate_chunked(Model &model, const Tokenizer &tok, const ChatRequest &req
     out.timings.prefill_ms = ms_since(t_prefill);
 
     const int32_t vocab = cfg.text.vocab_size;
-    SequenceOutput seq(model, tok, req);
+    SequenceOutput seq(model, tok, req, prep.ids);
     auto t_decode = std::chrono::steady_clock::now();
     int64_t n_past = n_prompt;
     for (int step = 0;; step++) {

@@ -119,7 +119,9 @@ bool prepare_prompt(Model &model, const Tokenizer &tok, const ChatRequest &req,
         image_tokens.push_back(int(n_tok));
         out.image_embeds.insert(out.image_embeds.end(), entry->embeds.begin(), entry->embeds.end());
     }
-    if (!build_prompt_ids(tok, req.messages, req.chat, image_tokens, out.ids, err)) return false;
+    ChatOptions chat = req.chat;
+    chat.image_token_id = cfg.image_token_id;   // config.json's, as the model matches it
+    if (!build_prompt_ids(tok, req.messages, chat, image_tokens, out.ids, err)) return false;
     const int64_t n_prompt = int64_t(out.ids.size());
     const int64_t max_pos = cfg.text.max_position_embeddings;
     if (max_pos > 0 && n_prompt + req.max_tokens > max_pos) {

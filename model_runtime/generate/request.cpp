@@ -13,4 +13,21 @@ ImageBytes ImageBytes::copy_of(std::vector<uint8_t> bytes)
     return b;
 }
 
+SamplingParams resolved_sampling(const GenerationConfig &gen, const ChatRequest &req)
+{
+    SamplingParams sp = req.sampling;
+    const SamplingFromModel &m = req.from_model;
+    if (m.temperature) sp.temperature = gen.do_sample ? float(gen.temperature) : 0.0f;
+    if (m.top_p) sp.top_p = gen.do_sample ? float(gen.top_p) : 1.0f;
+    if (m.top_k) sp.top_k = gen.do_sample ? gen.top_k : 0;
+    if (m.repetition_penalty) sp.repetition_penalty = float(gen.repetition_penalty);
+    return sp;
+}
+
+void apply_generation_defaults(const GenerationConfig &gen, ChatRequest &req)
+{
+    req.sampling = resolved_sampling(gen, req);
+    req.from_model = SamplingFromModel{};
+}
+
 }  // namespace vlm

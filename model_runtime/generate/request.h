@@ -7,6 +7,7 @@
 
 #include "generate/sampler.h"
 #include "image/image.h"
+#include "model/model_config.h"
 #include "text/chat_prompt.h"
 
 #include <cstddef>
@@ -27,16 +28,39 @@ struct ImageBytes {
     static ImageBytes copy_of(std::vector<uint8_t> bytes);
 };
 
+// Sampling settings a chat client left out. They take the model's
+// generation_config.json values (apply_generation_defaults), as vLLM and
+// transformers do; tasks and explicit settings leave these false.
+struct SamplingFromModel {
+    bool temperature        = false;   // and do_sample: greedy unless it is true
+    bool top_p              = false;
+    bool top_k              = false;
+    bool repetition_penalty = false;
+    bool any() const { return temperature || top_p || top_k || repetition_penalty; }
+};
+
 struct ChatRequest {
     std::vector<ChatMessage>          messages;   // IMAGE parts index `images`
     std::vector<ImageBytes>           images;
     ChatOptions                       chat;
     SamplingParams                    sampling;
+    SamplingFromModel                 from_model;   // cleared by apply_generation_defaults
     int                               max_tokens  = 256;
     std::vector<std::string>          stop_strings;
     int                               logprobs_top = -1;   // -1: none, 0: chosen only
     bool                              ignore_eos   = false;  // golden tests
     ImageLimits                       image_limits;
 };
+
+// Fills the settings marked in req.from_model from the model's generation
+// config, per field as transformers merges generate() kwargs into
+// generation_config: temperature = gen.temperature when gen.do_sample, else
+// 0 (greedy: transformers ignores temperature / top_k / top_p without
+// do_sample); top_p, top_k (transformers' default 50 when do_sample and the
+// file has none) and repetition_penalty (also applied when greedy) likewise.
+// Then clears req.from_model. Idempotent.
+void apply_generation_defaults(const GenerationConfig &gen, ChatRequest &req);
+// req.sampling with the marked settings filled as above (req unchanged).
+SamplingParams resolved_sampling(const GenerationConfig &gen, const ChatRequest &req);
 
 }  // namespace vlm

@@ -49,7 +49,38 @@ int32_t argmax(const float *logits, int32_t n)
 
 Sampler::Sampler(const SamplingParams &p) : p_(p), rng_(p.seed) {}
 
-int32_t Sampler::sample(const float *logits, int32_t n)
+void Sampler::remember(int32_t id)
+{
+    if (p_.repetition_penalty == 1.0f || id < 0) return;
+    if (size_t(id) >= is_seen_.size()) is_seen_.resize(size_t(id) + 1, 0);
+    if (is_seen_[size_t(id)]) return;
+    is_seen_[size_t(id)] = 1;
+    seen_.push_back(id);
+}
+
+void Sampler::set_context(const std::vector<int32_t> &prompt_ids)
+{
+    for (int32_t id : prompt_ids) remember(id);
+}
+
+int32_t Sampler::sample(const float *raw_logits, int32_t n)
+{
+    const float *logits = raw_logits;
+    if (p_.repetition_penalty != 1.0f && !seen_.empty()) {
+        penalised_.assign(raw_logits, raw_logits + n);
+        for (int32_t id : seen_) {
+            if (id >= n) continue;
+            float &l = penalised_[size_t(id)];
+            l = l < 0.0f ? l * p_.repetition_penalty : l / p_.repetition_penalty;
+        }
+        logits = penalised_.data();
+    }
+    const int32_t id = choose(logits, n);
+    remember(id);
+    return id;
+}
+
+int32_t Sampler::choose(const float *logits, int32_t n)
 {
     if (p_.temperature <= 0.0f || p_.top_k == 1) return argmax(logits, n);
 

@@ -1,7 +1,10 @@
-// sampler.h: picks the next token from a row of logits: greedy, or
+// sampler.h: picks the next token from a row of logits: the repetition
+// penalty (transformers' RepetitionPenaltyLogitsProcessor: every token id
+// seen in the prompt or generated so far has its logit divided by the
+// penalty when positive, multiplied when negative), then greedy, or
 // temperature -> top_k -> top_p (the order transformers applies its warpers)
 // with a seeded generator, and reports log-probabilities of the model's own
-// distribution (raw logits, before temperature and truncation).
+// distribution (raw logits, before the penalty, temperature and truncation).
 #pragma once
 
 #include <cstdint>
@@ -15,6 +18,7 @@ struct SamplingParams {
     float    top_p       = 1.0f;   // (0, 1]
     int      top_k       = 0;      // 0: off
     uint64_t seed        = 0;
+    float    repetition_penalty = 1.0f;   // > 0; 1: off
 };
 
 struct TokenLogprob {
@@ -37,6 +41,9 @@ private:
 class Sampler {
 public:
     explicit Sampler(const SamplingParams &p);
+    // The prompt's ids, for the repetition penalty (generated ids are added
+    // by sample() itself).
+    void set_context(const std::vector<int32_t> &prompt_ids);
     // Chooses a token from `logits` (n entries). Scratch is reused across calls.
     int32_t sample(const float *logits, int32_t n);
     const SamplingParams &params() const { return p_; }
@@ -45,6 +52,11 @@ private:
     Rng                                    rng_;
     std::vector<std::pair<float, int32_t>> cand_;
     std::vector<double>                    prob_;
+    std::vector<int32_t>                   seen_;      // distinct ids, for the penalty
+    std::vector<uint8_t>                   is_seen_;   // by id
+    std::vector<float>                     penalised_;
+    void remember(int32_t id);
+    int32_t choose(const float *logits, int32_t n);
 };
 
 // log_softmax(logits)[id] and, when top_n > 0, the top_n entries.

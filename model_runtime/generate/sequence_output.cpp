@@ -3,11 +3,13 @@
 
 namespace vlm {
 
-SequenceOutput::SequenceOutput(const Model &model, const Tokenizer &tok, const ChatRequest &req)
-    : req_(req), sampler_(req.sampling), decoder_(tok, true), stop_filter_(req.stop_strings) {
-    const Model &m = model;
-    eos_.insert(m.config().eos_token_ids.begin(), m.config().eos_token_ids.end());
-    for (int id : m.generation().eos_token_ids) eos_.insert(id);
+SequenceOutput::SequenceOutput(const Model &model, const Tokenizer &tok, const ChatRequest &req,
+                               const std::vector<int32_t> &prompt_ids)
+    : req_(req), sampler_(resolved_sampling(model.generation(), req)), decoder_(tok, true),
+      stop_filter_(req.stop_strings) {
+    for (int id : stop_token_ids(model.config(), model.generation(), tok.eos_token_id()))
+        eos_.insert(id);
+    sampler_.set_context(prompt_ids);
 }
 
 void SequenceOutput::accept(const float *logits, int32_t vocab, TokenOutcome &out) {

@@ -1,6 +1,8 @@
 // sequence_output.h: what happens to one sequence's logits after each
 // forward step, shared by generate() and the engine so both produce the same
-// tokens and text: sampling, end-of-sequence ids, the max_tokens limit, the
+// tokens and text: sampling, end-of-sequence ids (from the model directory's
+// files: generation_config.json, config.json, tokenizer_config.json), the
+// max_tokens limit, the
 // UTF-8 stream decoder and stop strings (never streamed, even when split
 // across tokens), logprobs. Leaves out: running the model.
 #pragma once
@@ -27,7 +29,11 @@ struct TokenOutcome {
 
 class SequenceOutput {
 public:
-    SequenceOutput(const Model &model, const Tokenizer &tok, const ChatRequest &req);
+    // `prompt_ids` feed the repetition penalty. Settings left to the model
+    // (req.from_model) take its generation config; generation ends at
+    // stop_token_ids() (model_config.h) unless req.ignore_eos.
+    SequenceOutput(const Model &model, const Tokenizer &tok, const ChatRequest &req,
+                   const std::vector<int32_t> &prompt_ids);
     // Picks the next token from `logits` (vocab entries) and advances.
     void accept(const float *logits, int32_t vocab, TokenOutcome &out);
     bool done() const { return done_; }

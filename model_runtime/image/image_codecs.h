@@ -1,8 +1,10 @@
 // image_codecs.h: internal interface between decode_image (sniffing, limits,
 // EXIF orientation) and the per-format decoders. Each decoder turns untrusted
 // bytes into 8-bit RGB exactly as Pillow's Image.open(...).convert("RGB")
-// would (alpha dropped, not composited) and hands back the raw EXIF / XMP
-// payloads it saw; orientation is applied by the caller. Not a public API.
+// would (alpha dropped, not composited), reports the colour key Pillow keeps
+// in info["transparency"] (PNG tRNS, GIF transparent index) and hands back
+// the raw EXIF / XMP payloads it saw; orientation is applied by the caller.
+// Not a public API.
 #pragma once
 
 #include "image/image.h"
@@ -19,6 +21,8 @@ struct DecodedFrame {
     std::vector<uint8_t> rgb;    // height * width * 3
     std::vector<uint8_t> exif;   // TIFF payload, with or without "Exif\0\0"
     std::string          xmp;    // XMP packet text, if any
+    bool                 has_colour_key = false;   // see RgbImage
+    uint8_t              colour_key[3] = {0, 0, 0};
 };
 
 // Refuses zero-sized or over-limit dimensions before any pixel allocation.

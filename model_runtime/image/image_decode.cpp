@@ -163,7 +163,19 @@ bool decode_image(const uint8_t *bytes, size_t size, const ImageLimits &lim, Rgb
     out.width = f.width;
     out.height = f.height;
     out.rgb = std::move(f.rgb);
+    out.has_colour_key = f.has_colour_key;
+    std::memcpy(out.colour_key, f.colour_key, 3);
     return true;
+}
+
+void composite_colour_key_on_white(RgbImage &img) {
+    if (!img.has_colour_key) return;
+    const uint8_t r = img.colour_key[0], g = img.colour_key[1], b = img.colour_key[2];
+    for (size_t i = 0; i + 2 < img.rgb.size(); i += 3) {
+        if (img.rgb[i] == r && img.rgb[i + 1] == g && img.rgb[i + 2] == b)
+            img.rgb[i] = img.rgb[i + 1] = img.rgb[i + 2] = 255;
+    }
+    img.has_colour_key = false;
 }
 
 bool decode_image_file(const std::string &path, const ImageLimits &lim, RgbImage &out,

@@ -1,11 +1,14 @@
-// image_gif.cpp: GIF -> RGB (first frame) with giflib, as Pillow shows frame
-// 0 after convert("RGB"): the canvas is the logical screen (grown to hold
-// the frame if the frame sticks out), pixels outside the frame take the
-// frame's transparent index if its graphic control extension sets one, else
-// index 0; every index is looked up in the local, else global, colour table
-// (no table: grey = index; index past the table: Pillow's grey ramp).
-// Transparency is not composited. Interlaced frames are reordered. Later
-// frames, comments and application extensions are skipped.
+// image_gif.cpp: GIF -> RGB (first frame) with giflib, as Pillow 13 shows
+// frame 0 after convert("RGB"): the canvas is the logical screen (grown to
+// hold the frame if the frame sticks out), pixels outside the frame take the
+// transparent index if a graphic control extension before the frame set one,
+// else index 0; every index is looked up in the local, else global, colour
+// table (no table, or a table that is the identity grey ramp: grey = index;
+// an index past the table: black). The transparent index is not applied to
+// the pixels but reported as its colour (DecodedFrame::colour_key): Pillow
+// keeps it through convert("RGB") and transformers' processor turns every
+// pixel of that colour white. Interlaced frames are reordered. Later frames,
+// comments and application extensions are skipped.
 #include "image/image_codecs.h"
 
 #include <gif_lib.h>
@@ -77,9 +80,10 @@ bool decode_gif(const uint8_t *bytes, size_t size, const ImageLimits &lim, Decod
                 return false;
             }
             // ext[0] is the block length; Pillow reads flags and index from
-            // the first block of a graphic control extension.
-            if (code == GRAPHICS_EXT_FUNC_CODE && ext && ext[0] >= 4)
-                transparent = (ext[1] & 1) ? ext[4] : -1;
+            // the first block of a graphic control extension, and a later
+            // one without the transparency flag does not clear it.
+            if (code == GRAPHICS_EXT_FUNC_CODE && ext && ext[0] >= 4 && (ext[1] & 1))
+                transparent = ext[4];
             while (ext) {
                 if (DGifGetExtensionNext(g, &ext) == GIF_ERROR) {
                     err = "corrupt or truncated GIF: " + gif_reason(g->Error);
@@ -119,9 +123,20 @@ bool decode_gif(const uint8_t *bytes, size_t size, const ImageLimits &lim, Decod
         }
 
         const ColorMapObject *cmap = d.ColorMap ? d.ColorMap : g->SColorMap;
+        bool grey = !(cmap && cmap->Colors);   // Pillow's mode "L"
+        if (!grey) {
+            grey = true;
+            for (int i = 0; i < cmap->ColorCount && grey; ++i) {
+                const GifColorType &c = cmap->Colors[i];
+                grey = c.Red == i && c.Green == i && c.Blue == i;
+            }
+        }
         uint8_t lut[256][3];
-        for (int i = 0; i < 256; ++i) lut[i][0] = lut[i][1] = lut[i][2] = uint8_t(i);
-        if (cmap && cmap->Colors) {
+        for (int i = 0; i < 256; ++i) {
+            const uint8_t v = grey ? uint8_t(i) : 0;
+            lut[i][0] = lut[i][1] = lut[i][2] = v;
+        }
+        if (!grey) {
             for (int i = 0; i < cmap->ColorCount && i < 256; ++i) {
                 lut[i][0] = cmap->Colors[i].Red;
                 lut[i][1] = cmap->Colors[i].Green;
@@ -132,6 +147,10 @@ bool decode_gif(const uint8_t *bytes, size_t size, const ImageLimits &lim, Decod
         out.height = h;
         out.rgb.resize(static_cast<size_t>(w) * h * 3);
         for (size_t i = 0; i < index.size(); ++i) std::memcpy(&out.rgb[3 * i], lut[index[i]], 3);
+        if (transparent >= 0) {
+            out.has_colour_key = true;
+            std::memcpy(out.colour_key, lut[transparent], 3);
+        }
         return true;
     }
 }

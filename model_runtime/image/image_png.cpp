@@ -1,10 +1,14 @@
 // image_png.cpp: PNG -> RGB with libpng, converted the way Pillow's
-// Image.open(...).convert("RGB") does: palette looked up (tRNS ignored),
-// 1/2/4-bit gray scaled to 8 bits, 16-bit colour keeps the high byte, 16-bit
-// gray is clipped to 255 (Pillow's I;16 -> RGB), alpha dropped without
-// compositing, interlacing resolved, gamma/ICC/sBIT ignored. Collects the
-// eXIf chunk and the XMP iTXt ("XML:com.adobe.xmp"); the legacy
-// "Raw profile type exif" text chunk is not read.
+// Image.open(...).convert("RGB") does: palette looked up (indices past PLTE
+// are black), 1/2/4-bit gray scaled to 8 bits, 16-bit colour keeps the high
+// byte, 16-bit gray is clipped to 255 (Pillow's I;16 -> RGB), alpha dropped
+// without compositing, interlacing resolved, gamma/ICC/sBIT ignored. A tRNS
+// colour key is not applied to the pixels but reported as the colour Pillow
+// keeps in info["transparency"] after convert("RGB") (DecodedFrame::
+// colour_key; what Pillow 13 does per colour type is spelled out at
+// png_colour_key). Collects the eXIf chunk and the XMP iTXt
+// ("XML:com.adobe.xmp"); the legacy "Raw profile type exif" text chunk is
+// not read.
 #include "image/image_codecs.h"
 
 #include <png.h>
@@ -87,8 +91,8 @@ bool png_read_pixels(PngState &s, const ImageLimits &lim, DecodedFrame &out, std
         return false;
     }
     if (s.color_type == PNG_COLOR_TYPE_PALETTE) {
-        // Indices past the PLTE length read as Pillow's default grey ramp.
-        for (int i = 0; i < 256; ++i) s.palette[i][0] = s.palette[i][1] = s.palette[i][2] = uint8_t(i);
+        // Indices past the PLTE length read as black in Pillow 13.
+        std::memset(s.palette, 0, sizeof s.palette);
         png_colorp plte = nullptr;
         if (png_get_PLTE(s.png, s.info, &plte, &s.palette_size) && plte) {
             for (int i = 0; i < s.palette_size && i < 256; ++i) {
@@ -153,6 +157,90 @@ void png_to_rgb(const PngState &s, DecodedFrame &out) {
     }
 }
 
+uint32_t be32(const uint8_t *p) {
+    return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
+}
+
+// The payload of the last tRNS chunk before IEND, as Pillow sees it: it reads
+// the chunks before IDAT when opening and the ones after IDAT when loading,
+// into the same info dict, so a later tRNS replaces an earlier one. libpng's
+// own view of tRNS (which it may drop as invalid) does not matter here.
+bool find_trns(const uint8_t *bytes, size_t size, std::vector<uint8_t> &out) {
+    bool found = false;
+    size_t pos = 8;
+    while (pos + 12 <= size) {
+        const uint32_t len = be32(bytes + pos);
+        const uint8_t *type = bytes + pos + 4;
+        if (len > size - pos - 12) break;
+        if (std::memcmp(type, "IEND", 4) == 0) break;
+        if (std::memcmp(type, "tRNS", 4) == 0) {
+            out.assign(bytes + pos + 8, bytes + pos + 8 + len);
+            found = true;
+        }
+        pos += 12 + size_t(len);
+    }
+    return found;
+}
+
+// The colour of the decoded RGB image that transformers' convert_to_rgb
+// composites onto white, from Pillow 13's handling of tRNS (PngImagePlugin
+// chunk_tRNS, Image.convert, convert_transparent), one rule per mode:
+//   P (palette):  a tRNS of 0xff bytes with exactly one 0x00 makes that index
+//                 transparent and convert("RGB") turns it into its palette
+//                 colour; any other tRNS (partial alpha, as pngquant writes)
+//                 is dropped by convert("RGB"): no key, alpha ignored.
+//   L (gray 2/4/8-bit): the 16-bit key clamped to 255, as gray (k, k, k),
+//                 compared with the scaled samples (so a 4-bit key 5 only
+//                 matches a pixel of 85 when 85 == 5 * 17: never).
+//   1 (gray 1-bit) and I;16 (gray 16-bit): convert("RGB") leaves the key an
+//                 integer, which convert_transparent reads as red:
+//                 (key & 0xff, 0, 0); 1-bit keys are 0 or 255 first.
+//   RGB (8/16-bit): each 16-bit key sample & 0xff, compared with the 8-bit
+//                 samples (for 16-bit files: the high bytes).
+//   gray+alpha, RGBA: tRNS is not used.
+// A tRNS too short for its colour type makes Pillow refuse the file; we
+// decode it without a key.
+void png_colour_key(const PngState &s, const std::vector<uint8_t> &trns, DecodedFrame &out) {
+    const size_t n = trns.size();
+    auto be16 = [&](size_t o) { return unsigned(trns[o] << 8 | trns[o + 1]); };
+    auto set = [&](unsigned r, unsigned g, unsigned b) {
+        out.has_colour_key = true;
+        out.colour_key[0] = uint8_t(r);
+        out.colour_key[1] = uint8_t(g);
+        out.colour_key[2] = uint8_t(b);
+    };
+    switch (s.color_type) {
+        case PNG_COLOR_TYPE_PALETTE: {
+            size_t zeros = 0, index = 0;
+            for (size_t i = 0; i < n; ++i) {
+                if (trns[i] == 0x00) { ++zeros; index = i; }
+                else if (trns[i] != 0xff) return;
+            }
+            if (zeros != 1) return;
+            if (index < 256) set(s.palette[index][0], s.palette[index][1], s.palette[index][2]);
+            else set(0, 0, 0);   // past any palette: black, like the pixels
+            return;
+        }
+        case PNG_COLOR_TYPE_GRAY: {
+            if (n < 2) return;
+            const unsigned k = be16(0);
+            if (s.bit_depth == 1) set(k ? 255 : 0, 0, 0);
+            else if (s.bit_depth == 16) set(k & 0xff, 0, 0);
+            else {
+                const unsigned g = k > 255 ? 255 : k;
+                set(g, g, g);
+            }
+            return;
+        }
+        case PNG_COLOR_TYPE_RGB:
+            if (n < 6) return;
+            set(be16(0) & 0xff, be16(2) & 0xff, be16(4) & 0xff);
+            return;
+        default:
+            return;
+    }
+}
+
 }  // namespace
 
 bool decode_png(const uint8_t *bytes, size_t size, const ImageLimits &lim, DecodedFrame &out,
@@ -160,11 +248,7 @@ bool decode_png(const uint8_t *bytes, size_t size, const ImageLimits &lim, Decod
     // IHDR is always the first chunk: refuse a pixel bomb from its fields
     // before libpng reads any further (png_read_info reads the next chunks).
     if (size >= 24 && std::memcmp(bytes + 12, "IHDR", 4) == 0) {
-        auto be32 = [&](size_t o) {
-            return (uint32_t(bytes[o]) << 24) | (uint32_t(bytes[o + 1]) << 16) |
-                   (uint32_t(bytes[o + 2]) << 8) | bytes[o + 3];
-        };
-        if (!check_image_dimensions(be32(16), be32(20), lim, err)) return false;
+        if (!check_image_dimensions(be32(bytes + 16), be32(bytes + 20), lim, err)) return false;
     }
     PngState s;
     s.reader = PngMemoryReader{bytes, size, 0};
@@ -181,6 +265,8 @@ bool decode_png(const uint8_t *bytes, size_t size, const ImageLimits &lim, Decod
     }
     png_read_trailer(s, out);
     png_to_rgb(s, out);
+    std::vector<uint8_t> trns;
+    if (find_trns(bytes, size, trns)) png_colour_key(s, trns, out);
     return true;
 }
 

@@ -210,13 +210,21 @@ bool preprocess_image(const RgbImage &img, const PreprocessorConfig &pp, PixelBa
         return false;
     }
 
-    int h = img.height, w = img.width;
+    // convert_to_rgb: a colour key composited onto white before the resize.
+    RgbImage keyed_storage;
+    const RgbImage *src = &img;
+    if (pp.do_convert_rgb && img.has_colour_key) {
+        keyed_storage = img;
+        composite_colour_key_on_white(keyed_storage);
+        src = &keyed_storage;
+    }
+    int h = src->height, w = src->width;
     RgbImage resized_storage;
-    const RgbImage *resized = &img;
+    const RgbImage *resized = src;
     if (pp.do_resize) {
-        if (!smart_resize(img.height, img.width, pp, h, w, err)) return false;
-        if (h != img.height || w != img.width) {
-            resized_storage = resize_bicubic(img, w, h);
+        if (!smart_resize(src->height, src->width, pp, h, w, err)) return false;
+        if (h != src->height || w != src->width) {
+            resized_storage = resize_bicubic(*src, w, h);
             resized = &resized_storage;
         }
     }

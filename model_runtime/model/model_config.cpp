@@ -11,6 +11,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cmath>
@@ -457,9 +458,11 @@ bool load_model_config(const std::string &path, ModelConfig &out, std::string &e
         return false;
     c.tie_word_embeddings = tie_top || tie_text;
 
-    if (text.has("eos_token_id")) {
-        if (!text.id_list("eos_token_id", c.eos_token_ids)) return false;
-    } else if (!top.id_list("eos_token_id", c.eos_token_ids)) {
+    // GenerationConfig.from_model_config: the top-level value, else
+    // text_config's (the decoder's).
+    if (top.has("eos_token_id")) {
+        if (!top.id_list("eos_token_id", c.eos_token_ids)) return false;
+    } else if (!text.id_list("eos_token_id", c.eos_token_ids)) {
         return false;
     }
     const Fields &pad_src = text.has("pad_token_id") ? text : top;
@@ -482,19 +485,32 @@ bool load_generation_config(const std::string &path, GenerationConfig &out, std:
     if (!load_json_object(path, root, missing, err)) return false;
     if (missing) return true;
     GenerationConfig g = out;
+    g.file_present = true;
     Fields f(path, root.j, "", err);
+    g.has_eos = f.has("eos_token_id");
     if (!f.id_list("eos_token_id", g.eos_token_ids) || !f.integer("pad_token_id", g.pad_token_id) ||
         !f.boolean("do_sample", g.do_sample) || !f.number("temperature", g.temperature) ||
         !f.number("top_p", g.top_p) || !f.integer("top_k", g.top_k) ||
+        !f.number("repetition_penalty", g.repetition_penalty) ||
         !f.integer("max_new_tokens", g.max_new_tokens))
         return false;
     if (g.temperature < 0) return f.fail("temperature", "must not be negative");
     if (!(g.top_p > 0.0 && g.top_p <= 1.0)) return f.fail("top_p", "must be in (0, 1]");
     if (g.top_k < 0) return f.fail("top_k", "must not be negative");
+    if (!(g.repetition_penalty > 0.0)) return f.fail("repetition_penalty", "must be positive");
     if (g.max_new_tokens < 0) return f.fail("max_new_tokens", "must not be negative");
     if (g.pad_token_id < -1) return f.fail("pad_token_id", "negative token id");
     out = std::move(g);
     return true;
+}
+
+std::vector<int> stop_token_ids(const ModelConfig &cfg, const GenerationConfig &gen,
+                                int tokenizer_eos) {
+    std::vector<int> ids = gen.has_eos ? gen.eos_token_ids : cfg.eos_token_ids;
+    if (!gen.has_eos && ids.empty() && tokenizer_eos >= 0) ids.push_back(tokenizer_eos);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    return ids;
 }
 
 bool load_preprocessor_config(const std::string &path, PreprocessorConfig &out,

@@ -62,15 +62,27 @@ struct ModelConfig {
     std::string      torch_dtype;         // "bfloat16", "float32", ... (informational)
 };
 
+// generation_config.json, with transformers 5.23's global defaults
+// (GenerationConfig._get_default_generation_params) for what it leaves out.
 struct GenerationConfig {
-    std::vector<int> eos_token_ids;       // empty when the file has none
+    bool             file_present = false;   // the directory has the file
+    bool             has_eos      = false;   // the file sets eos_token_id
+    std::vector<int> eos_token_ids;
     int              pad_token_id = -1;
     bool             do_sample    = false;
     double           temperature  = 1.0;
     double           top_p        = 1.0;
-    int              top_k        = 0;
+    int              top_k        = 50;
+    double           repetition_penalty = 1.0;
     int              max_new_tokens = 0;  // 0: not given
 };
+
+// The ids that end generation, as transformers' generate() picks them:
+// generation_config.json's eos_token_id when the file sets it, else
+// config.json's (top level, then text_config), else `tokenizer_eos` (the
+// tokenizer_config.json eos_token; -1: none). Sorted, unique.
+std::vector<int> stop_token_ids(const ModelConfig &cfg, const GenerationConfig &gen,
+                                int tokenizer_eos);
 
 // Each loader returns false and sets `err` to a one-line reason naming the
 // file and the field; absent optional files leave the defaults.

@@ -27,7 +27,8 @@ std::string dir_of(const std::string &path) {
 // Looks tensors up and records the first problem in `err`.
 class Binder {
 public:
-    Binder(const SafetensorsSet &st, std::string &err) : st_(st), err_(err) {
+    Binder(const SafetensorsSet &st, std::string &err, std::vector<std::string> *used)
+        : st_(st), err_(err), used_(used) {
         dir_ = st.tensors().empty() ? std::string("(no tensors)")
                                     : dir_of(st.tensors().begin()->second.file);
     }
@@ -49,16 +50,18 @@ public:
         }
         if (tv->shape != shape) {
             err_ = tv->file + ": tensor " + name + ": expected shape " + shape_string(shape) +
-                   ", found " + shape_string(tv->shape);
+                   ", found " + shape_string(tv->shape) + " (config.json and the weights disagree)";
             return false;
         }
         out = tv;
+        if (used_) used_->push_back(name);
         return true;
     }
 
 private:
     const SafetensorsSet &st_;
     std::string &err_;
+    std::vector<std::string> *used_;
     std::string dir_;
 };
 
@@ -129,8 +132,8 @@ bool bind_text_layer(Binder &b, const std::string &lp, const TextConfig &t, Text
 }  // namespace
 
 bool bind_model_weights(const SafetensorsSet &st, const ModelConfig &cfg, ModelWeights &out,
-                        std::string &err) {
-    Binder b(st, err);
+                        std::string &err, std::vector<std::string> *used) {
+    Binder b(st, err, used);
     const TextConfig &t = cfg.text;
     ModelWeights w;
 

@@ -71,7 +71,10 @@ struct ModelWeights {
 
 // Finds and checks every tensor. On failure `err` names the file, the tensor,
 // the expected and the found shape or dtype.
+// `used`, when given, receives the name of every tensor bound (so a caller
+// can list the file's other, unexpected tensors).
 bool bind_model_weights(const SafetensorsSet &st, const ModelConfig &cfg,
-                        ModelWeights &out, std::string &err);
+                        ModelWeights &out, std::string &err,
+                        std::vector<std::string> *used = nullptr);
 
 }  // namespace vlm

@@ -120,6 +120,9 @@ public:
             res.error = "max_tokens must be at least 1";
             return res;
         }
+        // Settings the client left to the model are fixed now, so requests
+        // that end up alike coalesce and the key says what will run.
+        apply_generation_defaults(model_.generation(), req.chat);
         std::string key = request_key(req.chat);   // hashes images: outside the lock
         std::lock_guard<std::mutex> lock(mu_);
         if (draining_ || stop_) {
@@ -453,7 +456,7 @@ private:
         s->blocks = std::move(blocks);
         s->n_computed = reuse_tokens;
         s->published = reuse_tokens / bt;
-        s->out = std::make_unique<SequenceOutput>(model_, tok_, s->chat);
+        s->out = std::make_unique<SequenceOutput>(model_, tok_, s->chat, s->prep.ids);
         s->state = SeqState::PREFILL;
         for (auto &q : queue_) q.erase(std::remove(q.begin(), q.end(), s), q.end());
         running_.push_back(s);

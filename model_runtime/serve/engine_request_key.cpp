@@ -47,6 +47,7 @@ std::string request_key(const ChatRequest &req) {
     put_num(k, sp.temperature);
     put_num(k, sp.top_p);
     put_num(k, sp.top_k);
+    put_num(k, sp.repetition_penalty);
     k += std::to_string(sp.seed) + ";";
     put_num(k, req.max_tokens);
     for (const std::string &s : req.stop_strings) put(k, s);

@@ -299,6 +299,15 @@ DecodeStatus decode_request_body(const std::string &body, const RequestArena &ar
     req.sampling.temperature = float(temperature);
     req.sampling.top_p = float(top_p);
     req.sampling.top_k = int(top_k);
+    if (kind == TaskKind::CHAT) {
+        // Chat settings the client left out come from the model's
+        // generation_config.json (vLLM's and transformers' behaviour);
+        // tasks keep their own: greedy unless asked.
+        req.from_model.temperature = !json_object_get(o, "temperature");
+        req.from_model.top_p = !json_object_get(o, "top_p");
+        req.from_model.top_k = !json_object_get(o, "top_k");
+        req.from_model.repetition_penalty = true;
+    }
     req.sampling.seed = uint64_t(seed);
     req.logprobs_top = int(logprobs);
     req.ignore_eos = ignore_eos;

@@ -191,7 +191,7 @@ bool build_prompt_ids(const Tokenizer &tok, const std::vector<ChatMessage> &mess
                       std::vector<int32_t> &ids, std::string &err) {
     ids.clear();
     const std::vector<Segment> segs = render_segments(messages, opt);
-    const int32_t image_id = tok.token_id("<|image|>");
+    const int32_t image_id = opt.image_token_id >= 0 ? opt.image_token_id : tok.token_id("<|image|>");
     std::string pending;   // text between template tokens
     auto flush = [&] {
         if (pending.empty()) return;

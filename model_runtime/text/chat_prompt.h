@@ -23,8 +23,12 @@ struct ChatMessage {
 };
 
 struct ChatOptions {
-    bool enable_thinking       = false;   // our tasks run with thinking off
-    bool add_generation_prompt = true;
+    bool    enable_thinking       = false;   // our tasks run with thinking off
+    bool    add_generation_prompt = true;
+    // The id image placeholders expand to: the model's config.json
+    // image_token_id (what its embedding step looks for); -1: the
+    // tokenizer's <|image|>. load-time checks make the two agree.
+    int32_t image_token_id        = -1;
 };
 
 // The rendered template text with one <|image|> per image (not yet expanded).

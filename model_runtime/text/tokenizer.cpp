@@ -13,10 +13,13 @@
 
 #include <jansson.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
@@ -75,7 +78,10 @@ struct Tokenizer::Impl {
     std::vector<uint8_t>     special_by_id;
     std::unique_ptr<TokRegex> word_char;   // Rust regex `\w`
 
+    int32_t            eos_id = -1;
+
     bool load_added(const json_t *list, std::string &err);
+    bool add_token(AddedToken tok, std::string &err);
     bool load_decoder(const json_t *node, std::string &err);
     void build_tables();
 
@@ -148,7 +154,26 @@ bool Tokenizer::Impl::load_decoder(const json_t *node, std::string &err) {
     return false;
 }
 
+// One token from tokenizer_config.json: kept as it is when its text is known
+// already, else added (with its vocab id when the BPE has the text, as
+// `tokenizers` does, else the next free id).
+bool Tokenizer::Impl::add_token(AddedToken tok, std::string &err) {
+    if (tok.content.empty() || added_by_content.count(tok.content)) return true;
+    int32_t id = model.find(tok.content);
+    if (id < 0) {
+        id = model.id_limit();
+        for (const auto &[known, t] : added_by_id) id = std::max(id, known + 1);
+    }
+    if (id >= (int32_t{1} << 24)) { err = "token \"" + tok.content + "\" gets an id out of range"; return false; }
+    added_by_content[tok.content] = id;
+    if (tok.special) special_contents.insert(tok.content);
+    added_by_id[id] = std::move(tok);
+    return true;
+}
+
 void Tokenizer::Impl::build_tables() {
+    for (auto *table : {&raw_by_first, &normalized_by_first})
+        for (auto &bucket : *table) bucket.clear();
     int32_t limit = model.id_limit();
     for (const auto &[id, tok] : added_by_id) limit = std::max(limit, id + 1);
     bytes_by_id.assign(static_cast<size_t>(limit), std::string());
@@ -293,6 +318,111 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string &path, std::string 
     im.build_tables();
     return tok;
 }
+
+namespace {
+
+// A special-token value: a string, or {"content": "..."} (older files).
+const char *token_text(const json_t *v) {
+    if (json_is_string(v)) return json_string_value(v);
+    if (json_is_object(v) && json_is_string(json_object_get(v, "content")))
+        return json_string_value(json_object_get(v, "content"));
+    return nullptr;
+}
+
+}  // namespace
+
+bool Tokenizer::apply_config(const std::string &path, std::string &err) {
+    std::string bytes;
+    if (!read_file(path, bytes, err)) return false;
+    json_error_t jerr;
+    json_t *root = json_loadb(bytes.data(), bytes.size(), 0, &jerr);
+    if (!root) {
+        err = path + ": invalid JSON: " + jerr.text + " (line " + std::to_string(jerr.line) + ")";
+        return false;
+    }
+    Impl &im = *impl_;
+    std::string why;
+    bool ok = json_is_object(root);
+    if (!ok) why = "top level is not an object";
+
+    const json_t *decoder = ok ? json_object_get(root, "added_tokens_decoder") : nullptr;
+    if (ok && decoder && !json_is_null(decoder)) {
+        std::vector<std::pair<long, const json_t *>> entries;
+        const char *key;
+        json_t *v;
+        json_object_foreach(const_cast<json_t *>(decoder), key, v) {
+            char *end = nullptr;
+            const long id = std::strtol(key, &end, 10);
+            if (!json_is_object(v) || end == key || *end != '\0' || id < 0) {
+                why = std::string("added_tokens_decoder[\"") + key + "\"] is not an id with a token object";
+                ok = false;
+                break;
+            }
+            entries.emplace_back(id, v);
+        }
+        std::sort(entries.begin(), entries.end(),
+                  [](const auto &a, const auto &b) { return a.first < b.first; });
+        for (size_t i = 0; ok && i < entries.size(); ++i) {
+            const json_t *t = entries[i].second;
+            const char *content = token_text(t);
+            if (!content) { why = "added_tokens_decoder entry without \"content\""; ok = false; break; }
+            AddedToken tok;
+            tok.content = content;
+            tok.special = json_is_true(json_object_get(t, "special"));
+            tok.normalized = !tok.special;
+            const std::pair<const char *, bool *> flags[] = {
+                {"single_word", &tok.single_word}, {"lstrip", &tok.lstrip}, {"rstrip", &tok.rstrip},
+                {"normalized", &tok.normalized}};
+            for (const auto &[name, dst] : flags)
+                if (json_is_boolean(json_object_get(t, name))) *dst = json_is_true(json_object_get(t, name));
+            ok = im.add_token(std::move(tok), why);
+        }
+    }
+    auto add_special = [&](const char *text) {
+        AddedToken tok;
+        tok.content = text;
+        tok.special = true;
+        tok.normalized = false;
+        return im.add_token(std::move(tok), why);
+    };
+    for (const char *attr : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token",
+                             "cls_token", "mask_token"}) {
+        if (!ok) break;
+        if (const char *text = token_text(json_object_get(root, attr))) ok = add_special(text);
+    }
+    const json_t *extra = ok ? json_object_get(root, "extra_special_tokens") : nullptr;
+    if (ok && json_is_array(extra)) {
+        for (size_t i = 0; ok && i < json_array_size(extra); ++i)
+            if (const char *text = token_text(json_array_get(extra, i))) ok = add_special(text);
+    } else if (ok && json_is_object(extra)) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(const_cast<json_t *>(extra), key, v) {
+            const char *text = token_text(v);
+            if (ok && text) ok = add_special(text);
+        }
+    }
+    if (ok) {
+        const char *eos = token_text(json_object_get(root, "eos_token"));
+        im.eos_id = eos ? token_id(eos) : -1;
+        im.build_tables();
+    }
+    json_decref(root);
+    if (!ok) err = path + ": " + why;
+    return ok;
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::load_dir(const std::string &dir, std::string &err) {
+    std::unique_ptr<Tokenizer> tok = load(dir + "/tokenizer.json", err);
+    if (!tok) return nullptr;
+    const std::string cfg = dir + "/tokenizer_config.json";
+    struct stat st;
+    if (::stat(cfg.c_str(), &st) != 0 && errno == ENOENT) return tok;   // optional, as for transformers
+    if (!tok->apply_config(cfg, err)) return nullptr;
+    return tok;
+}
+
+int32_t Tokenizer::eos_token_id() const { return impl_->eos_id; }
 
 std::vector<int32_t> Tokenizer::encode(const std::string &text, bool parse_special) const {
     const Impl &im = *impl_;

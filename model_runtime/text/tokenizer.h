@@ -17,6 +17,20 @@ public:
     // tokenizer.json is untrusted: a malformed file gives false and a reason.
     static std::unique_ptr<Tokenizer> load(const std::string &path,
                                            std::string &err);
+    // A model directory's tokenizer as transformers 5.23's AutoTokenizer
+    // loads it: tokenizer.json, then tokenizer_config.json when present
+    // (apply_config). special_tokens_map.json and the legacy
+    // additional_special_tokens key are not read (transformers 5.23 ignores
+    // them too).
+    static std::unique_ptr<Tokenizer> load_dir(const std::string &dir,
+                                               std::string &err);
+    // Adds what tokenizer_config.json declares and tokenizer.json lacks, in
+    // transformers' order: added_tokens_decoder entries (by id; the id in the
+    // file is not kept, new tokens are numbered after the vocabulary), then
+    // the special-token attributes bos, eos, unk, sep, pad, cls, mask, then
+    // extra_special_tokens (a list, or a dict of name -> token). Tokens
+    // already present keep their id and flags. Records eos_token.
+    bool apply_config(const std::string &path, std::string &err);
 
     // Encodes text without adding BOS or template tokens. Special-token text
     // inside `text` becomes the special token when `parse_special` (prompt
@@ -28,6 +42,8 @@ public:
     std::string token_bytes(int32_t id) const;
     bool is_special(int32_t id) const;
     int32_t vocab_size() const;
+    // tokenizer_config.json's eos_token as an id, or -1.
+    int32_t eos_token_id() const;
 
 private:
     Tokenizer();

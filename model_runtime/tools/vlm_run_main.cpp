@@ -12,6 +12,7 @@
 #include "text/tokenizer.h"
 #include "util/utf8.h"
 #include "backend/registry.h"
+#include "tools/check_model.h"
 #include "tools/cuda_selftest.h"
 
 #include <jansson.h>
@@ -36,6 +37,7 @@ const char *const usage =
     "               [--seed S] [--stop TEXT]... [--logprobs K] [--think] [--json]\n"
     "               [--backend cpu|cuda|cuda-emu] [--threads N]\n"
     "       vlm-run --model DIR --backend cuda|cuda-emu --selftest\n"
+    "       vlm-run --check-model DIR [--backend NAME]\n"
     "       vlm-run --daemon SOCKET --prompt TEXT [same request options]\n"
     "       vlm-run --daemon SOCKET --stats\n"
     "\n"
@@ -44,9 +46,12 @@ const char *const usage =
     "  --prompt TEXT      the user's message (images come before it)\n"
     "  --system TEXT      optional system message\n"
     "  --max-tokens N     tokens to generate at most (default 256)\n"
-    "  --temperature T    0 = greedy (default), else sample\n"
-    "  --top-p P          nucleus sampling mass in (0, 1] (default 1)\n"
-    "  --top-k K          sample among the K most likely tokens (default off)\n"
+    "  --temperature T    0 = greedy, else sample (default: the model's\n"
+    "                     generation_config.json: its temperature when\n"
+    "                     do_sample is true, else greedy)\n"
+    "  --top-p P          nucleus sampling mass in (0, 1] (default: the model's)\n"
+    "  --top-k K          sample among the K most likely tokens, 0 = off\n"
+    "                     (default: the model's; its repetition_penalty too)\n"
     "  --seed S           random seed for sampling (default 0)\n"
     "  --stop TEXT        stop before this text; repeatable\n"
     "  --logprobs K       report each token's logprob and the top K (0..20)\n"
@@ -54,6 +59,9 @@ const char *const usage =
     "  --json             print one JSON object instead of streaming text\n"
     "  --backend NAME     cpu (default), cuda (GPU build), cuda-emu (CUDA kernels\n"
     "                     on the CPU SIMT emulator; slow, for verification)\n"
+    "  --check-model DIR  check a model directory without running it: files,\n"
+    "                     tensors, token ids, template, tokenizer, memory; exit 0\n"
+    "                     with a report, or 1 with the first problem\n"
     "  --selftest         with a CUDA backend: each kernel and one model step\n"
     "                     against the cpu backend, as a pass/fail table\n"
     "  --threads N        CPU threads (default: all)\n"
@@ -73,12 +81,14 @@ struct Options {
     double                   temperature = 0.0;
     double                   top_p = 1.0;
     long                     top_k = 0;
+    bool                     has_temperature = false, has_top_p = false, has_top_k = false;
     unsigned long long       seed = 0;
     long                     logprobs = -1;
     bool                     think = false;
     bool                     json = false;
     bool                     ignore_eos = false;
     bool                     selftest = false;
+    std::string              check_model_dir;
     std::string              backend = "cpu";
     long                     threads = 0;
     std::string              daemon_socket;
@@ -108,6 +118,8 @@ Options parse_args(int argc, char **argv)
             std::exit(0);
         } else if (a == "--model") {
             o.model_dir = value();
+        } else if (a == "--check-model") {
+            o.check_model_dir = value();
         } else if (a == "--image") {
             o.images.push_back(value());
         } else if (a == "--prompt") {
@@ -129,16 +141,19 @@ Options parse_args(int argc, char **argv)
             if (!vlm::parse_double_in(v, 0.0, 100.0, d))
                 die(2, std::string("--temperature must be a number in [0, 100], got '") + v + "'");
             o.temperature = d;
+            o.has_temperature = true;
         } else if (a == "--top-p") {
             const char *v = value();
             if (!vlm::parse_double_in(v, 0.0, 1.0, d) || d <= 0.0)
                 die(2, std::string("--top-p must be a number in (0, 1], got '") + v + "'");
             o.top_p = d;
+            o.has_top_p = true;
         } else if (a == "--top-k") {
             const char *v = value();
             if (!vlm::parse_long_in(v, 0, 1 << 24, l))
                 die(2, std::string("--top-k must be a non-negative integer, got '") + v + "'");
             o.top_k = l;
+            o.has_top_k = true;
         } else if (a == "--seed") {
             const char *v = value();
             char *end = nullptr;
@@ -179,6 +194,7 @@ Options parse_args(int argc, char **argv)
             die(2, "unknown argument '" + a + "' (see --help)");
         }
     }
+    if (!o.check_model_dir.empty()) return o;
     if (o.stats && o.daemon_socket.empty()) die(2, "--stats needs --daemon SOCKET");
     if (o.model_dir.empty() && o.daemon_socket.empty())
         die(2, "--model DIR is required (see --help)");
@@ -376,9 +392,10 @@ int run_via_daemon(const Options &o)
     json_object_set_new(body, "messages", messages);
     json_object_set_new(body, "images", images);
     json_object_set_new(body, "max_tokens", json_integer(o.max_tokens));
-    json_object_set_new(body, "temperature", json_real(o.temperature));
-    json_object_set_new(body, "top_p", json_real(o.top_p));
-    json_object_set_new(body, "top_k", json_integer(o.top_k));
+    // Left out when not given: vlmd then uses the model's generation_config.json.
+    if (o.has_temperature) json_object_set_new(body, "temperature", json_real(o.temperature));
+    if (o.has_top_p) json_object_set_new(body, "top_p", json_real(o.top_p));
+    if (o.has_top_k) json_object_set_new(body, "top_k", json_integer(o.top_k));
     json_object_set_new(body, "seed", json_integer(json_int_t(o.seed & 0x7fffffffffffffffULL)));
     json_object_set_new(body, "logprobs", json_integer(o.logprobs));
     json_object_set_new(body, "ignore_eos", json_boolean(o.ignore_eos));
@@ -466,11 +483,28 @@ int run_via_daemon(const Options &o)
     return 0;
 }
 
+// --check-model: the report on stdout; the first problem also as the one
+// line on stderr, exit 1.
+int run_check_model(const Options &o)
+{
+    std::string err;
+    vlm::BackendOptions bopt;
+    bopt.n_threads = 1;
+    if (!vlm::make_backend(o.backend, bopt, err)) die(2, err);
+    const vlm::ModelCheckReport r = vlm::check_model_dir(o.check_model_dir, o.backend);
+    for (const auto &line : r.lines) std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+    if (!r.ok) die(1, r.problem);
+    std::printf("model directory is usable\n");
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv)
 {
     Options opt = parse_args(argc, argv);
+    if (!opt.check_model_dir.empty()) return run_check_model(opt);
     if (opt.stats) return run_stats(opt);
     if (!opt.daemon_socket.empty()) return run_via_daemon(opt);
     std::string err;
@@ -480,6 +514,10 @@ int main(int argc, char **argv)
     req.sampling.temperature = float(opt.temperature);
     req.sampling.top_p = float(opt.top_p);
     req.sampling.top_k = int(opt.top_k);
+    req.from_model.temperature = !opt.has_temperature;
+    req.from_model.top_p = !opt.has_top_p;
+    req.from_model.top_k = !opt.has_top_k;
+    req.from_model.repetition_penalty = true;
     req.sampling.seed = opt.seed;
     req.stop_strings = opt.stops;
     req.logprobs_top = int(opt.logprobs);
@@ -511,7 +549,7 @@ int main(int argc, char **argv)
     if (!backend) die(2, err);
     // Each kernel and one model step against the cpu backend: a pass/fail table.
     if (opt.selftest) return vlm::run_cuda_selftest(*backend, opt.model_dir);
-    auto tok = vlm::Tokenizer::load(opt.model_dir + "/tokenizer.json", err);
+    auto tok = vlm::Tokenizer::load_dir(opt.model_dir, err);
     if (!tok) die(1, err);
     std::unique_ptr<vlm::Model> model;
     if (!vlm::load_model(opt.model_dir, *backend, model, err)) die(1, err);

@@ -13,6 +13,7 @@
 #include "text/tokenizer.h"
 #include "serve/vlmd_config.h"
 #include "backend/registry.h"
+#include "tools/check_model.h"
 
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -136,7 +137,12 @@ int main(int argc, char **argv)
     bopt.n_threads = int(threads);
     std::unique_ptr<vlm::Backend> backend = vlm::make_backend(backend_name, bopt, err);
     if (!backend) die(2, err);
-    auto tok = vlm::Tokenizer::load(model_dir + "/tokenizer.json", err);
+    // The directory is checked before anything is loaded: a broken one stops
+    // vlmd with the first problem as its one-line reason.
+    const vlm::ModelCheckReport check = vlm::check_model_dir(model_dir, backend_name);
+    if (!check.ok) die(1, "model check: " + check.problem);
+    vlm::log_event("info", "model_check", {{"model", model_dir}, {"summary", check.summary}});
+    auto tok = vlm::Tokenizer::load_dir(model_dir, err);
     if (!tok) die(1, err);
     std::unique_ptr<vlm::Model> model;
     if (!vlm::load_model(model_dir, *backend, model, err)) die(1, err);

@@ -7,6 +7,8 @@ Parts (run in this order; `--only` runs a subset):
   images     tests/fixtures/images/*, tests/fixtures/preprocess/{cases.json,golden.safetensors}
   tokenizer  tests/fixtures/tokenizer/*
   models     tests/fixtures/models/<name>/ (+ golden/)
+  transparency  make_transparency.py: colour-key and alpha images, preprocess/transparency/,
+             models/tiny-flash/golden-transparency/ (needs the models part's tiny-flash)
 """
 import argparse
 import json
@@ -379,7 +381,7 @@ def make_preprocess_golden(image_list):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", nargs="*", default=["images", "tokenizer", "models"])
+    ap.add_argument("--only", nargs="*", default=["images", "tokenizer", "models", "transparency"])
     args = ap.parse_args()
     random.seed(SEED)
     np.random.seed(SEED)
@@ -397,6 +399,9 @@ def main():
     if "models" in args.only:
         from make_models import make_model_fixtures
         make_model_fixtures(FIX)
+    if "transparency" in args.only:
+        from make_transparency import make_transparency_fixtures
+        make_transparency_fixtures()
     for dirpath, _, files in os.walk(FIX):   # save_pretrained writes 0600 files
         for f in files:
             os.chmod(os.path.join(dirpath, f), 0o644)

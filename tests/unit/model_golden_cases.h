@@ -55,11 +55,12 @@ inline bool int_array(const json_t *a, std::vector<int32_t> &out) {
 
 }  // namespace golden_json
 
-// Loads `model_dir`/golden/cases.json. False with a reason.
+// Appends the cases of `model_dir`/`subdir`/cases.json ("golden", or
+// "golden-transparency" for the colour-key images). False with a reason.
 inline bool load_golden_cases(const std::string &model_dir, std::vector<GoldenCase> &out,
-                              std::string &err) {
+                              std::string &err, const std::string &subdir = "golden") {
     using namespace golden_json;
-    const std::string path = model_dir + "/golden/cases.json";
+    const std::string path = model_dir + "/" + subdir + "/cases.json";
     json_error_t jerr;
     json_t *root = json_load_file(path.c_str(), 0, &jerr);
     if (!root) {
@@ -68,6 +69,7 @@ inline bool load_golden_cases(const std::string &model_dir, std::vector<GoldenCa
     }
     const json_t *cases = json_is_array(root) ? root : field(root, {"cases"});
     bool ok = json_is_array(cases) && json_array_size(cases) > 0;
+    const size_t first = out.size();
     for (size_t i = 0; ok && i < json_array_size(cases); ++i) {
         const json_t *c = json_array_get(cases, i);
         GoldenCase g;
@@ -108,7 +110,7 @@ inline bool load_golden_cases(const std::string &model_dir, std::vector<GoldenCa
         }
         out.push_back(std::move(g));
     }
-    if (ok && out.empty()) {
+    if (ok && out.size() == first) {
         err = path + ": no cases";
         ok = false;
     } else if (!ok && err.empty()) {

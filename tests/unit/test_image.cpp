@@ -206,14 +206,18 @@ END_TEST
 START_TEST(model_goldens_pixel_values) {
     const std::string fx = fixtures_dir();
     int n_checked = 0;
-    for (const char *model : {"tiny-flash", "tiny-alt", "tiny-flash-bf16"}) {
+    // golden-transparency: the colour-key and alpha images (make_transparency.py).
+    const std::pair<const char *, const char *> sets[] = {
+        {"tiny-flash", "golden"}, {"tiny-alt", "golden"}, {"tiny-flash-bf16", "golden"},
+        {"tiny-flash", "golden-transparency"}};
+    for (const auto &[model, golden_dir] : sets) {
         const std::string dir = fx + "/models/" + model;
         PreprocessorConfig pp;
         std::string err;
         ck_assert_msg(load_preprocessor_config(dir + "/preprocessor_config.json", pp, err), "%s", err.c_str());
         json_error_t jerr;
-        json_t *root = json_load_file((dir + "/golden/cases.json").c_str(), 0, &jerr);
-        ck_assert_msg(root, "%s: %s", model, jerr.text);
+        json_t *root = json_load_file((dir + "/" + golden_dir + "/cases.json").c_str(), 0, &jerr);
+        ck_assert_msg(root, "%s/%s: %s", model, golden_dir, jerr.text);
         size_t i;
         json_t *c;
         json_array_foreach(json_object_get(root, "cases"), i, c) {
@@ -254,7 +258,82 @@ START_TEST(model_goldens_pixel_values) {
         }
         json_decref(root);
     }
-    ck_assert_msg(n_checked >= 4, "only %d pixel_values goldens checked", n_checked);
+    ck_assert_msg(n_checked >= 8, "only %d pixel_values goldens checked", n_checked);
+}
+END_TEST
+
+// Colour keys and alpha channels (tests/fixtures/preprocess/transparency/):
+// Pillow keeps a PNG tRNS key / GIF transparent index through
+// convert("RGB") and the processor composites that colour onto white; alpha
+// channels are dropped. Decoded + composite_colour_key_on_white must equal
+// the processor's RGB view exactly, the key must be reported exactly when
+// Pillow kept one, and the processor's resize must agree to one step.
+START_TEST(transparency_fixtures_match_reference) {
+    const std::string fx = fixtures_dir();
+    const std::string dir = fx + "/preprocess/transparency";
+    json_error_t jerr;
+    json_t *root = json_load_file((dir + "/cases.json").c_str(), 0, &jerr);
+    ck_assert_msg(root, "transparency/cases.json: %s", jerr.text);
+    const PreprocessorConfig pp = config_from_cases(json_object_get(root, "header"));
+    SafetensorsSet golden;
+    std::string err;
+    ck_assert_msg(golden.open_file(dir + "/golden.safetensors", err), "%s", err.c_str());
+    size_t i;
+    json_t *c;
+    int n_keyed = 0, n_cases = 0;
+    json_array_foreach(json_object_get(root, "cases"), i, c) {
+        const std::string stem = string_field(c, "stem"), file = string_field(c, "file");
+        RgbImage img;
+        ck_assert_msg(decode_image_file(fx + "/images/" + file, ImageLimits{}, img, err), "%s", err.c_str());
+        const bool pil_key = !json_is_null(json_object_get(c, "colour_key"));
+        ck_assert_msg(img.has_colour_key == pil_key, "%s: colour key %s, Pillow %s", file.c_str(),
+                      img.has_colour_key ? "found" : "not found", pil_key ? "kept one" : "kept none");
+        RgbImage view = img;
+        composite_colour_key_on_white(view);
+        ck_assert(!view.has_colour_key);
+        long turned_white = 0;
+        for (size_t k = 0; k < img.rgb.size(); k += 3)
+            turned_white += std::memcmp(&img.rgb[k], &view.rgb[k], 3) != 0;
+        RgbImage ref;
+        ck_assert_msg(decode_image_file(dir + "/" + string_field(c, "decoded_png"), ImageLimits{}, ref, err), "%s",
+                      err.c_str());
+        ck_assert_msg(ref.width == view.width && ref.height == view.height, "%s: %dx%d, reference %dx%d",
+                      file.c_str(), view.width, view.height, ref.width, ref.height);
+        long n_diff = 0;
+        for (size_t k = 0; k < view.rgb.size(); ++k) n_diff += view.rgb[k] != ref.rgb[k];
+        int rh = 0, rw = 0;
+        ck_assert_msg(smart_resize(view.height, view.width, pp, rh, rw, err), "%s", err.c_str());
+        const RgbImage resized = resize_bicubic(view, rw, rh);
+        const TensorView *rv = golden.find(stem + ".resized");
+        ck_assert_msg(rv && rv->numel() == int64_t(rh) * rw * 3, "%s.resized missing or %dx%d wrong", stem.c_str(),
+                      rw, rh);
+        int resize_diff = 0;
+        for (size_t k = 0; k < resized.rgb.size(); ++k)
+            resize_diff = std::max(resize_diff, std::abs(int(resized.rgb[k]) -
+                                                         int(std::lround(static_cast<const float *>(rv->data)[k]))));
+        // preprocess_image composites on its own (do_convert_rgb): same grid
+        // and the same first patch as from the composited image.
+        PixelBatch from_decoded, from_view;
+        ck_assert_msg(preprocess_image(img, pp, from_decoded, err) && preprocess_image(view, pp, from_view, err),
+                      "%s", err.c_str());
+        ck_assert_msg(from_decoded.values == from_view.values, "%s: preprocess_image did not apply the key",
+                      file.c_str());
+        printf("  %-18s %-5s key %-13s %5ld px white (Pillow %lld)  decode diff %ld  resized max|d|=%d\n",
+               file.c_str(), string_field(c, "pil_mode").c_str(),
+               img.has_colour_key ? (std::to_string(img.colour_key[0]) + "," + std::to_string(img.colour_key[1]) +
+                                     "," + std::to_string(img.colour_key[2])).c_str() : "-",
+               turned_white, (long long)json_integer_value(json_object_get(c, "pixels_turned_white")), n_diff,
+               resize_diff);
+        ck_assert_msg(turned_white == json_integer_value(json_object_get(c, "pixels_turned_white")),
+                      "%s: %ld pixels turned white, Pillow %lld", file.c_str(), turned_white,
+                      (long long)json_integer_value(json_object_get(c, "pixels_turned_white")));
+        ck_assert_msg(n_diff == 0, "%s: %ld samples differ from the processor's RGB", file.c_str(), n_diff);
+        ck_assert_msg(resize_diff <= 1, "%s: resized differs by %d", file.c_str(), resize_diff);
+        n_keyed += pil_key;
+        ++n_cases;
+    }
+    ck_assert_msg(n_cases >= 12 && n_keyed >= 8, "only %d cases, %d with a key", n_cases, n_keyed);
+    json_decref(root);
 }
 END_TEST
 
@@ -463,6 +542,7 @@ Suite *image_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, fixtures_match_reference);
     tcase_add_test(tc, model_goldens_pixel_values);
+    tcase_add_test(tc, transparency_fixtures_match_reference);
     tcase_add_test(tc, batch_appends_images);
     tcase_add_test(tc, smart_resize_table);
     tcase_add_test(tc, hostile_inputs_refused);

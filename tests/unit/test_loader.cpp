@@ -607,17 +607,38 @@ START_TEST(generation_and_preprocessor_configs)
     std::string dir = make_temp_dir(), err;
     GenerationConfig g;
     ck_assert(load_generation_config(dir + "/generation_config.json", g, err));  // absent
-    ck_assert(g.eos_token_ids.empty() && !g.do_sample && g.top_k == 0);
+    // transformers' global defaults when the file is absent.
+    ck_assert(g.eos_token_ids.empty() && !g.has_eos && !g.file_present && !g.do_sample);
+    ck_assert(g.top_k == 50 && g.temperature == 1.0 && g.top_p == 1.0 && g.repetition_penalty == 1.0);
     write_file(dir + "/generation_config.json",
                "{\"eos_token_id\": [3, 4], \"pad_token_id\": 3, \"do_sample\": true,"
                " \"temperature\": 0.8, \"top_p\": 0.6, \"top_k\": 2, \"max_new_tokens\": 77,"
-               " \"transformers_version\": \"5.23.0\"}");
+               " \"repetition_penalty\": 1.1, \"transformers_version\": \"5.23.0\"}");
     ck_assert_msg(load_generation_config(dir + "/generation_config.json", g, err), "%s",
                   err.c_str());
     ck_assert_uint_eq(g.eos_token_ids.size(), 2);
     ck_assert_int_eq(g.eos_token_ids[1], 4);
     ck_assert(g.do_sample && std::fabs(g.temperature - 0.8) < 1e-12 && g.top_k == 2);
     ck_assert(std::fabs(g.top_p - 0.6) < 1e-12 && g.max_new_tokens == 77 && g.pad_token_id == 3);
+    ck_assert(g.file_present && g.has_eos && std::fabs(g.repetition_penalty - 1.1) < 1e-12);
+    write_file(dir + "/generation_config.json", "{\"repetition_penalty\": 0}");
+    GenerationConfig g3;
+    ck_assert(!load_generation_config(dir + "/generation_config.json", g3, err));
+    ck_assert_contains(err, "generation_config.json: repetition_penalty: must be positive");
+
+    // Which ids end generation: generation_config.json's list when the file
+    // sets one (every id in it, whatever config.json says), else config.json's,
+    // else the tokenizer's eos_token.
+    ModelConfig mc;
+    mc.eos_token_ids = {1, 2};
+    GenerationConfig none, listed;
+    listed.has_eos = true;
+    listed.eos_token_ids = {7, 5, 7};
+    ck_assert(stop_token_ids(mc, listed, 9) == std::vector<int>({5, 7}));
+    ck_assert(stop_token_ids(mc, none, 9) == std::vector<int>({1, 2}));
+    mc.eos_token_ids.clear();
+    ck_assert(stop_token_ids(mc, none, 9) == std::vector<int>({9}));
+    ck_assert(stop_token_ids(mc, none, -1).empty());
     write_file(dir + "/generation_config.json", "{\"eos_token_id\": 9}");
     GenerationConfig g2;
     ck_assert(load_generation_config(dir + "/generation_config.json", g2, err));

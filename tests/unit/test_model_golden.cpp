@@ -11,6 +11,8 @@
 
 #include <check.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -89,12 +91,14 @@ struct Fixture {
     std::unique_ptr<Model>    model;
     std::vector<GoldenCase>   cases;
     SafetensorsSet            golden;
+    SafetensorsSet            golden_transparency;   // tiny-flash's colour-key cases
     bool                      is_bf16 = false;    // bf16 weights
     bool                      bf16_gemm = false;  // activations rounded in big GEMMs
     std::map<std::string, std::unique_ptr<SafetensorsSet>> pixel_files;
 
     const TensorView *tensor(const std::string &name, int64_t rows, int64_t cols) const {
         const TensorView *t = golden.find(name);
+        if (!t) t = golden_transparency.find(name);
         ck_assert_msg(t != nullptr, "golden tensor %s missing", name.c_str());
         ck_assert_msg(t->dtype == DType::F32 && t->numel() == rows * cols,
                       "golden tensor %s: want f32 %lldx%lld", name.c_str(),
@@ -121,6 +125,12 @@ void load_fixture(const char *name, bool bf16_gemm, Fixture &f) {
     ck_assert_msg(load_golden_cases(dir, f.cases, err), "%s", err.c_str());
     ck_assert_msg(f.golden.open_file(dir + "/golden/golden.safetensors", err), "%s",
                   err.c_str());
+    struct stat st;
+    if (stat((dir + "/golden-transparency/cases.json").c_str(), &st) == 0) {
+        ck_assert_msg(load_golden_cases(dir, f.cases, err, "golden-transparency"), "%s", err.c_str());
+        ck_assert_msg(f.golden_transparency.open_file(dir + "/golden-transparency/golden.safetensors", err),
+                      "%s", err.c_str());
+    }
     f.is_bf16 = fixture_is_bf16(dir);
     BackendOptions opt;
     f.backend = make_cpu_backend_isa(opt, cpu_best_isa(), bf16_gemm, err);

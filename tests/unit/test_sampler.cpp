@@ -2,6 +2,7 @@
 // generation a user sees directly (same seed -> same text, stop strings never
 // leak into the stream, top_k/top_p never pick an excluded token).
 #include "generate/generate.h"
+#include "generate/request.h"
 #include "generate/sampler.h"
 #include "util/utf8.h"
 
@@ -65,6 +66,62 @@ START_TEST(top_k_and_top_p_exclude_the_tail)
 }
 END_TEST
 
+// transformers' RepetitionPenaltyLogitsProcessor: seen ids (prompt and
+// generated) have positive logits divided, negative ones multiplied, before
+// greedy or sampling; the penalty also applies to greedy decoding.
+START_TEST(repetition_penalty_as_transformers)
+{
+    std::vector<float> l{2.0f, 1.9f, -0.5f, -0.6f};
+    SamplingParams p;
+    p.repetition_penalty = 1.1f;
+    Sampler s(p);
+    s.set_context({0});
+    ck_assert_int_eq(s.sample(l.data(), 4), 1);   // 2.0 / 1.1 = 1.82 < 1.9
+    ck_assert_int_eq(s.sample(l.data(), 4), 0);   // 1 chosen, now penalised too: 1.82 > 1.73
+    // Negative logits are multiplied: -0.5 * 1.1 = -0.55 > -0.6 still.
+    std::vector<float> neg{-0.5f, -0.52f};
+    Sampler n(p);
+    n.set_context({0});
+    ck_assert_int_eq(n.sample(neg.data(), 2), 1);   // -0.55 < -0.52
+    // Off (1.0): the prompt does not matter.
+    SamplingParams off;
+    Sampler o(off);
+    o.set_context({0});
+    ck_assert_int_eq(o.sample(l.data(), 4), 0);
+}
+END_TEST
+
+// Chat settings a client leaves out come from generation_config.json, field
+// by field as transformers merges generate() kwargs; given ones stay.
+START_TEST(generation_defaults_fill_what_the_client_left_out)
+{
+    GenerationConfig gen;                       // file: do_sample true, temperature 0.8, top_p 0.6
+    gen.do_sample = true;
+    gen.temperature = 0.8;
+    gen.top_p = 0.6;                            // top_k absent: transformers' 50
+    gen.repetition_penalty = 1.1;
+    ChatRequest req;
+    req.sampling.temperature = 0.3f;            // given by the client
+    req.from_model = {false, true, true, true};
+    apply_generation_defaults(gen, req);
+    ck_assert(req.sampling.temperature == 0.3f && req.sampling.top_p == 0.6f);
+    ck_assert(req.sampling.top_k == 50 && req.sampling.repetition_penalty == 1.1f);
+    ck_assert(!req.from_model.any());
+    apply_generation_defaults(gen, req);        // idempotent
+    ck_assert(req.sampling.temperature == 0.3f);
+
+    ChatRequest all;
+    all.from_model = {true, true, true, true};
+    ck_assert(resolved_sampling(gen, all).temperature == 0.8f);
+    gen.do_sample = false;                      // greedy: temperature/top_k/top_p unused
+    const SamplingParams g = resolved_sampling(gen, all);
+    ck_assert(g.temperature == 0.0f && g.top_k == 0 && g.top_p == 1.0f && g.repetition_penalty == 1.1f);
+    ChatRequest task;                           // tasks: nothing from the model
+    task.sampling.temperature = 0.0f;
+    ck_assert(resolved_sampling(gen, task).repetition_penalty == 1.0f);
+}
+END_TEST
+
 START_TEST(logprobs_are_normalised_and_sorted)
 {
     std::vector<float> l{1.0f, 2.0f, 3.0f, 0.5f};
@@ -123,6 +180,8 @@ int main()
     tcase_add_test(tc, greedy_picks_argmax_lowest_id_on_ties);
     tcase_add_test(tc, same_seed_same_tokens_different_seed_differs);
     tcase_add_test(tc, top_k_and_top_p_exclude_the_tail);
+    tcase_add_test(tc, repetition_penalty_as_transformers);
+    tcase_add_test(tc, generation_defaults_fill_what_the_client_left_out);
     tcase_add_test(tc, logprobs_are_normalised_and_sorted);
     tcase_add_test(tc, stop_string_split_across_pieces_never_streams);
     tcase_add_test(tc, utf8_lossy_repairs_only_invalid_bytes);

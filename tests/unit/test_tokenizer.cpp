@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -299,6 +301,53 @@ START_TEST(malformed_files_give_reasons) {
 }
 END_TEST
 
+// tokenizer_config.json as transformers 5.23 applies it (ids checked there):
+// added_tokens_decoder entries by id, then bos/eos/unk/sep/pad/cls/mask, then
+// extra_special_tokens get the next ids; known tokens keep theirs; special
+// ones are skipped in decoding, the others are not.
+START_TEST(tokenizer_config_adds_tokens_as_transformers) {
+    char tmpl[] = "/tmp/vlm_test_tokdir_XXXXXX";
+    ck_assert(mkdtemp(tmpl) != nullptr);
+    const std::string d = tmpl;
+    std::ifstream src(fixture("tokenizer/tokenizer.json"), std::ios::binary);
+    std::ofstream(d + "/tokenizer.json", std::ios::binary) << src.rdbuf();
+    std::ofstream(d + "/tokenizer_config.json") <<
+        "{\"added_tokens_decoder\": {"
+        " \"1600\": {\"content\": \"<|new|>\", \"special\": false, \"normalized\": false},"
+        " \"1464\": {\"content\": \"<|endoftext|>\", \"special\": true},"
+        " \"1501\": {\"content\": \"<|new2|>\", \"special\": true},"
+        " \"1400\": {\"content\": \"<|user|>\", \"special\": true}},"
+        " \"eos_token\": \"<|myeos|>\", \"pad_token\": \"<|endoftext|>\","
+        " \"extra_special_tokens\": [\"<|image|>\", \"<|zzz|>\"]}";
+    std::string err;
+    auto tok = Tokenizer::load_dir(d, err);
+    ck_assert_msg(tok != nullptr, "%s", err.c_str());
+    const std::vector<int32_t> ids = tok->encode("a<|new|>b<|new2|>c<|zzz|>d<|myeos|><|user|>", true);
+    const std::vector<int32_t> want{64, 1501, 65, 1500, 66, 1503, 67, 1502, 1471};
+    ck_assert_msg(ids == want, "ids differ from transformers'");
+    ck_assert_int_eq(tok->vocab_size(), 1504);
+    ck_assert_int_eq(tok->eos_token_id(), 1502);
+    ck_assert(!tok->is_special(1501) && tok->is_special(1500) && tok->is_special(1503));
+    TokenStreamDecoder dec(*tok);
+    std::string text;
+    for (int32_t id : ids) text += dec.push(id);
+    text += dec.finish();
+    ck_assert_str_eq(text.c_str(), "a<|new|>bcd");   // transformers' decode(skip_special_tokens=True)
+
+    // Without tokenizer_config.json: tokenizer.json alone.
+    unlink((d + "/tokenizer_config.json").c_str());
+    tok = Tokenizer::load_dir(d, err);
+    ck_assert(tok && tok->vocab_size() == 1500 && tok->eos_token_id() == -1);
+    // A broken one is refused with its name.
+    std::ofstream(d + "/tokenizer_config.json") << "{\"added_tokens_decoder\": {\"x\": 1}}";
+    ck_assert(Tokenizer::load_dir(d, err) == nullptr);
+    ck_assert_msg(err.find("tokenizer_config.json: added_tokens_decoder") != std::string::npos, "%s", err.c_str());
+    unlink((d + "/tokenizer_config.json").c_str());
+    unlink((d + "/tokenizer.json").c_str());
+    rmdir(d.c_str());
+}
+END_TEST
+
 START_TEST(encode_throughput) {
     auto tok = load_fixture_tokenizer();
     const auto corpus = load_corpus();
@@ -324,6 +373,7 @@ int main() {
     tcase_add_test(tc, stream_decode_holds_split_characters);
     tcase_add_test(tc, special_tokens_and_user_text);
     tcase_add_test(tc, malformed_files_give_reasons);
+    tcase_add_test(tc, tokenizer_config_adds_tokens_as_transformers);
     tcase_add_test(tc, encode_throughput);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

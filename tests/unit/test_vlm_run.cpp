@@ -44,11 +44,12 @@ static std::string ids_text(json_t *arr)
 // With near_tie_logprob_gap > 0, a divergence is accepted where the two
 // candidates are within that gap (bf16 rounding can flip such a choice).
 static void check_model_greedy(const std::string &name, const char *tokens_key,
-                               double near_tie_logprob_gap, const char *backend = "cpu")
+                               double near_tie_logprob_gap, const char *backend = "cpu",
+                               const char *golden_dir = "golden")
 {
     std::string dir = fixtures + "/models/" + name;
     json_error_t jerr;
-    json_t *root = json_load_file((dir + "/golden/cases.json").c_str(), 0, &jerr);
+    json_t *root = json_load_file((dir + "/" + golden_dir + "/cases.json").c_str(), 0, &jerr);
     ck_assert_msg(root != nullptr, "%s: %s", name.c_str(), jerr.text);
     json_t *cases = json_object_get(root, "cases");
     ck_assert_msg(json_array_size(cases) > 0, "%s has no cases", name.c_str());
@@ -128,6 +129,15 @@ START_TEST(greedy_tokens_match_transformers_fp32)
         n++;
     }
     ck_assert_msg(n >= 2, "expected at least two fp32 fixture models, found %d", n);
+}
+END_TEST
+
+// Colour-key images (PNG tRNS, GIF transparency): transformers composites the
+// key colour onto white; with the key ignored none of the 32 tokens agree
+// (greedy_tokens_key_ignored in the same file).
+START_TEST(greedy_tokens_match_transformers_colour_keys)
+{
+    check_model_greedy("tiny-flash", "greedy_tokens", 0.0, "cpu", "golden-transparency");
 }
 END_TEST
 
@@ -369,6 +379,7 @@ int main()
     TCase *golden = tcase_create("golden");
     tcase_set_timeout(golden, 900);
     tcase_add_test(golden, greedy_tokens_match_transformers_fp32);
+    tcase_add_test(golden, greedy_tokens_match_transformers_colour_keys);
     tcase_add_test(golden, greedy_tokens_match_transformers_bf16);
     tcase_add_test(golden, cuda_emu_backend_matches_transformers);
     suite_add_tcase(s, golden);

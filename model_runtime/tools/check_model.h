@@ -1,0 +1,51 @@
+// check_model.h: `vlm-run --check-model DIR` and the same check when vlmd
+// starts. Reads a Hugging Face GLM-4.6V directory the way load_model and the
+// tokenizer do, without running the model: every file present and parseable,
+// every tensor the architecture needs present with the config's shape and a
+// weight dtype (others listed as unexpected), config / tokenizer /
+// generation config agreeing on token ids, the chat template rendering a
+// sample conversation, the tokenizer round-tripping a sample, and the memory
+// the weights and a 4096-token KV cache take on the chosen backend.
+// Stops at the first problem, which is one line naming the file.
+#pragma once
+
+#include "model/model_config.h"
+#include "text/chat_prompt.h"
+#include "text/tokenizer.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vlm {
+
+struct ModelCheckReport {
+    bool                     ok = false;
+    std::string              problem;   // first problem, one line (when !ok)
+    std::vector<std::string> lines;     // the readable report, one check per line
+    std::string              summary;   // one line for vlmd's log (when ok)
+    int64_t                  weight_bytes = 0;
+    int64_t                  kv_cache_bytes = 0;   // kKvCheckTokens tokens
+};
+
+constexpr int kKvCheckTokens = 4096;
+
+// Checks `dir` for `backend_name` (cpu, cuda, cuda-emu: only the memory line
+// depends on it). Always fills the report up to the first problem.
+ModelCheckReport check_model_dir(const std::string &dir, const std::string &backend_name);
+
+// The one place --check-model renders the sample conversation: through
+// build_prompt_ids (text/chat_prompt.h), the prompt entry point requests use,
+// so it renders with whatever renderer that uses (the directory's Jinja
+// template once wired there). `rendered` gets the text, `ids` the tokens.
+bool render_sample_conversation(const Tokenizer &tok, const ModelConfig &cfg,
+                                std::string &rendered, std::vector<int32_t> &ids,
+                                std::string &err);
+
+// Structural check of a Jinja chat template until the Jinja renderer is
+// wired in: every {{ }}, {% %} and {# #} closed, block tags (if/for/macro/
+// call/filter/raw/generation, block set) balanced and elif/else inside
+// their blocks. False with "line N: what".
+bool check_template_blocks(const std::string &source, std::string &err);
+
+}  // namespace vlm
