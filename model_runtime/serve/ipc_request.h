@@ -6,7 +6,7 @@
 #pragma once
 
 #include "serve/engine.h"
-#include "tasks/tasks.h"
+#include "tasks/task_request.h"
 
 #include <cstdint>
 #include <memory>

@@ -7,6 +7,7 @@
 #include "serve/ipc_server.h"
 
 #include "ipc/vlm_ipc.h"
+#include "tasks/postprocess.h"
 
 #include <jansson.h>
 

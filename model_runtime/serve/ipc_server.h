@@ -11,7 +11,7 @@
 
 #include "serve/engine.h"
 #include "serve/ipc_request.h"
-#include "tasks/tasks.h"
+#include "tasks/templates.h"
 #include "text/tokenizer.h"
 
 #include <cstdint>

@@ -9,7 +9,7 @@
 #include "serve/engine.h"
 #include "serve/ipc_server.h"
 #include "model/model.h"
-#include "tasks/tasks.h"
+#include "tasks/templates.h"
 #include "text/tokenizer.h"
 #include "serve/vlmd_config.h"
 #include "backend/registry.h"

@@ -58,6 +58,13 @@ bool utf8_valid(const std::string &s)
     return true;
 }
 
+size_t utf8_length(std::string_view s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s.size(); n++) i += utf8::scan(s, i).length;
+    return n;
+}
+
 std::string utf8_lossy(const std::string &s)
 {
     std::string out;

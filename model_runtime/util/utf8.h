@@ -3,8 +3,8 @@
 // Strict, as in RFC 3629: overlongs, surrogates and code points above
 // U+10FFFF are invalid. Ill-formed input is split into "maximal subparts"
 // (Unicode 3.9), the unit that Python's errors="replace" turns into one
-// U+FFFD. The tokenizer (text/tokenizer_utf8.h) and the logger decode
-// through scan().
+// U+FFFD. The tokenizer (text/tokenizer_utf8.h), the task layer's text
+// passes (tasks/) and the logger all decode through scan().
 // Not here: normalisation, Unicode properties (PCRE2 has them).
 #pragma once
 
@@ -37,6 +37,9 @@ ScanResult scan(std::string_view s, size_t i);
 size_t utf8_sequence_length(const unsigned char *s, size_t n);
 
 bool utf8_valid(const std::string &s);
+
+// Code points in `s`; each ill-formed subpart counts as one.
+size_t utf8_length(std::string_view s);
 
 // `s` with every byte that is not part of a valid sequence replaced by U+FFFD
 // (one replacement per byte, so lengths in bytes stay comparable).
