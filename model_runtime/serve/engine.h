@@ -12,6 +12,7 @@
 #pragma once
 
 #include "generate/generate.h"
+#include "generate/request_events.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
 
@@ -43,21 +44,6 @@ struct EngineRequest {
     ChatRequest chat;
     int64_t     deadline_ms = 0;        // steady-clock ms; 0: none
 };
-
-struct EngineEvent {
-    enum Kind : uint8_t { DELTA, DONE, ERROR } kind = DELTA;
-    uint64_t                  request_id = 0;
-    std::string               text;          // DELTA: new text; DONE: whole text
-    std::vector<int32_t>      tokens;        // DELTA: the new token ids
-    std::vector<TokenLogprob> logprobs;      // DELTA: for the new tokens, when asked
-    std::string               finish_reason; // DONE: stop, length, cancelled, deadline
-    int                       prompt_tokens = 0;
-    int                       completion_tokens = 0;
-    int                       error_status = 0;  // ERROR: HTTP-like status (400, 413, 503...)
-    std::string               error;             // ERROR: one-line reason
-};
-
-using EventSink = std::function<void(const EngineEvent &)>;
 
 enum class SubmitStatus : uint8_t { ACCEPTED, QUEUE_FULL, INVALID, DRAINING };
 

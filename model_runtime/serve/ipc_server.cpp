@@ -7,7 +7,7 @@
 #include "serve/ipc_server.h"
 
 #include "ipc/vlm_ipc.h"
-#include "tasks/postprocess.h"
+#include "tasks/task_service.h"
 
 #include <jansson.h>
 
@@ -287,14 +287,13 @@ void copy_field(char *dst, size_t cap, const std::string &src)
 }
 
 // The engine's events for one request, turned into result records.
-EventSink make_sink(Server &s, std::shared_ptr<Conn> conn, uint32_t slot, uint32_t gen,
-                    const DecodedRequest &dec)
+// A task's sink is wrapped by the task layer (tasks/task_service.h) first:
+// it sends no DELTA and one DONE whose text is the whole answer.
+EventSink make_sink(Server &s, std::shared_ptr<Conn> conn, uint32_t slot, uint32_t gen)
 {
-    bool is_task = dec.is_task;
-    ResolvedTask resolved = dec.resolved;
     int64_t start = steady_ms();
     Server *sp = &s;
-    return [sp, conn, slot, gen, is_task, resolved, start](const EngineEvent &ev) {
+    return [sp, conn, slot, gen, start](const EngineEvent &ev) {
         Server &s = *sp;
         if (ev.kind == EngineEvent::DELTA) {
             PendingResult r = make_result(VLM_IPC_RES_DELTA, slot, gen);
@@ -314,11 +313,9 @@ EventSink make_sink(Server &s, std::shared_ptr<Conn> conn, uint32_t slot, uint32
         }
         if (ev.kind == EngineEvent::DONE) {
             PendingResult r = make_result(VLM_IPC_RES_DONE, slot, gen);
-            if (is_task) {
-                r.payload = postprocess_task_output(resolved.kind, resolved.language, ev.text,
-                                                    resolved.max_chars);
-                copy_field(r.entry.language, VLM_IPC_LANGUAGE_LEN,
-                           task_language_name(resolved.language));
+            if (ev.whole_answer) {
+                r.payload = ev.text;
+                copy_field(r.entry.language, VLM_IPC_LANGUAGE_LEN, ev.language);
             }
             r.entry.text_length = uint32_t(r.payload.size());
             r.entry.prompt_tokens = uint32_t(ev.prompt_tokens);
@@ -563,10 +560,14 @@ const char *handle_request(Server &s, const std::shared_ptr<Conn> &cp, const vlm
     RequestArena arena{c.req_arena, c.layout.request_arena_size, c.shm};
     DecodedRequest dec;
     std::string err;
-    DecodeStatus st = decode_request_body(body, arena, s.opt.templates, s.opt.limits, dec, err);
+    DecodeStatus st = decode_request_body(body, arena, s.opt.limits, dec, err);
     s.counters.requests++;
     s.counters.bytes_in += e.body_length;
     if (st == DecodeStatus::PROTOCOL_VIOLATION) return "image region outside the arena";
+    EventSink sink = make_sink(s, cp, e.slot, e.gen);
+    if (st == DecodeStatus::OK && dec.task &&
+        !run_task(s.opt.templates, *dec.task, dec.engine.chat, sink, err))
+        st = DecodeStatus::BAD_REQUEST;
     if (st == DecodeStatus::BAD_REQUEST) {
         s.counters.requests_rejected++;
         emit_error(s, c, e.slot, e.gen, 400, err);
@@ -580,7 +581,6 @@ const char *handle_request(Server &s, const std::shared_ptr<Conn> &cp, const vlm
         std::lock_guard<std::mutex> lk(c.mu);
         c.slots[e.slot].engine_id = id;
     }
-    EventSink sink = make_sink(s, cp, e.slot, e.gen, dec);
     SubmitResult sr = s.engine.submit(std::move(dec.engine), std::move(sink));
     if (sr.status != SubmitStatus::ACCEPTED) {
         s.counters.requests_rejected++;
