@@ -30,42 +30,12 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
 namespace vlm {
-
-void log_event(const char *level, const char *event,
-               std::initializer_list<std::pair<const char *, std::string>> fields)
-{
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    tm t;
-    gmtime_r(&ts.tv_sec, &t);
-    char when[96];
-    std::snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", t.tm_year + 1900,
-                  t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, ts.tv_nsec / 1000000);
-    std::string line = std::string("ts=") + when + " level=" + level + " event=" + event;
-    for (const auto &[k, v] : fields) {
-        line += ' ';
-        line += k;
-        line += '=';
-        bool quote = v.empty() || v.find_first_of(" \"=\t\n") != std::string::npos;
-        if (!quote) {
-            line += v;
-            continue;
-        }
-        line += '"';
-        for (char ch : v) {
-            if (ch == '"' || ch == '\\') line += '\\';
-            line += (ch == '\n' || ch == '\t') ? ' ' : ch;
-        }
-        line += '"';
-    }
-    line += '\n';
-    std::fputs(line.c_str(), stderr);
-}
 
 namespace {
 
@@ -114,7 +84,7 @@ struct Conn {
 
     std::mutex                  mu;                    // everything below
     bool                        dead = false;
-    std::string                 broken;                // set by a producer: close it
+    std::optional<LogWord>      broken;                // set by a producer: close it
     uint64_t                    res_tail = 0, res_arena_pos = 0;
     std::deque<PendingResult>   pending;
     size_t                      pending_bytes = 0;
@@ -126,6 +96,7 @@ struct Server {
     Engine                 &engine;
     const Tokenizer        &tok;
     const IpcServerOptions &opt;
+    Logger                 &log;
     IpcCounters             counters;
     uint64_t                epoch = 0;
     int64_t                 started_ms = 0;
@@ -135,7 +106,8 @@ struct Server {
     std::unordered_map<uint64_t, std::shared_ptr<Conn>> conns;
     bool                    draining = false;
 
-    Server(Engine &e, const Tokenizer &t, const IpcServerOptions &o) : engine(e), tok(t), opt(o) {}
+    Server(Engine &e, const Tokenizer &t, const IpcServerOptions &o, Logger &l)
+        : engine(e), tok(t), opt(o), log(l) {}
 };
 
 enum : uint64_t { KEY_LISTEN = 1, KEY_STOP = 2, KEY_WAKE = 3, KEY_DRAINED = 4 };
@@ -191,7 +163,7 @@ WriteResult write_result(Conn &c, PendingResult &r, bool &doorbell)
 void flush_locked(Server &s, Conn &c)
 {
     bool doorbell = false;
-    while (!c.pending.empty() && c.broken.empty()) {
+    while (!c.pending.empty() && !c.broken) {
         WriteResult w = write_result(c, c.pending.front(), doorbell);
         if (w == WriteResult::FULL) {
             // Tell the client we wait, then look once more: it may have made
@@ -201,7 +173,7 @@ void flush_locked(Server &s, Conn &c)
             w = write_result(c, c.pending.front(), doorbell);
         }
         if (w == WriteResult::BROKEN) {
-            c.broken = "client corrupted the result ring indices";
+            c.broken = LogWord("client corrupted the result ring indices");
             wake(s.wake_fd);
             break;
         }
@@ -216,8 +188,8 @@ void flush_locked(Server &s, Conn &c)
         c.pending.pop_front();
     }
     if (c.pending.empty()) c.blocked_since_ms = 0;
-    if (c.pending_bytes > s.opt.max_pending_result_bytes && c.broken.empty()) {
-        c.broken = "results not read (pending bytes over the limit)";
+    if (c.pending_bytes > s.opt.max_pending_result_bytes && !c.broken) {
+        c.broken = LogWord("results not read (pending bytes over the limit)");
         wake(s.wake_fd);
     }
     if (doorbell) send_msg(c, VLM_IPC_MSG_DOORBELL_RESULT, s.counters);
@@ -286,6 +258,17 @@ void copy_field(char *dst, size_t cap, const std::string &src)
     std::memcpy(dst, src.data(), std::min(cap, src.size()));
 }
 
+// The engine's finish reasons, as log words ("other" for one this list
+// does not know yet).
+LogWord finish_word(const std::string &reason)
+{
+    if (reason == "stop") return "stop";
+    if (reason == "length") return "length";
+    if (reason == "cancelled") return "cancelled";
+    if (reason == "deadline") return "deadline";
+    return "other";
+}
+
 // The engine's events for one request, turned into result records.
 // A task's sink is wrapped by the task layer (tasks/task_service.h) first:
 // it sends no DELTA and one DONE whose text is the whole answer.
@@ -322,18 +305,18 @@ EventSink make_sink(Server &s, std::shared_ptr<Conn> conn, uint32_t slot, uint32
             r.entry.completion_tokens = uint32_t(ev.completion_tokens);
             copy_field(r.entry.finish_reason, VLM_IPC_FINISH_LEN, ev.finish_reason);
             emit(s, *conn, std::move(r));
-            log_event("info", "request_done",
-                      {{"conn", std::to_string(conn->id)}, {"slot", std::to_string(slot)},
-                       {"finish", ev.finish_reason},
-                       {"prompt_tokens", std::to_string(ev.prompt_tokens)},
-                       {"completion_tokens", std::to_string(ev.completion_tokens)},
-                       {"ms", std::to_string(steady_ms() - start)}});
+            s.log.info("request_done", {{"conn", conn->id}, {"slot", slot}, {"id", ev.request_id},
+                                        {"finish", finish_word(ev.finish_reason)},
+                                        {"prompt_tokens", ev.prompt_tokens},
+                                        {"completion_tokens", ev.completion_tokens},
+                                        {"answer_bytes", ev.text.size()}, {"ms", steady_ms() - start}});
             return;
         }
-        log_event("info", "request_error",
-                  {{"conn", std::to_string(conn->id)}, {"slot", std::to_string(slot)},
-                   {"status", std::to_string(ev.error_status)}, {"reason", ev.error}});
-        emit_error(s, *conn, slot, gen, ev.error_status ? ev.error_status : 500, ev.error);
+        // The error's text goes to the client only: it may quote the request.
+        int status = ev.error_status ? ev.error_status : 500;
+        s.log.info("request_error", {{"conn", conn->id}, {"slot", slot}, {"id", ev.request_id},
+                                     {"status", status}, {"ms", steady_ms() - start}});
+        emit_error(s, *conn, slot, gen, status, ev.error);
     };
 }
 
@@ -390,7 +373,7 @@ std::string stats_json(Server &s)
     return out;
 }
 
-void close_conn(Server &s, const std::shared_ptr<Conn> &c, const char *reason, bool protocol_error)
+void close_conn(Server &s, const std::shared_ptr<Conn> &c, LogWord reason, bool protocol_error)
 {
     std::vector<uint64_t> to_cancel;
     {
@@ -412,16 +395,21 @@ void close_conn(Server &s, const std::shared_ptr<Conn> &c, const char *reason, b
         if (id != 0) s.engine.cancel(id);   // frees its KV blocks
     if (protocol_error) s.counters.protocol_errors++;
     s.counters.connections_active--;
-    log_event(protocol_error ? "warn" : "info", "conn_close",
-              {{"conn", std::to_string(c->id)}, {"pid", std::to_string(c->peer_pid)},
-               {"reason", reason}, {"cancelled", std::to_string(to_cancel.size())}});
+    s.log.log(protocol_error ? LogLevel::WARN : LogLevel::INFO, "conn_close",
+              {{"conn", c->id}, {"pid", c->peer_pid}, {"reason", reason}, {"cancelled", to_cancel.size()}});
     s.conns.erase(c->id);
 }
 
 uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
+// The failed step of attach_conn, for the log (errno says the rest).
+struct AttachError {
+    LogWord step;
+    int     err;
+};
+
 // Creates the connection's memfd, writes the layout, seals it and sends it.
-bool attach_conn(Server &s, Conn &c, std::string &err)
+bool attach_conn(Server &s, Conn &c, AttachError &fail)
 {
     const IpcServerOptions &o = s.opt;
     vlm_ipc_shm_header h{};
@@ -445,7 +433,7 @@ bool attach_conn(Server &s, Conn &c, std::string &err)
 
     int fd = memfd_create("vlm-ipc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) {
-        err = std::string("memfd_create: ") + std::strerror(errno);
+        fail = {"memfd_create", errno};
         return false;
     }
     auto shm = std::make_shared<ShmMapping>();
@@ -461,7 +449,7 @@ bool attach_conn(Server &s, Conn &c, std::string &err)
     // Sealed: the client cannot shrink it under us (that would be SIGBUS).
     ok = ok && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0;
     if (!ok) {
-        err = std::string("shared memory: ") + std::strerror(errno);
+        fail = {"shared memory", errno};
         close(fd);
         return false;
     }
@@ -495,9 +483,10 @@ bool attach_conn(Server &s, Conn &c, std::string &err)
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(cm), &fd, sizeof(int));
     ssize_t n = sendmsg(c.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    int send_errno = errno;
     close(fd);   // the client has its copy; our mapping keeps ours
     if (n != ssize_t(sizeof m)) {
-        err = std::string("welcome: ") + std::strerror(errno);
+        fail = {"welcome", send_errno};
         return false;
     }
     c.attached = true;
@@ -514,47 +503,27 @@ void refuse(Conn &c, uint32_t status)
     (void)n;
 }
 
-// Handles one request entry (already copied out of shared memory). Returns
-// a reason when the client broke the protocol.
-const char *handle_request(Server &s, const std::shared_ptr<Conn> &cp, const vlm_ipc_request_entry &e)
+// The log's name for a submitted request's kind.
+LogWord kind_word(const DecodedRequest &dec)
+{
+    if (!dec.task) return "chat";
+    switch (dec.task->kind) {
+    case TaskKind::ALT_TEXT: return "alt_text";
+    case TaskKind::SUMMARY: return "summary";
+    case TaskKind::SEO_DESCRIPTION: return "seo_description";
+    case TaskKind::CHAT: break;
+    }
+    return "chat";
+}
+
+// SUBMIT: decode the body, let the task layer shape a task, submit.
+// Returns a reason when the client broke the protocol (it is then closed).
+std::optional<LogWord> submit(Server &s, const std::shared_ptr<Conn> &cp, const vlm_ipc_request_entry &e)
 {
     Conn &c = *cp;
-    if (e.slot >= c.layout.max_slots) return "request slot out of range";
-    if (e.kind == VLM_IPC_REQ_CANCEL) {
-        uint64_t id = 0;
-        {
-            std::lock_guard<std::mutex> lk(c.mu);
-            const SlotState &st = c.slots[e.slot];
-            if (st.active && st.gen == e.gen) id = st.engine_id;
-        }
-        if (id != 0) s.engine.cancel(id);   // else it already finished: nothing to do
-        return nullptr;
-    }
-    if (e.kind != VLM_IPC_REQ_SUBMIT && e.kind != VLM_IPC_REQ_STATS && e.kind != VLM_IPC_REQ_PING)
-        return "unknown request kind";
-    if (e.gen == 0) return "request generation 0";
-    {
-        std::lock_guard<std::mutex> lk(c.mu);
-        SlotState &st = c.slots[e.slot];
-        if (st.active) return "request slot already in use";
-        st.active = true;
-        st.gen = e.gen;
-        st.engine_id = 0;
-    }
-    if (e.kind == VLM_IPC_REQ_PING) {
-        emit(s, c, make_result(VLM_IPC_RES_PONG, e.slot, e.gen));
-        return nullptr;
-    }
-    if (e.kind == VLM_IPC_REQ_STATS) {
-        PendingResult r = make_result(VLM_IPC_RES_STATS, e.slot, e.gen);
-        r.payload = stats_json(s);
-        r.entry.text_length = uint32_t(r.payload.size());
-        emit(s, c, std::move(r));
-        return nullptr;
-    }
     if (e.body_length == 0 || e.body_length > c.layout.max_body_length ||
         !vlm_ipc_region_ok(e.body_offset, e.body_length, c.layout.request_arena_size))
-        return "request body region outside the arena or over the size limit";
+        return LogWord("request body region outside the arena or over the size limit");
     // One copy of the (small) body: the client may rewrite it at any time.
     std::string body(reinterpret_cast<const char *>(c.req_arena + e.body_offset), size_t(e.body_length));
     RequestArena arena{c.req_arena, c.layout.request_arena_size, c.shm};
@@ -563,15 +532,16 @@ const char *handle_request(Server &s, const std::shared_ptr<Conn> &cp, const vlm
     DecodeStatus st = decode_request_body(body, arena, s.opt.limits, dec, err);
     s.counters.requests++;
     s.counters.bytes_in += e.body_length;
-    if (st == DecodeStatus::PROTOCOL_VIOLATION) return "image region outside the arena";
+    if (st == DecodeStatus::PROTOCOL_VIOLATION) return LogWord("image region outside the arena");
     EventSink sink = make_sink(s, cp, e.slot, e.gen);
     if (st == DecodeStatus::OK && dec.task &&
         !run_task(s.opt.templates, *dec.task, dec.engine.chat, sink, err))
         st = DecodeStatus::BAD_REQUEST;
     if (st == DecodeStatus::BAD_REQUEST) {
         s.counters.requests_rejected++;
+        s.log.debug("request_rejected", {{"conn", c.id}, {"slot", e.slot}, {"status", 400}});
         emit_error(s, c, e.slot, e.gen, 400, err);
-        return nullptr;
+        return std::nullopt;
     }
     for (const auto &im : dec.engine.chat.images) s.counters.bytes_in += im.size;
     uint64_t id = s.next_request_id++;
@@ -581,6 +551,11 @@ const char *handle_request(Server &s, const std::shared_ptr<Conn> &cp, const vlm
         std::lock_guard<std::mutex> lk(c.mu);
         c.slots[e.slot].engine_id = id;
     }
+    s.log.debug("request_start", {{"conn", c.id}, {"slot", e.slot}, {"id", id}, {"kind", kind_word(dec)},
+                                  {"priority", dec.engine.priority == Priority::BULK ? LogWord("bulk")
+                                                                                     : LogWord("interactive")},
+                                  {"images", dec.engine.chat.images.size()},
+                                  {"max_tokens", dec.engine.chat.max_tokens}});
     SubmitResult sr = s.engine.submit(std::move(dec.engine), std::move(sink));
     if (sr.status != SubmitStatus::ACCEPTED) {
         s.counters.requests_rejected++;
@@ -590,30 +565,73 @@ const char *handle_request(Server &s, const std::shared_ptr<Conn> &cp, const vlm
                               ? "queue full; retry after " + std::to_string(sr.retry_after_ms) + " ms"
                           : sr.status == SubmitStatus::DRAINING ? std::string("vlmd is shutting down")
                                                                 : sr.error;
+        s.log.debug("request_rejected", {{"conn", c.id}, {"slot", e.slot}, {"id", id}, {"status", status}});
         emit_error(s, c, e.slot, e.gen, status, msg);
     }
-    return nullptr;
+    return std::nullopt;
+}
+
+// Handles one request entry (already copied out of shared memory). Returns
+// a reason when the client broke the protocol.
+std::optional<LogWord> handle_request(Server &s, const std::shared_ptr<Conn> &cp,
+                                      const vlm_ipc_request_entry &e)
+{
+    Conn &c = *cp;
+    if (e.slot >= c.layout.max_slots) return LogWord("request slot out of range");
+    if (e.kind == VLM_IPC_REQ_CANCEL) {
+        uint64_t id = 0;
+        {
+            std::lock_guard<std::mutex> lk(c.mu);
+            const SlotState &st = c.slots[e.slot];
+            if (st.active && st.gen == e.gen) id = st.engine_id;
+        }
+        if (id != 0) s.engine.cancel(id);   // else it already finished: nothing to do
+        return std::nullopt;
+    }
+    if (e.kind != VLM_IPC_REQ_SUBMIT && e.kind != VLM_IPC_REQ_STATS && e.kind != VLM_IPC_REQ_PING)
+        return LogWord("unknown request kind");
+    if (e.gen == 0) return LogWord("request generation 0");
+    {
+        std::lock_guard<std::mutex> lk(c.mu);
+        SlotState &st = c.slots[e.slot];
+        if (st.active) return LogWord("request slot already in use");
+        st.active = true;
+        st.gen = e.gen;
+        st.engine_id = 0;
+    }
+    if (e.kind == VLM_IPC_REQ_PING) {
+        emit(s, c, make_result(VLM_IPC_RES_PONG, e.slot, e.gen));
+        return std::nullopt;
+    }
+    if (e.kind == VLM_IPC_REQ_STATS) {
+        PendingResult r = make_result(VLM_IPC_RES_STATS, e.slot, e.gen);
+        r.payload = stats_json(s);
+        r.entry.text_length = uint32_t(r.payload.size());
+        emit(s, c, std::move(r));
+        return std::nullopt;
+    }
+    return submit(s, cp, e);
 }
 
 // Reads the request ring until it is empty (re-checking after publishing
 // the head, so no doorbell is lost). Returns a reason on a protocol error.
-const char *drain_requests(Server &s, const std::shared_ptr<Conn> &c)
+std::optional<LogWord> drain_requests(Server &s, const std::shared_ptr<Conn> &c)
 {
     const uint64_t cap = c->layout.request_ring_capacity;
     for (;;) {
         uint64_t tail = vlm_ipc_load_acquire(&c->hdr->request_tail);
-        if (tail - c->req_head > cap) return "request ring tail out of range";
+        if (tail - c->req_head > cap) return LogWord("request ring tail out of range");
         if (tail == c->req_head) {
             vlm_ipc_store_release(&c->hdr->request_head, c->req_head);
             vlm_ipc_fence();
-            if (vlm_ipc_load_acquire(&c->hdr->request_tail) == c->req_head) return nullptr;
+            if (vlm_ipc_load_acquire(&c->hdr->request_tail) == c->req_head) return std::nullopt;
             continue;
         }
         vlm_ipc_request_entry e;
         std::memcpy(&e, &c->req_ring[c->req_head & (cap - 1)], sizeof e);
         c->req_head++;
-        if (const char *why = handle_request(s, c, e)) return why;
-        if (c->dead) return nullptr;
+        if (std::optional<LogWord> why = handle_request(s, c, e)) return why;
+        if (c->dead) return std::nullopt;
     }
 }
 
@@ -632,7 +650,7 @@ void on_conn_readable(Server &s, const std::shared_ptr<Conn> &c)
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         if (n <= 0) {
-            close_conn(s, c, n == 0 ? "client closed" : "socket error", false);
+            close_conn(s, c, n == 0 ? LogWord("client closed") : LogWord("socket error"), false);
             return;
         }
         bool had_fds = false;
@@ -656,16 +674,14 @@ void on_conn_readable(Server &s, const std::shared_ptr<Conn> &c)
                 close_conn(s, c, "bad hello or protocol version", true);
                 return;
             }
-            std::string err;
-            if (!attach_conn(s, *c, err)) {
-                log_event("error", "shm_error", {{"conn", std::to_string(c->id)}, {"reason", err}});
+            AttachError fail{"", 0};
+            if (!attach_conn(s, *c, fail)) {
+                s.log.error("shm_error", {{"conn", c->id}, {"step", fail.step}, {"error", LogErrno{fail.err}}});
                 refuse(*c, 503);
                 close_conn(s, c, "cannot create shared memory", false);
                 return;
             }
-            log_event("info", "conn_open", {{"conn", std::to_string(c->id)},
-                                            {"pid", std::to_string(c->peer_pid)},
-                                            {"shm_bytes", std::to_string(c->layout.shm_size)}});
+            s.log.info("conn_open", {{"conn", c->id}, {"pid", c->peer_pid}, {"shm_bytes", c->layout.shm_size}});
             continue;
         }
         if (m.type != VLM_IPC_MSG_DOORBELL_REQUEST && m.type != VLM_IPC_MSG_RESULT_SPACE) {
@@ -675,9 +691,9 @@ void on_conn_readable(Server &s, const std::shared_ptr<Conn> &c)
         s.counters.doorbells_in++;
     }
     if (!c->attached) return;
-    if (const char *why = drain_requests(s, c)) {
-        log_event("warn", "protocol_error", {{"conn", std::to_string(c->id)}, {"reason", why}});
-        close_conn(s, c, why, true);
+    if (std::optional<LogWord> why = drain_requests(s, c)) {
+        s.log.warn("protocol_error", {{"conn", c->id}, {"reason", *why}});
+        close_conn(s, c, *why, true);
         return;
     }
     std::lock_guard<std::mutex> lk(c->mu);
@@ -717,21 +733,26 @@ bool service_conns(Server &s)
 {
     int64_t now = steady_ms();
     bool waiting = false;
-    std::vector<std::pair<std::shared_ptr<Conn>, std::string>> to_close;
+    struct ToClose {
+        std::shared_ptr<Conn> c;
+        LogWord               why;
+        bool                  protocol_error;
+    };
+    std::vector<ToClose> to_close;
     for (auto &[id, c] : s.conns) {
         std::lock_guard<std::mutex> lk(c->mu);
         if (c->dead || !c->attached) continue;
         if (!c->pending.empty()) flush_locked(s, *c);
-        if (!c->broken.empty()) {
-            to_close.push_back({c, c->broken});
+        if (c->broken) {
+            to_close.push_back({c, *c->broken, true});
         } else if (c->blocked_since_ms && now - c->blocked_since_ms > s.opt.backpressure_timeout_ms) {
-            to_close.push_back({c, "backpressure timeout"});
+            to_close.push_back({c, "backpressure timeout", false});
             s.counters.backpressure_disconnects++;
         } else if (!c->pending.empty()) {
             waiting = true;
         }
     }
-    for (auto &[c, why] : to_close) close_conn(s, c, why.c_str(), why != "backpressure timeout");
+    for (auto &t : to_close) close_conn(s, t.c, t.why, t.protocol_error);
     return waiting;
 }
 
@@ -791,7 +812,7 @@ bool open_listener(Server &s, std::string &err)
 
 }  // namespace
 
-bool run_ipc_server(Engine &engine, const Tokenizer &tok, const IpcServerOptions &opt,
+bool run_ipc_server(Engine &engine, const Tokenizer &tok, const IpcServerOptions &opt, Logger &log,
                     int stop_fd, std::string &err)
 {
     auto is_pow2 = [](uint32_t v) { return v && !(v & (v - 1)); };
@@ -801,7 +822,7 @@ bool run_ipc_server(Engine &engine, const Tokenizer &tok, const IpcServerOptions
         err = "IPC options: ring sizes must be powers of two, slots in [1, 65536], arenas >= 64 KiB";
         return false;
     }
-    Server s(engine, tok, opt);
+    Server s(engine, tok, opt, log);
     s.started_ms = steady_ms();
     while (s.epoch == 0)
         if (getrandom(&s.epoch, sizeof s.epoch, 0) != ssize_t(sizeof s.epoch))
@@ -824,10 +845,8 @@ bool run_ipc_server(Engine &engine, const Tokenizer &tok, const IpcServerOptions
     add(stop_fd, KEY_STOP);
     add(s.wake_fd, KEY_WAKE);
     add(s.drained_fd, KEY_DRAINED);
-    char epoch[24];
-    std::snprintf(epoch, sizeof epoch, "%016llx", (unsigned long long)s.epoch);
-    log_event("info", "listening", {{"socket", opt.socket_path}, {"epoch", epoch},
-                                    {"pid", std::to_string(getpid())}});
+    log.info("listening", {{"socket", OperatorText(opt.socket_path)}, {"epoch", LogHex{s.epoch}},
+                           {"pid", getpid()}});
 
     std::thread drainer;
     bool drained = false, waiting = false;
@@ -845,7 +864,7 @@ bool run_ipc_server(Engine &engine, const Tokenizer &tok, const IpcServerOptions
                 (void)r;
                 if (!s.draining) {
                     s.draining = true;
-                    log_event("info", "drain_start", {{"connections", std::to_string(s.conns.size())}});
+                    log.info("drain_start", {{"connections", s.conns.size()}});
                     epoll_ctl(s.epoll_fd, EPOLL_CTL_DEL, s.listen_fd, nullptr);
                     close(s.listen_fd);
                     s.listen_fd = -1;
@@ -862,7 +881,7 @@ bool run_ipc_server(Engine &engine, const Tokenizer &tok, const IpcServerOptions
                 if (key == KEY_DRAINED && !drained) {
                     drained = true;
                     flush_deadline = steady_ms() + opt.drain_flush_timeout_ms;
-                    log_event("info", "drain_engine_done", {});
+                    log.info("drain_engine_done");
                 }
             } else {
                 auto it = s.conns.find(key);
@@ -887,7 +906,7 @@ bool run_ipc_server(Engine &engine, const Tokenizer &tok, const IpcServerOptions
     close(s.epoll_fd);
     close(s.wake_fd);
     close(s.drained_fd);
-    log_event("info", "stopped", {{"requests", std::to_string(s.counters.requests.load())}});
+    log.info("stopped", {{"requests", s.counters.requests.load()}});
     return true;
 }
 

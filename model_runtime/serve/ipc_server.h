@@ -13,11 +13,10 @@
 #include "serve/ipc_request.h"
 #include "tasks/templates.h"
 #include "text/tokenizer.h"
+#include "util/log.h"
 
 #include <cstdint>
-#include <initializer_list>
 #include <string>
-#include <utility>
 
 namespace vlm {
 
@@ -38,16 +37,11 @@ struct IpcServerOptions {
     std::string          model_name;             // for STATS
 };
 
-// One structured log line on stderr: "ts=... level=... event=... k=v ...".
-// Values with spaces or quotes are quoted. Never pass prompt text or bytes.
-void log_event(const char *level, const char *event,
-               std::initializer_list<std::pair<const char *, std::string>> fields);
-
 // Serves until `stop_fd` (a signalfd, or any fd that becomes readable)
 // fires, then drains: stops accepting, lets running requests finish, flushes
-// results, closes. Returns false with a reason when it cannot start (socket
-// in use, bind failure).
-bool run_ipc_server(Engine &engine, const Tokenizer &tok, const IpcServerOptions &opt,
+// results, closes. Every line it logs goes through `log`. Returns false with
+// a reason when it cannot start (socket in use, bind failure).
+bool run_ipc_server(Engine &engine, const Tokenizer &tok, const IpcServerOptions &opt, Logger &log,
                     int stop_fd, std::string &err);
 
 }  // namespace vlm

@@ -1,8 +1,9 @@
 // vlmd: the model daemon. Loads one model, starts the engine and serves the
 // shared-memory protocol (ipc/vlm_ipc.h) on a unix socket until SIGTERM or
 // SIGINT, then drains: stops accepting, finishes running requests, exits 0.
-// Logs one key=value line per event on stderr (never prompt text or image
-// bytes). Bad flags exit 2, a model or socket that cannot be used exits 1.
+// Logs one key=value line per event on stderr through one Logger at the
+// configured log_level (util/log.h: never prompt text, image bytes or
+// credentials). Bad flags exit 2, a model or socket that cannot be used exits 1.
 // Settings: --config FILE (vlmd_config.h, conf/vlmd.conf) first, then flags
 // override it; the IPC flags below are vlmd_main's own.
 #include "core/backend.h"
@@ -13,6 +14,7 @@
 #include "text/tokenizer.h"
 #include "serve/vlmd_config.h"
 #include "backend/registry.h"
+#include "util/log.h"
 
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -47,9 +49,13 @@ const char *const usage =
     "  --result-arena-mb N      per-connection result arena (default 4)\n"
     "  --backpressure-timeout-ms N  disconnect a client that stops reading (default 10000)\n";
 
+vlm::Logger g_log;   // stderr; the threshold follows log_level once it is read
+
+// Startup errors are about the operator's files and flags (OperatorText),
+// never about a request: none has arrived yet.
 [[noreturn]] void die(int code, const std::string &msg)
 {
-    vlm::log_event("error", "fatal", {{"reason", msg}});
+    g_log.error("fatal", {{"reason", vlm::OperatorText(msg)}});
     std::exit(code);
 }
 
@@ -106,6 +112,7 @@ int main(int argc, char **argv)
         }
     }
     if (!vlm::validate_vlmd_config(cfg, err)) die(2, err);
+    g_log.set_threshold(cfg.log_level);
     iopt.socket_path = cfg.socket_path;
     iopt.limits.max_images = cfg.max_images;
     iopt.limits.max_tokens = cfg.max_tokens_limit;
@@ -114,7 +121,7 @@ int main(int argc, char **argv)
     std::string prompts_dir = cfg.prompts_dir;
     struct stat pst;
     if (!prompts_given && stat(prompts_dir.c_str(), &pst) != 0) {
-        vlm::log_event("warn", "tasks_off", {{"prompts_dir", prompts_dir}, {"reason", "not found"}});
+        g_log.warn("tasks_off", {{"prompts_dir", vlm::OperatorText(prompts_dir)}, {"reason", "not found"}});
         prompts_dir.clear();   // the default directory is optional; an explicit one is not
     }
     long threads = cfg.threads;
@@ -147,14 +154,15 @@ int main(int argc, char **argv)
     }
     std::unique_ptr<vlm::Engine> engine = vlm::start_engine(*model, *tok, eopt, err);
     if (!engine) die(1, err);
-    double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    auto load_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
     iopt.model_name = model_dir.substr(model_dir.find_last_of('/') == std::string::npos
                                            ? 0 : model_dir.find_last_of('/') + 1);
-    vlm::log_event("info", "model_loaded", {{"model", model_dir}, {"backend", backend_name},
-                                            {"load_ms", std::to_string(int64_t(load_ms))},
-                                            {"tasks", iopt.templates ? "on" : "off"}});
+    g_log.info("model_loaded", {{"model", vlm::OperatorText(model_dir)}, {"backend", vlm::OperatorText(backend_name)},
+                                {"load_ms", load_ms.count()},
+                                {"tasks", iopt.templates ? vlm::LogWord("on") : vlm::LogWord("off")},
+                                {"log_level", vlm::OperatorText(vlm::log_level_name(cfg.log_level))}});
 
-    if (!vlm::run_ipc_server(*engine, *tok, iopt, stop_fd, err)) die(1, err);
+    if (!vlm::run_ipc_server(*engine, *tok, iopt, g_log, stop_fd, err)) die(1, err);
     engine.reset();
     close(stop_fd);
     return 0;

@@ -6,7 +6,7 @@
 // (new epoch) serves again with nothing leaked, a hostile client is
 // disconnected without harming others, a client that stops reading is
 // disconnected after the backpressure timeout, SIGTERM drains, a task's
-// answer arrives as one DONE record.
+// answer arrives as one DONE record, log_level filters vlmd's lines.
 #include "run_process.h"
 
 #include "vlm_ipc_client.h"
@@ -798,6 +798,38 @@ START_TEST(task_answers_come_whole)
 }
 END_TEST
 
+// vlmd.conf's log_level decides which lines vlmd writes: at warn a served
+// request leaves no line at all, at debug each request also logs its start.
+START_TEST(log_level_filters_lines)
+{
+    auto serve_one = [&](const char *level) {
+        Daemon dm = start_vlmd("tiny-flash", std::string("level-") + level, {"--log-level", level});
+        vlm_ipc_client *c = try_connect(dm.socket);
+        ck_assert(c != nullptr);
+        uint32_t slot, gen;
+        ck_assert_int_eq(submit_text(c, "log level probe", 4, nullptr, &slot, &gen), VLM_IPC_OK);
+        vlm_ipc_event ev;
+        bool done = false;
+        while (!done) {
+            while (vlm_ipc_next_event(c, &ev)) done = done || ev.final;
+            if (!done) ck_assert_int_ne(vlm_ipc_client_wait(c, 5000), VLM_IPC_CLOSED);
+        }
+        vlm_ipc_client_free(c);
+        ck_assert_int_eq(stop_vlmd(dm), 0);
+        return slurp(dm.log);
+    };
+    std::string warn = serve_one("warn");
+    ck_assert_msg(warn.find("level=info") == std::string::npos && warn.find("level=debug") == std::string::npos,
+                  "log_level warn wrote:\n%s", warn.c_str());
+    std::string debug = serve_one("debug");
+    for (const char *want : {"level=debug event=request_start", "level=info event=request_done",
+                             "level=info event=listening", "log_level=debug"})
+        ck_assert_msg(debug.find(want) != std::string::npos, "log_level debug: no \"%s\" in:\n%s", want,
+                      debug.c_str());
+    ck_assert_msg(debug.find("log level probe") == std::string::npos, "prompt text in the log");
+}
+END_TEST
+
 int main()
 {
     fixtures = env_or_die("VLM_FIXTURES");
@@ -819,6 +851,7 @@ int main()
     tcase_add_test(tc, backpressure_and_drain);
     tcase_add_test(tc, results_written_before_exit_are_delivered);
     tcase_add_test(tc, task_answers_come_whole);
+    tcase_add_test(tc, log_level_filters_lines);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
