@@ -1,11 +1,15 @@
 // ipc_server.h: vlmd's side of the shared-memory protocol (ipc/vlm_ipc.h).
-// One thread runs an epoll loop over the listening socket and every client
+// One thread runs the loop over the listening socket and every client
 // connection: handshake and memfd hand-off, request-ring draining, SUBMIT /
 // CANCEL / STATS / PING, client death (EOF/HUP -> Engine::cancel of its
 // requests), backpressure (results kept in vlmd's memory while a client's
-// result ring or arena is full, disconnect after a timeout) and graceful
-// drain. Engine events are written into the result ring from the engine
-// thread under a per-connection lock.
+// result ring or arena is full, disconnect after a timeout), a heartbeat in
+// shared memory, and graceful drain. The IPC layer moves bytes only: a
+// task's request and answer are shaped by the task layer
+// (tasks/task_service.h), between the request decoder and the engine.
+// Files: poller (epoll, doorbells), ipc_connection (handshake, requests),
+// result_writer (result records, backpressure), ipc_stats (STATS),
+// ipc_request (the SUBMIT body), ipc_server.cpp (the loop and drain).
 // Not here: the engine, model loading and flags (vlmd_main.cpp).
 #pragma once
 
@@ -15,6 +19,7 @@
 #include "text/tokenizer.h"
 #include "util/log.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
