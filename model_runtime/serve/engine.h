@@ -29,7 +29,6 @@ enum class Priority : uint8_t { INTERACTIVE = 0, BULK = 1 };
 struct EngineOptions {
     int     max_batch            = 16;     // sequences decoding together
     int     kv_block_tokens      = 16;     // tokens per KV block
-    int64_t kv_blocks            = 0;      // 0: sized from kv_cache_bytes
     size_t  kv_cache_bytes       = size_t(1) << 30;
     int     prefill_chunk_tokens = kDefaultPrefillChunk;  // prefill work per step
     int     queue_limit_interactive = 64;
@@ -65,7 +64,6 @@ struct EngineMetrics {
     double   ttft_ms_avg = 0, ttft_ms_p99 = 0;
     double   decode_tokens_per_s = 0;      // recent aggregate
     uint64_t steps = 0;                    // forward steps run so far
-    int64_t  kv_blocks_cached = 0;         // idle blocks kept for prefix reuse
 };
 
 class Engine {
