@@ -160,10 +160,10 @@ bool run_ipc_server(Engine &engine, const Tokenizer &tok, const IpcServerOptions
     bool drained = false, waiting = false;
     int64_t last_heartbeat = 0, flush_deadline = 0;
     for (;;) {
-        PollEvent evs[64];
-        int n = s.poller.wait(evs, 64, waiting || drained ? 5 : 1000);
+        uint64_t keys[64];
+        int n = s.poller.wait(keys, 64, waiting || drained ? 5 : 1000);
         for (int i = 0; i < n; i++) {
-            uint64_t key = evs[i].key;
+            uint64_t key = keys[i];
             if (key == KEY_LISTEN) {
                 on_accept(s, listen_fd);
             } else if (key == KEY_STOP) {

@@ -9,11 +9,6 @@
 
 namespace vlm {
 
-struct PollEvent {
-    uint64_t key;
-    uint32_t events;   // EPOLLIN, EPOLLRDHUP, EPOLLHUP, EPOLLERR
-};
-
 class Poller {
 public:
     Poller();                            // check ok()
@@ -25,9 +20,11 @@ public:
     // Readable (and, for sockets, peer hang-up) on `fd` reports `key`.
     void add(int fd, uint64_t key, bool hangup = false);
     void remove(int fd);
-    // Waits up to `timeout_ms` (-1: forever) for at most `max` events.
-    // Returns how many were written to `out` (0 on timeout or EINTR).
-    int wait(PollEvent *out, int max, int timeout_ms);
+    // Waits up to `timeout_ms` (-1: forever) for at most `max` (<= 64) ready
+    // entries and writes their keys to `keys`: readable, hung up or in
+    // error alike (the owner of the key finds out which by reading).
+    // Returns how many (0 on timeout or EINTR).
+    int wait(uint64_t *keys, int max, int timeout_ms);
 
 private:
     int fd_ = -1;
