@@ -529,6 +529,11 @@ ngx_http_vlm_vlmd_handler(ngx_http_request_t *r, void *data,
     switch (ev->kind) {
 
     case NGX_HTTP_VLM_IPC_DELTA:
+        if (ctx->task->kind != NGX_HTTP_VLM_TASK_CHAT) {
+            /* vlmd sends tasks no deltas; one would be appended twice */
+            break;
+        }
+
         if (ev->logprobs != NULL) {
             ngx_http_vlm_add_logprobs(ctx, ev->logprobs);
         }
@@ -549,9 +554,7 @@ ngx_http_vlm_vlmd_handler(ngx_http_request_t *r, void *data,
         }
 
         if (ev->text.len && ctx->task->kind != NGX_HTTP_VLM_TASK_CHAT) {
-            /* tasks: the post-processed answer replaces the deltas */
-            ctx->text->last = ctx->text->pos;
-            ctx->task->stream = 0;
+            /* a task's answer comes whole, post-processed, in its DONE */
             ngx_http_vlm_on_delta(r, ctx, ev->text.data, ev->text.len);
         }
 

@@ -59,12 +59,13 @@
  *    "language": "auto"|"en"|"zh", "title": "...", "text": "...",
  *    "max_chars": N,                                 (tasks)
  *    "max_tokens": N, "temperature": T, "top_p": P, "top_k": K, "seed": S,
- *    "stop": ["..."], "logprobs": -1 (none) | 0..20 (top K),
+ *    "stop": ["..."], "logprobs": -1 (none) | 0..20 (top K; chat only),
  *    "ignore_eos": false, "enable_thinking": false,
  *    "priority": "interactive" | "bulk"}
  *   Image regions must lie inside the request arena. Unknown keys are errors.
  *
- * Results (daemon -> client), one result ring entry each:
+ * Results (daemon -> client), one result ring entry each (a task gets no
+ * DELTA: its post-processed answer comes whole in DONE):
  *   DELTA   payload = text[text_length] int32 tokens[n_tokens] (unaligned,
  *           little endian) then logprobs_length bytes of logprob records:
  *           per token: entry, uint32 n_top, n_top entries; entry = int32 id,

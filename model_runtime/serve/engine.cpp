@@ -184,7 +184,6 @@ public:
         m.running = int(running_.size());
         m.kv_blocks_total = table_.total();
         m.kv_blocks_used = table_.used();
-        m.kv_blocks_cached = table_.cached_idle();
         m.decode_tokens_per_s = decode_rate();
         if (!ttft_.empty()) {
             double sum = 0;
@@ -693,8 +692,7 @@ std::unique_ptr<Engine> start_engine(Model &model, const Tokenizer &tok, const E
     const TextConfig &t = model.config().text;
     const size_t per_block = size_t(t.num_hidden_layers) * 2 * size_t(opt.kv_block_tokens) *
                              size_t(t.num_key_value_heads) * size_t(t.head_dim) * sizeof(float);
-    int64_t n_blocks = opt.kv_blocks;
-    if (n_blocks <= 0) n_blocks = per_block ? int64_t(opt.kv_cache_bytes / per_block) : 0;
+    int64_t n_blocks = per_block ? int64_t(opt.kv_cache_bytes / per_block) : 0;
     if (n_blocks <= 0) {
         err = "engine: kv_cache_bytes " + std::to_string(opt.kv_cache_bytes) +
               " holds no KV block of " + std::to_string(per_block) + " bytes";

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "generate/generate.h"
+#include "generate/request_events.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
 
@@ -28,7 +29,6 @@ enum class Priority : uint8_t { INTERACTIVE = 0, BULK = 1 };
 struct EngineOptions {
     int     max_batch            = 16;     // sequences decoding together
     int     kv_block_tokens      = 16;     // tokens per KV block
-    int64_t kv_blocks            = 0;      // 0: sized from kv_cache_bytes
     size_t  kv_cache_bytes       = size_t(1) << 30;
     int     prefill_chunk_tokens = kDefaultPrefillChunk;  // prefill work per step
     int     queue_limit_interactive = 64;
@@ -43,21 +43,6 @@ struct EngineRequest {
     ChatRequest chat;
     int64_t     deadline_ms = 0;        // steady-clock ms; 0: none
 };
-
-struct EngineEvent {
-    enum Kind : uint8_t { DELTA, DONE, ERROR } kind = DELTA;
-    uint64_t                  request_id = 0;
-    std::string               text;          // DELTA: new text; DONE: whole text
-    std::vector<int32_t>      tokens;        // DELTA: the new token ids
-    std::vector<TokenLogprob> logprobs;      // DELTA: for the new tokens, when asked
-    std::string               finish_reason; // DONE: stop, length, cancelled, deadline
-    int                       prompt_tokens = 0;
-    int                       completion_tokens = 0;
-    int                       error_status = 0;  // ERROR: HTTP-like status (400, 413, 503...)
-    std::string               error;             // ERROR: one-line reason
-};
-
-using EventSink = std::function<void(const EngineEvent &)>;
 
 enum class SubmitStatus : uint8_t { ACCEPTED, QUEUE_FULL, INVALID, DRAINING };
 
@@ -79,7 +64,6 @@ struct EngineMetrics {
     double   ttft_ms_avg = 0, ttft_ms_p99 = 0;
     double   decode_tokens_per_s = 0;      // recent aggregate
     uint64_t steps = 0;                    // forward steps run so far
-    int64_t  kv_blocks_cached = 0;         // idle blocks kept for prefix reuse
 };
 
 class Engine {

@@ -157,8 +157,7 @@ bool parse_messages(json_t *arr, size_t n_images, const RequestLimits &limits,
 }  // namespace
 
 DecodeStatus decode_request_body(const std::string &body, const RequestArena &arena,
-                                 const TaskTemplates *templates, const RequestLimits &limits,
-                                 DecodedRequest &out, std::string &err)
+                                 const RequestLimits &limits, DecodedRequest &out, std::string &err)
 {
     static const std::set<std::string> known = {
         "task", "messages", "images", "language", "title", "text", "max_chars",
@@ -202,6 +201,11 @@ DecodeStatus decode_request_body(const std::string &body, const RequestArena &ar
             if (!vlm_ipc_region_ok(o64, l64, arena.size)) {
                 err = "images[" + std::to_string(i) + "] lies outside the request arena";
                 return DecodeStatus::PROTOCOL_VIOLATION;
+            }
+            if (l64 > limits.image_limits.max_bytes) {
+                err = "an image of " + std::to_string(l64) + " bytes is over the limit of " +
+                      std::to_string(limits.image_limits.max_bytes);
+                return DecodeStatus::BAD_REQUEST;
             }
             ImageBytes b;
             b.data = arena.base + o64;
@@ -273,15 +277,14 @@ DecodeStatus decode_request_body(const std::string &body, const RequestArena &ar
         req.images = std::move(images);
         req.max_tokens = max_tokens > 0 ? int(max_tokens) : 256;
         req.chat.enable_thinking = thinking;
-        out.is_task = false;
-        out.resolved = ResolvedTask{};
+        out.task.reset();
     } else {
-        if (!templates) {
-            err = "task \"" + task + "\" is not available: vlmd has no prompt templates";
-            return DecodeStatus::BAD_REQUEST;
-        }
         if (json_object_get(o, "messages") || thinking) {
             err = "messages and enable_thinking are for chat, not tasks";
+            return DecodeStatus::BAD_REQUEST;
+        }
+        if (logprobs >= 0) {
+            err = "logprobs are for chat: a task's answer is not streamed";
             return DecodeStatus::BAD_REQUEST;
         }
         TaskParams p;
@@ -292,9 +295,7 @@ DecodeStatus decode_request_body(const std::string &body, const RequestArena &ar
         p.max_chars = int(max_chars);
         p.max_tokens = int(max_tokens);
         p.images = std::move(images);
-        if (!build_task_request(*templates, p, req, out.resolved, err))
-            return DecodeStatus::BAD_REQUEST;
-        out.is_task = true;
+        out.task = std::move(p);
     }
     req.sampling.temperature = float(temperature);
     req.sampling.top_p = float(top_p);
@@ -312,12 +313,6 @@ DecodeStatus decode_request_body(const std::string &body, const RequestArena &ar
     req.logprobs_top = int(logprobs);
     req.ignore_eos = ignore_eos;
     req.image_limits = limits.image_limits;
-    for (const auto &im : req.images)
-        if (im.size > limits.image_limits.max_bytes) {
-            err = "an image of " + std::to_string(im.size) + " bytes is over the limit of " +
-                  std::to_string(limits.image_limits.max_bytes);
-            return DecodeStatus::BAD_REQUEST;
-        }
     out.engine.priority = priority == "bulk" ? Priority::BULK : Priority::INTERACTIVE;
     return DecodeStatus::OK;
 }

@@ -1,15 +1,19 @@
 // ipc_request.h: decodes the JSON body of a vlmd SUBMIT (format documented in
-// ipc/vlm_ipc.h) into an EngineRequest. The body is a private copy; image
-// regions point into the client's shared request arena, are checked against
-// it and stay there (ImageBytes::owner keeps the mapping alive).
-// Not here: ring handling and replies (ipc_server.cpp), image decoding.
+// ipc/vlm_ipc.h) into an EngineRequest, and for a task into the task's
+// parameters, which the task layer (tasks/task_service.h) turns into the
+// chat request. The body is a private copy; image regions point into the
+// client's shared request arena, are checked against it and stay there
+// (ImageBytes::owner keeps the mapping alive).
+// Not here: ring handling and replies (ipc_connection.h, result_writer.h),
+// image decoding.
 #pragma once
 
 #include "serve/engine.h"
-#include "tasks/tasks.h"
+#include "tasks/task_request.h"
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace vlm {
@@ -30,9 +34,10 @@ struct RequestLimits {
 };
 
 struct DecodedRequest {
-    EngineRequest engine;
-    bool          is_task = false;    // alt_text / summary / seo_description
-    ResolvedTask  resolved;           // for post-processing and the answer
+    // Chat: complete. Task: priority, sampling, stop strings and image limits
+    // set; messages, images and max_tokens are the task layer's to fill in.
+    EngineRequest             engine;
+    std::optional<TaskParams> task;   // alt_text / summary / seo_description
 };
 
 enum class DecodeStatus { OK, BAD_REQUEST, PROTOCOL_VIOLATION };
@@ -41,7 +46,6 @@ enum class DecodeStatus { OK, BAD_REQUEST, PROTOCOL_VIOLATION };
 // connection). PROTOCOL_VIOLATION: an image region outside the arena, i.e. a
 // client lying about lengths (close the connection). `err` says why.
 DecodeStatus decode_request_body(const std::string &body, const RequestArena &arena,
-                                 const TaskTemplates *templates, const RequestLimits &limits,
-                                 DecodedRequest &out, std::string &err);
+                                 const RequestLimits &limits, DecodedRequest &out, std::string &err);
 
 }  // namespace vlm

@@ -1,23 +1,27 @@
 // ipc_server.h: vlmd's side of the shared-memory protocol (ipc/vlm_ipc.h).
-// One thread runs an epoll loop over the listening socket and every client
+// One thread runs the loop over the listening socket and every client
 // connection: handshake and memfd hand-off, request-ring draining, SUBMIT /
 // CANCEL / STATS / PING, client death (EOF/HUP -> Engine::cancel of its
 // requests), backpressure (results kept in vlmd's memory while a client's
-// result ring or arena is full, disconnect after a timeout) and graceful
-// drain. Engine events are written into the result ring from the engine
-// thread under a per-connection lock.
+// result ring or arena is full, disconnect after a timeout), a heartbeat in
+// shared memory, and graceful drain. The IPC layer moves bytes only: a
+// task's request and answer are shaped by the task layer
+// (tasks/task_service.h), between the request decoder and the engine.
+// Files: poller (epoll, doorbells), ipc_connection (handshake, requests),
+// result_writer (result records, backpressure), ipc_stats (STATS),
+// ipc_request (the SUBMIT body), ipc_server.cpp (the loop and drain).
 // Not here: the engine, model loading and flags (vlmd_main.cpp).
 #pragma once
 
 #include "serve/engine.h"
 #include "serve/ipc_request.h"
-#include "tasks/tasks.h"
+#include "tasks/templates.h"
 #include "text/tokenizer.h"
+#include "util/log.h"
 
+#include <cstddef>
 #include <cstdint>
-#include <initializer_list>
 #include <string>
-#include <utility>
 
 namespace vlm {
 
@@ -38,16 +42,11 @@ struct IpcServerOptions {
     std::string          model_name;             // for STATS
 };
 
-// One structured log line on stderr: "ts=... level=... event=... k=v ...".
-// Values with spaces or quotes are quoted. Never pass prompt text or bytes.
-void log_event(const char *level, const char *event,
-               std::initializer_list<std::pair<const char *, std::string>> fields);
-
 // Serves until `stop_fd` (a signalfd, or any fd that becomes readable)
 // fires, then drains: stops accepting, lets running requests finish, flushes
-// results, closes. Returns false with a reason when it cannot start (socket
-// in use, bind failure).
-bool run_ipc_server(Engine &engine, const Tokenizer &tok, const IpcServerOptions &opt,
+// results, closes. Every line it logs goes through `log`. Returns false with
+// a reason when it cannot start (socket in use, bind failure).
+bool run_ipc_server(Engine &engine, const Tokenizer &tok, const IpcServerOptions &opt, Logger &log,
                     int stop_fd, std::string &err);
 
 }  // namespace vlm

@@ -18,11 +18,19 @@ namespace {
 
 enum class Kind { STRING, INT, SIZE, BOOL, LIST, LEVEL };
 
+// One option: a key of the configuration file and the flag that overrides
+// it (--key-name, or a shorter `flag`). The table is the one list of
+// vlmd's settings: the parser, the flags, --help and the startup
+// description all read it. No two options exclude each other today; checks
+// across keys are in validate_vlmd_config.
 struct Key {
-    const char *name;
+    const char *name;       // file key; flag --name with '-' for '_'
+    const char *flag;       // a shorter flag besides, or nullptr
+    const char *group;      // heading in --help (and in conf/vlmd.conf)
+    const char *metavar;    // what the value is, for --help
     Kind        kind;
     int64_t     min, max;   // INT and SIZE
-    const char *doc;
+    const char *doc;        // one line for --help
     // Setters get a value already parsed to the key's kind.
     void (*set_int)(VlmdConfig &, int64_t);
     void (*set_str)(VlmdConfig &, const std::string &);
@@ -46,64 +54,91 @@ std::string join_list(const std::vector<std::string> &v) {
     return s;
 }
 
-#define INT_KEY(NAME, MIN, MAX, FIELD, DOC)                                                              \
+#define INT_KEY(GROUP, NAME, MIN, MAX, FIELD, DOC)                                                        \
     Key {                                                                                               \
-        NAME, Kind::INT, MIN, MAX, DOC, [](VlmdConfig &c, int64_t v) { c.FIELD = decltype(c.FIELD)(v); }, \
-            nullptr, nullptr, [](const VlmdConfig &c) { return std::to_string(c.FIELD); }                \
+        NAME, nullptr, GROUP, "N", Kind::INT, MIN, MAX, DOC,                                            \
+            [](VlmdConfig &c, int64_t v) { c.FIELD = decltype(c.FIELD)(v); }, nullptr, nullptr,         \
+            [](const VlmdConfig &c) { return std::to_string(c.FIELD); }                                 \
     }
-#define SIZE_KEY(NAME, MIN, MAX, FIELD, DOC)                                                              \
-    Key {                                                                                                \
-        NAME, Kind::SIZE, MIN, MAX, DOC, [](VlmdConfig &c, int64_t v) { c.FIELD = decltype(c.FIELD)(v); }, \
-            nullptr, nullptr, [](const VlmdConfig &c) { return size_text(size_t(c.FIELD)); }              \
-    }
-#define BOOL_KEY(NAME, FIELD, DOC)                                                                     \
-    Key {                                                                                              \
-        NAME, Kind::BOOL, 0, 1, DOC, [](VlmdConfig &c, int64_t v) { c.FIELD = v != 0; }, nullptr, nullptr, \
-            [](const VlmdConfig &c) { return std::string(c.FIELD ? "on" : "off"); }                    \
-    }
-#define STR_KEY(NAME, FIELD, DOC)                                                                       \
+#define SIZE_KEY(GROUP, NAME, MIN, MAX, FIELD, DOC)                                                       \
     Key {                                                                                               \
-        NAME, Kind::STRING, 0, 0, DOC, nullptr, [](VlmdConfig &c, const std::string &v) { c.FIELD = v; }, \
-            nullptr, [](const VlmdConfig &c) { return c.FIELD; }                                        \
+        NAME, nullptr, GROUP, "SIZE", Kind::SIZE, MIN, MAX, DOC,                                        \
+            [](VlmdConfig &c, int64_t v) { c.FIELD = decltype(c.FIELD)(v); }, nullptr, nullptr,         \
+            [](const VlmdConfig &c) { return size_text(size_t(c.FIELD)); }                              \
+    }
+#define BOOL_KEY(GROUP, NAME, FIELD, DOC)                                                                 \
+    Key {                                                                                               \
+        NAME, nullptr, GROUP, "on|off", Kind::BOOL, 0, 1, DOC,                                          \
+            [](VlmdConfig &c, int64_t v) { c.FIELD = v != 0; }, nullptr, nullptr,                       \
+            [](const VlmdConfig &c) { return std::string(c.FIELD ? "on" : "off"); }                     \
+    }
+#define STR_KEY(GROUP, NAME, FLAG, METAVAR, FIELD, DOC)                                                   \
+    Key {                                                                                               \
+        NAME, FLAG, GROUP, METAVAR, Kind::STRING, 0, 0, DOC, nullptr,                                   \
+            [](VlmdConfig &c, const std::string &v) { c.FIELD = v; }, nullptr,                          \
+            [](const VlmdConfig &c) { return c.FIELD; }                                                 \
     }
 
 const Key kKeys[] = {
-    STR_KEY("model_dir", model_dir, "Hugging Face model directory (config.json, safetensors, tokenizer.json)"),
-    STR_KEY("backend", backend, "compute backend: cpu (cuda when built with it)"),
-    STR_KEY("socket_path", socket_path, "unix socket nginx workers connect to"),
-    INT_KEY("threads", 0, 1024, threads, "compute threads; 0 = one per online CPU"),
-    INT_KEY("max_batch", 1, 1024, engine.max_batch, "sequences decoding together"),
-    SIZE_KEY("kv_cache_bytes", 1 << 20, int64_t(1) << 40, engine.kv_cache_bytes, "memory for the paged KV cache"),
-    INT_KEY("kv_block_tokens", 1, 1024, engine.kv_block_tokens, "tokens per KV cache block"),
-    INT_KEY("prefill_chunk", 16, 65536, engine.prefill_chunk_tokens,
-            "prompt tokens prefilled per step per sequence (smaller: smoother decoding for others)"),
-    INT_KEY("queue_limit_interactive", 0, 1000000, engine.queue_limit_interactive,
+    STR_KEY("model", "model_dir", "--model", "DIR", model_dir,
+            "model directory, as Hugging Face lays it out"),
+    STR_KEY("model", "backend", nullptr, "NAME", backend, "compute backend: cpu, or cuda if built with it"),
+    INT_KEY("model", "threads", 0, 1024, threads, "compute threads; 0 = one per online CPU"),
+
+    STR_KEY("connections", "socket_path", "--socket", "PATH", socket_path, "unix socket the nginx workers connect to"),
+    INT_KEY("connections", "max_connections", 1, 65536, max_connections, "nginx worker connections at once"),
+    SIZE_KEY("connections", "request_arena_bytes", 64 << 10, int64_t(4) << 30, request_arena_bytes,
+             "shared memory per connection: requests, images"),
+    SIZE_KEY("connections", "result_arena_bytes", 64 << 10, int64_t(1) << 30, result_arena_bytes,
+             "shared memory per connection: answers"),
+    INT_KEY("connections", "backpressure_timeout_ms", 1, 3600000, backpressure_timeout_ms,
+            "drop a worker that leaves answers unread this long"),
+
+    INT_KEY("scheduling", "max_batch", 1, 1024, engine.max_batch, "sequences decoding together"),
+    SIZE_KEY("scheduling", "kv_cache_bytes", 1 << 20, int64_t(1) << 40, engine.kv_cache_bytes,
+             "memory for the paged KV cache"),
+    INT_KEY("scheduling", "kv_block_tokens", 1, 1024, engine.kv_block_tokens, "tokens per KV cache block"),
+    INT_KEY("scheduling", "prefill_chunk", 16, 65536, engine.prefill_chunk_tokens,
+            "prompt tokens prefilled per step per sequence"),
+    INT_KEY("scheduling", "queue_limit_interactive", 0, 1000000, engine.queue_limit_interactive,
             "queued interactive requests before 429"),
-    INT_KEY("queue_limit_bulk", 0, 1000000, engine.queue_limit_bulk, "queued bulk requests before 429"),
-    SIZE_KEY("vision_cache_bytes", 0, int64_t(1) << 40, engine.vision_cache_bytes,
+    INT_KEY("scheduling", "queue_limit_bulk", 0, 1000000, engine.queue_limit_bulk, "queued bulk requests before 429"),
+    SIZE_KEY("scheduling", "vision_cache_bytes", 0, int64_t(1) << 40, engine.vision_cache_bytes,
              "LRU cache of vision-encoder outputs; 0 = off"),
-    BOOL_KEY("prefix_cache", engine.prefix_cache, "reuse KV blocks of identical prompt prefixes"),
-    STR_KEY("prompts_dir", prompts_dir, "task prompt templates (alt_text.json, summary.json, seo_description.json)"),
-    BOOL_KEY("remote_images", remote_images.enabled,
-             "fetch http(s) image_url parts (off: only data: URLs); needs remote_images_allow"),
-    Key{"remote_images_allow", Kind::LIST, 0, 0,
-        "hosts images may be fetched from: host names, addresses or *.domain.tld; repeat the line to add more",
+    BOOL_KEY("scheduling", "prefix_cache", engine.prefix_cache, "reuse KV blocks of identical prompt prefixes"),
+
+    STR_KEY("tasks", "prompts_dir", "--prompts", "DIR", prompts_dir,
+            "directory of the task prompt templates"),
+
+    SIZE_KEY("request limits", "image_max_bytes", 1024, int64_t(1) << 32, image_limits.max_bytes,
+             "largest encoded image"),
+    INT_KEY("request limits", "image_max_pixels", 1, int64_t(1) << 31, image_limits.max_pixels,
+            "largest decoded width x height"),
+    INT_KEY("request limits", "max_images", 0, 256, max_images, "images per request"),
+    INT_KEY("request limits", "max_tokens_limit", 1, 1 << 20, max_tokens_limit,
+            "largest max_tokens a request may ask for"),
+
+    BOOL_KEY("remote images", "remote_images", remote_images.enabled,
+             "fetch http(s) image URLs (allowed hosts only)"),
+    Key{"remote_images_allow", nullptr, "remote images", "HOSTS", Kind::LIST, 0, 0,
+        "allowed hosts: names, addresses, *.domain.tld",
         nullptr, nullptr,
         [](VlmdConfig &c, const std::vector<std::string> &v, bool append) {
             if (!append) c.remote_images.allowed_hosts.clear();
             c.remote_images.allowed_hosts.insert(c.remote_images.allowed_hosts.end(), v.begin(), v.end());
         },
         [](const VlmdConfig &c) { return join_list(c.remote_images.allowed_hosts); }},
-    SIZE_KEY("remote_images_max_bytes", 1024, int64_t(1) << 32, remote_images.max_bytes,
+    SIZE_KEY("remote images", "remote_images_max_bytes", 1024, int64_t(1) << 32, remote_images.max_bytes,
              "largest remote image body"),
-    INT_KEY("remote_images_timeout_ms", 100, 600000, remote_images.timeout_ms, "time for a whole fetch, redirects included"),
-    INT_KEY("remote_images_connect_timeout_ms", 100, 600000, remote_images.connect_timeout_ms, "time to connect"),
-    INT_KEY("remote_images_max_redirects", 0, 10, remote_images.max_redirects, "redirects followed (each one re-checked)"),
-    SIZE_KEY("image_max_bytes", 1024, int64_t(1) << 32, image_limits.max_bytes, "largest encoded image"),
-    INT_KEY("image_max_pixels", 1, int64_t(1) << 31, image_limits.max_pixels, "largest decoded width x height"),
-    INT_KEY("max_images", 0, 256, max_images, "images per request"),
-    INT_KEY("max_tokens_limit", 1, 1 << 20, max_tokens_limit, "largest max_tokens a request may ask for"),
-    Key{"log_level", Kind::LEVEL, 0, 0, "debug, info, warn or error", nullptr,
+    INT_KEY("remote images", "remote_images_timeout_ms", 100, 600000, remote_images.timeout_ms,
+            "time for a whole fetch, redirects included"),
+    INT_KEY("remote images", "remote_images_connect_timeout_ms", 100, 600000, remote_images.connect_timeout_ms,
+            "time to connect"),
+    INT_KEY("remote images", "remote_images_max_redirects", 0, 10, remote_images.max_redirects,
+            "redirects followed (each one re-checked)"),
+
+    Key{"log_level", nullptr, "logging", "LEVEL", Kind::LEVEL, 0, 0,
+        "lowest level written: debug, info, warn, error", nullptr,
         [](VlmdConfig &c, const std::string &v) { parse_log_level(v, c.log_level); }, nullptr,
         [](const VlmdConfig &c) { return std::string(log_level_name(c.log_level)); }},
 };
@@ -119,6 +154,21 @@ const Key *find_key(const std::string &name) {
     for (const Key &k : kKeys)
         if (name == k.name) return &k;
     return nullptr;
+}
+
+// "--max-batch" for max_batch.
+std::string flag_of(const char *name) {
+    std::string flag = std::string("--") + name;
+    for (char &c : flag)
+        if (c == '_') c = '-';
+    return flag;
+}
+
+// A flag as typed (--max-batch, --max_batch, or a short flag like --model).
+const Key *find_flag(const std::string &flag) {
+    for (const Key &k : kKeys)
+        if (k.flag && flag == k.flag) return &k;
+    return find_key(canonical_name(flag));
 }
 
 size_t edit_distance(const std::string &a, const std::string &b) {
@@ -334,18 +384,15 @@ bool load_vlmd_config(const std::string &path, VlmdConfig &cfg, std::string &err
 }
 
 bool apply_flag(VlmdConfig &cfg, const std::string &name, const std::string &value, std::string &err) {
-    const std::string key = canonical_name(name);
-    std::string flag = "--" + key;
-    for (char &c : flag)
-        if (c == '_') c = '-';
-    const Key *k = find_key(key);
+    const Key *k = find_flag(name.rfind("--", 0) == 0 ? name : "--" + name);
     if (!k) {
+        const std::string key = canonical_name(name);
         std::string near = nearest_key(key);
-        for (char &c : near)
-            if (c == '_') c = '-';
-        err = flag + ": unknown option" + (near.empty() ? "" : " (did you mean --" + near + "?)");
+        err = flag_of(key.c_str()) + ": unknown option" +
+              (near.empty() ? "" : " (did you mean " + flag_of(near.c_str()) + "?)");
         return false;
     }
+    const std::string flag = k->flag && name == k->flag ? name : flag_of(k->name);
     std::string why;
     if (!set_key(cfg, *k, trim(value), false, why)) {
         err = flag + ": " + why.substr(std::strlen(k->name) + 2);
@@ -382,14 +429,43 @@ std::vector<std::pair<std::string, std::string>> describe_vlmd_config(const Vlmd
 }
 
 std::string vlmd_config_help() {
-    VlmdConfig defaults;
-    std::string out;
+    const VlmdConfig defaults;
+    auto flag_column = [](const Key &k) { return (k.flag ? k.flag : flag_of(k.name)) + " " + k.metavar; };
+    size_t width = 0;
+    std::vector<std::string> shorts, longs;
     for (const Key &k : kKeys) {
-        std::string flag = std::string("--") + k.name;
-        for (char &c : flag)
-            if (c == '_') c = '-';
+        width = std::max(width, flag_column(k).size());
+        if (k.flag) {
+            shorts.push_back(k.flag);
+            longs.push_back(flag_of(k.name));
+        }
+    }
+    auto and_list = [](const std::vector<std::string> &v) {
+        std::string s;
+        for (size_t i = 0; i < v.size(); i++) s += (i == 0 ? "" : i + 1 == v.size() ? " and " : ", ") + v[i];
+        return s;
+    };
+    auto line = [&](const std::string &left, const std::string &doc) {
+        return "  " + left + std::string(width + 2 - std::min(width, left.size()), ' ') + doc + "\n";
+    };
+    std::string out =
+        "usage: vlmd [--config FILE] [--OPTION VALUE ...]\n"
+        "\n"
+        "Every option is a key of the configuration file: --max-batch 8 here is\n"
+        "\"max_batch 8\" in the file (conf/vlmd.conf documents each one), and a flag\n"
+        "overrides the file. Sizes take K, M, G or T (256M); booleans are on or off.\n"
+        "Defaults are in brackets. " +
+        and_list(shorts) + " are short for\n" + and_list(longs) + ".\n\n";
+    out += line("--config FILE", "read settings from FILE before the flags");
+    out += line("--help", "print this and exit");
+    const char *group = "";
+    for (const Key &k : kKeys) {
+        if (std::strcmp(group, k.group) != 0) {
+            group = k.group;
+            out += std::string("\n") + group + ":\n";
+        }
         std::string def = k.get(defaults);
-        out += "  " + flag + " VALUE\n      " + k.doc + " (default: " + (def.empty() ? "none" : def) + ")\n";
+        out += line(flag_column(k), std::string(k.doc) + " [" + (def.empty() ? "none" : def) + "]");
     }
     return out;
 }

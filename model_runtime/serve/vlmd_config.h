@@ -8,15 +8,17 @@
 // true/false, 1/0. A key may appear once, except remote_images_allow, whose
 // lines add to the list. Unknown keys are errors (with a suggestion), so a
 // typo never silently leaves a default in place. Flags (`--max-batch 8` or
-// `--max_batch 8`) override the file; a list flag replaces the list.
+// `--max_batch 8`; --model, --socket and --prompts for the three keys every
+// start names) override the file; a list flag replaces the list.
 // Errors name the place: "vlmd.conf:12: ..." or "--max-batch: ...".
 // Not here: reading argv (vlmd_main), reloading on SIGHUP.
 #pragma once
 
-#include "serve/engine.h"
 #include "image/image.h"
-#include "util/log.h"
 #include "image/remote_image.h"
+#include "serve/engine.h"
+#include "serve/ipc_server.h"
+#include "util/log.h"
 
 #include <string>
 #include <utility>
@@ -27,8 +29,13 @@ namespace vlm {
 struct VlmdConfig {
     std::string       model_dir = "/var/lib/vlm/models/GLM-4.6V-Flash";
     std::string       backend = "cpu";
-    std::string       socket_path = "/run/vlm/vlmd.sock";
     int               threads = 0;                   // 0: one per online CPU
+    // Connections from nginx workers (IpcServerOptions; defaults from there).
+    std::string       socket_path = "/run/vlm/vlmd.sock";
+    int               max_connections = IpcServerOptions{}.max_connections;
+    uint64_t          request_arena_bytes = IpcServerOptions{}.request_arena_bytes;
+    uint64_t          result_arena_bytes = IpcServerOptions{}.result_arena_bytes;
+    int               backpressure_timeout_ms = IpcServerOptions{}.backpressure_timeout_ms;
     EngineOptions     engine;                        // batching, KV cache, queues, caches
     std::string       prompts_dir = "/etc/vlm/prompts";
     RemoteImagePolicy remote_images;                 // enabled = false by default
@@ -43,7 +50,8 @@ bool load_vlmd_config(const std::string &path, VlmdConfig &cfg, std::string &err
 // The same for text already read; `source` names it in messages.
 bool parse_vlmd_config(const std::string &text, const std::string &source, VlmdConfig &cfg,
                        std::string &err);
-// One override: `name` with or without leading "--", '-' and '_' alike.
+// One override: `name` with or without leading "--", '-' and '_' alike, or
+// a short flag (--model, --socket, --prompts).
 bool apply_flag(VlmdConfig &cfg, const std::string &name, const std::string &value, std::string &err);
 // Checks across keys after file and flags (e.g. remote images on with an
 // empty allowlist, socket path too long for a unix socket).
@@ -52,7 +60,8 @@ bool validate_vlmd_config(const VlmdConfig &cfg, std::string &err);
 // Every key in file order with its current value (as the file would spell
 // it): for the startup log line and `vlmd --print-config`.
 std::vector<std::pair<std::string, std::string>> describe_vlmd_config(const VlmdConfig &cfg);
-// "--key VALUE  doc (default D)" lines for --help.
+// The whole of `vlmd --help`: usage, then every option once, grouped as in
+// conf/vlmd.conf, each with its value's kind, one line and its default.
 std::string vlmd_config_help();
 
 }  // namespace vlm

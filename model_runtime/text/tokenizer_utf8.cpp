@@ -1,38 +1,8 @@
-// tokenizer_utf8.cpp: bounds-checked UTF-8 scanning (Unicode 3.9 "maximal
-// subpart" rule for ill-formed input) and the GPT-2 byte alphabet.
+// tokenizer_utf8.cpp: validity, lossy repair (Unicode 3.9 "maximal subpart"
+// rule, through util/utf8.h's scan) and the GPT-2 byte alphabet.
 #include "text/tokenizer_utf8.h"
 
 namespace vlm::utf8 {
-
-ScanResult scan(std::string_view s, size_t i) {
-    const auto b0 = static_cast<uint8_t>(s[i]);
-    if (b0 < 0x80) return {Scan::VALID, 1, b0};
-
-    size_t   need;            // continuation bytes required
-    uint8_t  lo = 0x80, hi = 0xBF;   // allowed range of the first continuation
-    uint32_t cp;
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-        need = 1; cp = b0 & 0x1F;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-        need = 2; cp = b0 & 0x0F;
-        if (b0 == 0xE0) lo = 0xA0;          // no overlong forms
-        if (b0 == 0xED) hi = 0x9F;          // no surrogates
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-        need = 3; cp = b0 & 0x07;
-        if (b0 == 0xF0) lo = 0x90;
-        if (b0 == 0xF4) hi = 0x8F;          // <= U+10FFFF
-    } else {
-        return {Scan::INVALID, 1, 0};
-    }
-    for (size_t k = 1; k <= need; ++k) {
-        if (i + k >= s.size()) return {Scan::INCOMPLETE, k, 0};
-        const auto b = static_cast<uint8_t>(s[i + k]);
-        const uint8_t l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
-        if (b < l || b > h) return {Scan::INVALID, k, 0};
-        cp = (cp << 6) | (b & 0x3F);
-    }
-    return {Scan::VALID, need + 1, cp};
-}
 
 bool is_valid(std::string_view s) {
     for (size_t i = 0; i < s.size();) {

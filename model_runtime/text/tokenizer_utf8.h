@@ -1,7 +1,10 @@
-// tokenizer_utf8.h: UTF-8 scanning that tolerates untrusted bytes, and the
-// GPT-2 byte <-> unicode alphabet used by byte-level BPE. No normalization
+// tokenizer_utf8.h: what the tokenizer needs beyond the shared UTF-8 decoder
+// (util/utf8.h): validity, code point encoding, lossy repair, and the GPT-2
+// byte <-> unicode alphabet used by byte-level BPE. No normalization
 // or Unicode property tables here (PCRE2 provides those).
 #pragma once
+
+#include "util/utf8.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -10,18 +13,8 @@
 
 namespace vlm::utf8 {
 
-enum class Scan { VALID, INCOMPLETE, INVALID };
-
-struct ScanResult {
-    Scan     kind;
-    size_t   length;     // VALID: sequence length; INVALID: maximal ill-formed
-                         // subpart (>= 1); INCOMPLETE: bytes present
-    uint32_t codepoint;  // VALID only
-};
-
-// Looks at the sequence starting at s[i] (i < s.size()). INCOMPLETE means the
-// bytes are a valid prefix cut off by the end of `s`.
-ScanResult scan(std::string_view s, size_t i);
+// scan() and ScanResult, the decoder every part of the runtime uses, are in
+// util/utf8.h.
 
 bool is_valid(std::string_view s);
 void append_codepoint(std::string &out, uint32_t cp);

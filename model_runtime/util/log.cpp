@@ -13,7 +13,7 @@ namespace {
 constexpr size_t kMaxValueBytes = 256;
 
 bool is_redacted_key(std::string_view k) {
-    static const char *const keys[] = {"prompt", "text", "content", "messages", "image", "image_bytes",
+    static const char *const keys[] = {"prompt", "text", "content", "messages", "image", "image_bytes", "title",
                                        "authorization", "api_key", "token", "password", "secret"};
     for (const char *r : keys)
         if (k == r) return true;
@@ -65,10 +65,22 @@ std::string format_value(const std::string &raw) {
 
 }  // namespace
 
-LogField::LogField(std::string_view k, double v) : key(k) {
+LogField::LogField(LogWord k, double v, int) : key_(k) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.3f", v);
-    value = buf;
+    value_ = buf;
+}
+
+LogField::LogField(LogWord k, LogHex v) : key_(k) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v.value));
+    value_ = buf;
+}
+
+LogField::LogField(LogWord k, LogErrno v) : key_(k) {
+    char buf[256];
+    // GNU strerror_r: the message, in buf or static storage.
+    value_ = strerror_r(v.value, buf, sizeof buf);
 }
 
 const char *log_level_name(LogLevel l) {
@@ -94,7 +106,7 @@ bool parse_log_level(const std::string &name, LogLevel &out) {
     return false;
 }
 
-std::string format_log_line(int64_t unix_ms, LogLevel level, std::string_view event,
+std::string format_log_line(int64_t unix_ms, LogLevel level, LogWord event,
                             std::initializer_list<LogField> fields) {
     time_t secs = time_t(unix_ms / 1000);
     int ms = int(unix_ms % 1000);
@@ -108,17 +120,17 @@ std::string format_log_line(int64_t unix_ms, LogLevel level, std::string_view ev
     std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
                   t.tm_hour, t.tm_min, t.tm_sec, ms);
     std::string line = std::string("ts=") + ts + " level=" + log_level_name(level) +
-                       " event=" + format_value(std::string(event));
+                       " event=" + format_value(event.c_str());
     for (const LogField &f : fields) {
         line += ' ';
-        line += clean_key(f.key);
+        line += clean_key(f.key());
         line += '=';
-        line += is_redacted_key(f.key) ? "[redacted]" : format_value(f.value);
+        line += is_redacted_key(f.key()) ? "[redacted]" : format_value(f.value());
     }
     return line;
 }
 
-void Logger::log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields) {
+void Logger::log(LogLevel level, LogWord event, std::initializer_list<LogField> fields) {
     if (!enabled(level) || !out_) return;
     int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::system_clock::now().time_since_epoch()).count();

@@ -3,59 +3,80 @@
 
 namespace vlm {
 
+namespace utf8 {
+
+ScanResult scan(std::string_view s, size_t i)
+{
+    const auto b0 = static_cast<uint8_t>(s[i]);
+    if (b0 < 0x80) return {Scan::VALID, 1, b0};
+
+    size_t   need;                    // continuation bytes required
+    uint8_t  lo = 0x80, hi = 0xBF;    // allowed range of the first continuation
+    uint32_t cp;
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+        need = 1;
+        cp = b0 & 0x1F;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+        need = 2;
+        cp = b0 & 0x0F;
+        if (b0 == 0xE0) lo = 0xA0;    // no overlong forms
+        if (b0 == 0xED) hi = 0x9F;    // no surrogates
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+        need = 3;
+        cp = b0 & 0x07;
+        if (b0 == 0xF0) lo = 0x90;    // no overlong forms
+        if (b0 == 0xF4) hi = 0x8F;    // <= U+10FFFF
+    } else {
+        return {Scan::INVALID, 1, 0};
+    }
+    for (size_t k = 1; k <= need; ++k) {
+        if (i + k >= s.size()) return {Scan::INCOMPLETE, k, 0};
+        const auto b = static_cast<uint8_t>(s[i + k]);
+        const uint8_t l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
+        if (b < l || b > h) return {Scan::INVALID, k, 0};
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    return {Scan::VALID, need + 1, cp};
+}
+
+}  // namespace utf8
+
 size_t utf8_sequence_length(const unsigned char *s, size_t n)
 {
     if (n == 0) return 0;
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF;   // allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;          // no overlongs
-        if (c == 0xED) hi = 0x9F;          // no surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;          // no overlongs
-        if (c == 0xF4) hi = 0x8F;          // <= U+10FFFF
-    } else {
-        return 0;
-    }
-    if (n < len) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    return len;
+    utf8::ScanResult r = utf8::scan(std::string_view(reinterpret_cast<const char *>(s), n), 0);
+    return r.kind == utf8::Scan::VALID ? r.length : 0;
 }
 
 bool utf8_valid(const std::string &s)
 {
-    const auto *p = reinterpret_cast<const unsigned char *>(s.data());
-    size_t i = 0, n = s.size();
-    while (i < n) {
-        size_t len = utf8_sequence_length(p + i, n - i);
-        if (len == 0) return false;
-        i += len;
+    for (size_t i = 0; i < s.size();) {
+        utf8::ScanResult r = utf8::scan(s, i);
+        if (r.kind != utf8::Scan::VALID) return false;
+        i += r.length;
     }
     return true;
 }
 
+size_t utf8_length(std::string_view s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s.size(); n++) i += utf8::scan(s, i).length;
+    return n;
+}
+
 std::string utf8_lossy(const std::string &s)
 {
-    const auto *p = reinterpret_cast<const unsigned char *>(s.data());
     std::string out;
     out.reserve(s.size());
-    size_t i = 0, n = s.size();
-    while (i < n) {
-        size_t len = utf8_sequence_length(p + i, n - i);
-        if (len == 0) {
+    for (size_t i = 0; i < s.size();) {
+        utf8::ScanResult r = utf8::scan(s, i);
+        if (r.kind == utf8::Scan::VALID) {
+            out.append(s, i, r.length);
+            i += r.length;
+        } else {
             out += "\xEF\xBF\xBD";
             i++;
-        } else {
-            out.append(s, i, len);
-            i += len;
         }
     }
     return out;

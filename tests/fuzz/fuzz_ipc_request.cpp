@@ -23,12 +23,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vlm::RequestLimits limits;
     vlm::DecodedRequest out;
     std::string err;
-    vlm::DecodeStatus st = vlm::decode_request_body(body, arena, nullptr, limits, out, err);
+    vlm::DecodeStatus st = vlm::decode_request_body(body, arena, limits, out, err);
     if (st == vlm::DecodeStatus::OK) {
+        // A task's images wait in its parameters for the task layer.
+        const auto &images = out.task ? out.task->images : out.engine.chat.images;
         volatile uint8_t sink = 0;
-        for (const auto &im : out.engine.chat.images)
+        for (const auto &im : images)
             for (size_t i = 0; i < im.size; i++) sink = sink ^ im.data[i];
         (void)sink;
+        if (out.task) return 0;
         if (out.engine.chat.messages.empty()) __builtin_trap();
         for (const auto &m : out.engine.chat.messages)
             for (const auto &p : m.parts)

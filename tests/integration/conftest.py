@@ -139,7 +139,9 @@ class Stack:
             raise AssertionError("%s is missing: build it first (make build)" % vlmd)
         if os.path.exists(self.vlmd_sock):
             os.unlink(self.vlmd_sock)
-        cmd = [vlmd, "--model", MODEL, "--socket", self.vlmd_sock, "--threads", "2"]
+        # debug: the most vlmd ever writes, for test_log_privacy to search
+        cmd = [vlmd, "--model", MODEL, "--socket", self.vlmd_sock, "--threads", "2",
+               "--log-level", "debug"]
         prompts = os.path.join(ROOT, "conf", "prompts")
         if os.path.isdir(prompts):
             cmd += ["--prompts", prompts]

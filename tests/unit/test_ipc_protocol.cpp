@@ -5,7 +5,8 @@
 // no KV blocks used, SIGKILL mid-stream fails clients at once and a restart
 // (new epoch) serves again with nothing leaked, a hostile client is
 // disconnected without harming others, a client that stops reading is
-// disconnected after the backpressure timeout, SIGTERM drains.
+// disconnected after the backpressure timeout, SIGTERM drains, a task's
+// answer arrives as one DONE record, log_level filters vlmd's lines.
 #include "run_process.h"
 
 #include "vlm_ipc_client.h"
@@ -732,6 +733,111 @@ START_TEST(results_written_before_exit_are_delivered)
 }
 END_TEST
 
+// A task's answer comes whole: no DELTA record crosses the ring, one DONE
+// carries the post-processed text and its language. A task cannot ask for
+// logprobs (there is no stream to attach them to).
+START_TEST(task_answers_come_whole)
+{
+    Daemon dm = start_vlmd("tiny-flash", "tasks", {"--prompts", fixtures + "/../../conf/prompts"});
+    vlm_ipc_client *c = try_connect(dm.socket);
+    ck_assert(c != nullptr);
+    std::string png = slurp(fixtures + "/images/tiny.png");
+    ck_assert(!png.empty());
+    auto submit_task = [&](const std::string &extra, uint32_t *slot, uint32_t *gen) {
+        uint64_t img_off, body_off;
+        void *ip = vlm_ipc_alloc(c, png.size(), &img_off);
+        ck_assert(ip != nullptr);
+        std::memcpy(ip, png.data(), png.size());
+        std::string body = "{\"task\":\"alt_text\",\"language\":\"en\",\"title\":\"Harbour walk\","
+                           "\"text\":\"Boats at dawn.\",\"images\":[{\"offset\":" + std::to_string(img_off) +
+                           ",\"length\":" + std::to_string(png.size()) + "}],\"max_tokens\":24,"
+                           "\"ignore_eos\":true" + extra + "}";
+        void *bp = vlm_ipc_alloc(c, body.size(), &body_off);
+        ck_assert(bp != nullptr);
+        std::memcpy(bp, body.data(), body.size());
+        uint64_t regions[2] = {body_off, img_off};
+        ck_assert_int_eq(vlm_ipc_submit(c, body_off, body.size(), 0, regions, 2, nullptr, slot, gen), VLM_IPC_OK);
+    };
+    // The answer: every record of the request, until the final one.
+    auto records = [&](std::vector<vlm_ipc_event> &evs, std::vector<std::string> &texts) {
+        double t0 = now_ms();
+        for (;;) {
+            vlm_ipc_event ev;
+            while (vlm_ipc_next_event(c, &ev)) {
+                evs.push_back(ev);
+                texts.emplace_back(ev.text ? ev.text : "", ev.text_length);
+                if (ev.final) return;
+            }
+            ck_assert_msg(now_ms() - t0 < 60000, "no final record in 60 s");
+            ck_assert_int_ne(vlm_ipc_client_wait(c, 1000), VLM_IPC_CLOSED);
+        }
+    };
+    uint32_t slot, gen;
+    submit_task("", &slot, &gen);
+    std::vector<vlm_ipc_event> evs;
+    std::vector<std::string> texts;
+    records(evs, texts);
+    ck_assert_msg(evs.size() == 1, "%zu records for one task (want one DONE)", evs.size());
+    const vlm_ipc_event &done = evs[0];
+    ck_assert_int_eq(done.kind, VLM_IPC_RES_DONE);
+    ck_assert_int_eq(done.slot, slot);
+    ck_assert_int_eq(done.gen, gen);
+    ck_assert_int_eq(done.n_tokens, 0);
+    ck_assert_str_eq(done.language, "en");
+    ck_assert_uint_eq(done.finish_reason, VLM_IPC_FINISH_LENGTH);
+    ck_assert_int_eq(done.completion_tokens, 24);
+    const std::string &answer = texts[0];
+    // Post-processed: one line, trimmed, no thinking, no closing full stop.
+    ck_assert_msg(answer.find('\n') == std::string::npos && answer.find("<think>") == std::string::npos &&
+                      (answer.empty() || (answer.front() != ' ' && answer.back() != ' ' && answer.back() != '.')),
+                  "not post-processed: \"%s\"", answer.c_str());
+    std::printf("alt_text through vlmd: one DONE record, %zu bytes: \"%s\"\n", answer.size(), answer.c_str());
+
+    evs.clear();
+    texts.clear();
+    submit_task(",\"logprobs\":2", &slot, &gen);
+    records(evs, texts);
+    ck_assert_uint_eq(evs.size(), 1);
+    ck_assert_int_eq(evs[0].kind, VLM_IPC_RES_ERROR);
+    ck_assert_int_eq(evs[0].status, 400);
+    ck_assert_msg(texts[0].find("logprobs are for chat") != std::string::npos, "%s", texts[0].c_str());
+    vlm_ipc_client_free(c);
+    ck_assert_int_eq(stop_vlmd(dm), 0);
+}
+END_TEST
+
+// vlmd.conf's log_level decides which lines vlmd writes: at warn a served
+// request leaves no line at all, at debug each request also logs its start.
+START_TEST(log_level_filters_lines)
+{
+    auto serve_one = [&](const char *level) {
+        Daemon dm = start_vlmd("tiny-flash", std::string("level-") + level, {"--log-level", level});
+        vlm_ipc_client *c = try_connect(dm.socket);
+        ck_assert(c != nullptr);
+        uint32_t slot, gen;
+        ck_assert_int_eq(submit_text(c, "log level probe", 4, nullptr, &slot, &gen), VLM_IPC_OK);
+        vlm_ipc_event ev;
+        bool done = false;
+        while (!done) {
+            while (vlm_ipc_next_event(c, &ev)) done = done || ev.final;
+            if (!done) ck_assert_int_ne(vlm_ipc_client_wait(c, 5000), VLM_IPC_CLOSED);
+        }
+        vlm_ipc_client_free(c);
+        ck_assert_int_eq(stop_vlmd(dm), 0);
+        return slurp(dm.log);
+    };
+    std::string warn = serve_one("warn");
+    ck_assert_msg(warn.find("level=info") == std::string::npos && warn.find("level=debug") == std::string::npos,
+                  "log_level warn wrote:\n%s", warn.c_str());
+    std::string debug = serve_one("debug");
+    for (const char *want : {"level=debug event=request_start", "level=info event=request_done",
+                             "level=info event=listening", "log_level=debug"})
+        ck_assert_msg(debug.find(want) != std::string::npos, "log_level debug: no \"%s\" in:\n%s", want,
+                      debug.c_str());
+    ck_assert_msg(debug.find("log level probe") == std::string::npos, "prompt text in the log");
+}
+END_TEST
+
 int main()
 {
     fixtures = env_or_die("VLM_FIXTURES");
@@ -752,6 +858,8 @@ int main()
     tcase_add_test(tc, hostile_clients_are_disconnected);
     tcase_add_test(tc, backpressure_and_drain);
     tcase_add_test(tc, results_written_before_exit_are_delivered);
+    tcase_add_test(tc, task_answers_come_whole);
+    tcase_add_test(tc, log_level_filters_lines);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

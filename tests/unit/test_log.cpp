@@ -2,9 +2,12 @@
 // hold, never carry request content, and respect the level threshold.
 #include "util/log.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <string_view>
+#include <type_traits>
 
 #include <check.h>   // after the standard headers: it defines a fail() macro
 
@@ -40,19 +43,19 @@ START_TEST(values_quoted_and_escaped)
         {"bad\xff", "k=bad\xEF\xBF\xBD"},
     };
     for (const auto &c : cases) {
-        std::string line = format_log_line(0, LogLevel::WARN, "e", {{"k", c.value}});
+        std::string line = format_log_line(0, LogLevel::WARN, "e", {{"k", OperatorText(c.value)}});
         std::string got = line.substr(line.find(" k=") + 1);
         ck_assert_msg(got == c.want, "value \"%s\": got %s, want %s", c.value, got.c_str(), c.want);
         ck_assert(line.find('\n') == std::string::npos);
     }
     // Long values are cut (UTF-8 intact) and marked.
     std::string long_value(1000, 'x');
-    std::string line = format_log_line(0, LogLevel::INFO, "e", {{"k", long_value}});
+    std::string line = format_log_line(0, LogLevel::INFO, "e", {{"k", OperatorText(long_value)}});
     ck_assert_msg(line.size() < 330, "line of %zu bytes", line.size());
     ck_assert(line.find("...\"") != std::string::npos);
     std::string zh;
     for (int i = 0; i < 200; i++) zh += "字";
-    line = format_log_line(0, LogLevel::INFO, "e", {{"k", zh}});
+    line = format_log_line(0, LogLevel::INFO, "e", {{"k", OperatorText(zh)}});
     ck_assert(line.find("\xEF\xBF\xBD") == std::string::npos);
     // Keys cannot forge fields either.
     line = format_log_line(0, LogLevel::INFO, "e", {{"a b=c", 1}});
@@ -60,16 +63,36 @@ START_TEST(values_quoted_and_escaped)
 }
 END_TEST
 
+// What a field may hold is its type's decision (log.h); the compile-time
+// half is tests/unit/compile_fail/log_fields.cpp.
+static_assert(!std::is_constructible_v<LogField, LogWord, std::string>);
+static_assert(!std::is_constructible_v<LogField, LogWord, std::string_view>);
+static_assert(!std::is_constructible_v<LogField, LogWord, char>);
+static_assert(!std::is_convertible_v<std::string, OperatorText>);   // spelled out, never implicit
+
+START_TEST(typed_fields)
+{
+    std::string line = format_log_line(0, LogLevel::INFO, "e",
+                                       {{"epoch", LogHex{0xabc}}, {"error", LogErrno{ENOENT}},
+                                        {"path", OperatorText("/etc/vlm prompts")}, {"n", uint8_t(7)}});
+    ck_assert_msg(line.find(" epoch=0000000000000abc error=\"No such file or directory\" "
+                            "path=\"/etc/vlm prompts\" n=7") != std::string::npos,
+                  "%s", line.c_str());
+}
+END_TEST
+
 START_TEST(content_redacted)
 {
     std::string line = format_log_line(0, LogLevel::ERROR, "bad_request",
                                        {{"prompt", "describe my secret plans"}, {"image", "\x89PNG..."},
-                                        {"authorization", "Bearer abc"}, {"api_key", "k-123"}, {"reason", "x"}});
+                                        {"authorization", "Bearer abc"}, {"api_key", "k-123"},
+                                        {"title", OperatorText("My holiday")}, {"reason", "x"}});
     ck_assert_msg(line.find("secret plans") == std::string::npos && line.find("PNG") == std::string::npos &&
-                      line.find("Bearer") == std::string::npos && line.find("k-123") == std::string::npos,
+                      line.find("Bearer") == std::string::npos && line.find("k-123") == std::string::npos &&
+                      line.find("holiday") == std::string::npos,
                   "%s", line.c_str());
-    ck_assert(line.find("prompt=[redacted] image=[redacted] authorization=[redacted] api_key=[redacted] reason=x") !=
-              std::string::npos);
+    ck_assert(line.find("prompt=[redacted] image=[redacted] authorization=[redacted] api_key=[redacted] "
+                        "title=[redacted] reason=x") != std::string::npos);
 }
 END_TEST
 
@@ -107,6 +130,7 @@ int main() {
     TCase *tc = tcase_create("log");
     tcase_add_test(tc, line_format);
     tcase_add_test(tc, values_quoted_and_escaped);
+    tcase_add_test(tc, typed_fields);
     tcase_add_test(tc, content_redacted);
     tcase_add_test(tc, threshold);
     suite_add_tcase(s, tc);

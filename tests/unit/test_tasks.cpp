@@ -9,8 +9,13 @@
 #include "text/chat_prompt.h"
 #include "generate/generate.h"
 #include "model/model.h"
-#include "tasks/tasks.h"
+#include "tasks/language.h"
+#include "tasks/postprocess.h"
+#include "tasks/task_request.h"
+#include "tasks/task_service.h"
+#include "tasks/templates.h"
 #include "text/tokenizer.h"
+#include "util/utf8.h"
 #include "backend/registry.h"
 
 #include <cstdio>
@@ -316,25 +321,12 @@ START_TEST(build_refusals)
     seo.text = "bad \xff utf8";
     cases.push_back({seo, "not valid UTF-8"});
     TaskParams chat;
-    chat.kind = TaskKind::CHAT;
-    chat.max_tokens = 10;
-    cases.push_back({chat, "chat: no messages"});
-    chat.messages.push_back({"user", {{ChatPart::IMAGE, "", 0}, {ChatPart::TEXT, "hi", -1}}});
-    cases.push_back({chat, "image part refers to image 0 of 0"});
-    chat.images.push_back(fixture_image("tiny.png"));
-    chat.max_tokens = 0;
-    cases.push_back({chat, "max_tokens must be positive"});
+    chat.kind = TaskKind::CHAT;   // chat never goes through the task layer
+    cases.push_back({chat, "chat is not a task"});
     for (const auto &c : cases) {
         ck_assert_msg(!build_task_request(t, c.p, req, r, err), "accepted: want %s", c.want);
         ck_assert_msg(err.find(c.want) != std::string::npos, "\"%s\" lacks \"%s\"", err.c_str(), c.want);
     }
-    // Chat passes messages through with the caller's thinking choice.
-    chat.max_tokens = 20;
-    ck_assert_msg(build_task_request(t, chat, req, r, err), "%s", err.c_str());
-    std::string tag = task_cache_tag(r);
-    ck_assert_str_eq(tag.c_str(), "chat");
-    ck_assert_int_eq(req.max_tokens, 20);
-    ck_assert_uint_eq(req.messages.size(), 1);
 }
 END_TEST
 
@@ -471,6 +463,76 @@ START_TEST(postprocess_never_exceeds_limit)
 }
 END_TEST
 
+// ---------------------------------------------------------- task layer ---
+
+// run_task: the chat request is built into the caller's request (its
+// sampling kept), and what the engine reports reaches the transport as one
+// DONE with the post-processed answer; the model's draft never does.
+START_TEST(task_answer_is_one_final_event)
+{
+    TaskTemplates t = shipped_templates();
+    TaskParams p;
+    p.kind = TaskKind::ALT_TEXT;
+    p.language = "en";
+    p.max_chars = 100;
+    p.images.push_back(fixture_image("tiny.png"));
+    ChatRequest req;
+    req.sampling.temperature = 0.5f;
+    std::vector<EngineEvent> sent;
+    EventSink sink = [&](const EngineEvent &ev) { sent.push_back(ev); };
+    std::string err;
+    ck_assert_msg(run_task(&t, p, req, sink, err), "%s", err.c_str());
+    ck_assert_uint_eq(req.messages.size(), 2);
+    ck_assert_uint_eq(req.images.size(), 1);
+    ck_assert(req.sampling.temperature == 0.5f);
+
+    EngineEvent d1, d2, done;
+    d1.text = "An image of";
+    d1.tokens = {1, 2, 3};
+    d2.text = " a dog.";
+    done.kind = EngineEvent::DONE;
+    done.text = d1.text + d2.text;
+    done.finish_reason = "stop";
+    done.prompt_tokens = 40;
+    done.completion_tokens = 5;
+    sink(d1);
+    sink(d2);
+    ck_assert_msg(sent.empty(), "%zu events passed before DONE", sent.size());
+    sink(done);
+    ck_assert_uint_eq(sent.size(), 1);
+    const EngineEvent &got = sent[0];
+    ck_assert(got.kind == EngineEvent::DONE && got.whole_answer);
+    ck_assert_str_eq(got.text.c_str(), "A dog");
+    ck_assert_str_eq(got.language.c_str(), "en");
+    ck_assert_str_eq(got.finish_reason.c_str(), "stop");
+    ck_assert_int_eq(got.prompt_tokens, 40);
+    ck_assert_int_eq(got.completion_tokens, 5);
+
+    // An error passes through as it is.
+    sent.clear();
+    sink = [&](const EngineEvent &ev) { sent.push_back(ev); };
+    ck_assert(run_task(&t, p, req, sink, err));
+    EngineEvent fail;
+    fail.kind = EngineEvent::ERROR;
+    fail.error_status = 413;
+    fail.error = "prompt too long";
+    sink(d1);
+    sink(fail);
+    ck_assert_uint_eq(sent.size(), 1);
+    ck_assert(sent[0].kind == EngineEvent::ERROR && !sent[0].whole_answer);
+    ck_assert_int_eq(sent[0].error_status, 413);
+    ck_assert_str_eq(sent[0].error.c_str(), "prompt too long");
+
+    // Refusals are the request builder's, or "no templates".
+    ck_assert(!run_task(nullptr, p, req, sink, err));
+    ck_assert_msg(err.find("not available: vlmd has no prompt templates") != std::string::npos, "%s",
+                  err.c_str());
+    p.images.clear();
+    ck_assert(!run_task(&t, p, req, sink, err));
+    ck_assert_msg(err.find("needs exactly one image") != std::string::npos, "%s", err.c_str());
+}
+END_TEST
+
 // ------------------------------------------------------------ end to end ---
 
 START_TEST(tasks_end_to_end_on_tiny_model)
@@ -546,6 +608,7 @@ int main() {
     tcase_add_test(tc, build_refusals);
     tcase_add_loop_test(tc, postprocess_table, 0, int(sizeof post_cases / sizeof post_cases[0]));
     tcase_add_test(tc, postprocess_never_exceeds_limit);
+    tcase_add_test(tc, task_answer_is_one_final_event);
     tcase_add_test(tc, tasks_end_to_end_on_tiny_model);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

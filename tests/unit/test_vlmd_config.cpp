@@ -1,8 +1,11 @@
 // test_vlmd_config.cpp: vlmd's configuration as an operator meets it: the
 // shipped conf/vlmd.conf documents every key with its true default; a good
 // file sets what it says; mistakes (unknown key, bad value, duplicate) are
-// refused with file:line and a reason; flags override the file.
+// refused with file:line and a reason; flags override the file; --help
+// lists every option once.
 #include "serve/vlmd_config.h"
+
+#include "run_process.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +13,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <check.h>   // after the standard headers: it defines a fail() macro
 
@@ -203,9 +207,70 @@ START_TEST(flags_override_file)
     ck_assert(!apply_flag(c, "--prefix-cache", "", err));
     ck_assert_msg(err.find("--prefix-cache: expected on or off") == 0, "%s", err.c_str());
 
-    std::string help = vlmd_config_help();
-    ck_assert(help.find("--max-batch VALUE") != std::string::npos);
-    ck_assert(help.find("(default: 16)") != std::string::npos);
+    // Short flags name the same keys.
+    ck_assert(apply_flag(c, "--model", "/srv/m", err) && c.model_dir == "/srv/m");
+    ck_assert(apply_flag(c, "--socket", "/run/s.sock", err) && c.socket_path == "/run/s.sock");
+    ck_assert(apply_flag(c, "--prompts", "/etc/p", err) && c.prompts_dir == "/etc/p");
+    ck_assert(!apply_flag(c, "--max-connections", "0", err));
+    ck_assert_msg(err == "--max-connections: expected an integer in 1..65536, got \"0\"", "%s", err.c_str());
+    ck_assert(apply_flag(c, "--request-arena-bytes", "8M", err));
+    ck_assert_uint_eq(c.request_arena_bytes, uint64_t(8) << 20);
+}
+END_TEST
+
+// `vlmd --help` lists every option once: one line per key, under its group,
+// with the default that key really has; the flag on that line is accepted
+// and sets that key. The binary prints exactly this text.
+START_TEST(help_lists_each_option_once)
+{
+    const std::string help = vlmd_config_help();
+    std::vector<std::string> option_lines;
+    std::istringstream in(help);
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("  --", 0) == 0) option_lines.push_back(line);
+    auto defaults = describe_vlmd_config(VlmdConfig{});
+    ck_assert_uint_eq(option_lines.size(), defaults.size() + 2);   // + --config, --help
+    std::map<std::string, int> seen;
+    for (const std::string &l : option_lines) {
+        std::string flag = l.substr(2, l.find(' ', 2) - 2);
+        ck_assert_msg(++seen[flag] == 1, "%s is listed twice", flag.c_str());
+        if (flag == "--config" || flag == "--help") continue;
+        // The line shows the default of the key the flag names, and the
+        // flag accepts it.
+        size_t open = l.rfind(" ["), close = l.rfind(']');
+        ck_assert_msg(open != std::string::npos && close == l.size() - 1, "no default: %s", l.c_str());
+        std::string shown = l.substr(open + 2, close - open - 2);
+        const std::map<std::string, std::string> shorts = {
+            {"--model", "model_dir"}, {"--socket", "socket_path"}, {"--prompts", "prompts_dir"}};
+        std::string key = shorts.count(flag) ? shorts.at(flag) : flag.substr(2);
+        for (char &ch : key)
+            if (ch == '-') ch = '_';
+        std::string want = "(no such key)";
+        for (const auto &[k, value] : defaults)
+            if (k == key) want = value.empty() ? "none" : value;
+        ck_assert_msg(shown == want, "%s shows [%s], the default of %s is %s", flag.c_str(), shown.c_str(),
+                      key.c_str(), want.c_str());
+        VlmdConfig probe;
+        std::string err;
+        ck_assert_msg(want == "none" || apply_flag(probe, flag, want, err), "%s %s: %s", flag.c_str(),
+                      want.c_str(), err.c_str());
+    }
+    // Neither the long form of a short flag nor a file key is listed again.
+    for (const char *twice : {"--model-dir", "--socket-path", "--prompts-dir", "max_batch VALUE", "--kv-cache-mb",
+                              "--queue-limit ", "--arena-mb"})
+        ck_assert_msg(seen.count(twice) == 0 && help.find(std::string("  ") + twice) == std::string::npos,
+                      "%s listed", twice);
+    for (const char *group : {"\nmodel:\n", "\nconnections:\n", "\nscheduling:\n", "\ntasks:\n",
+                              "\nrequest limits:\n", "\nremote images:\n", "\nlogging:\n"})
+        ck_assert_msg(help.find(group) != std::string::npos, "no group %s", group + 1);
+    ck_assert(help.find("  --max-batch N ") != std::string::npos);
+    ck_assert(help.find("sequences decoding together [16]\n") != std::string::npos);
+
+    const char *bin = std::getenv("VLM_BIN");
+    ProcessResult r = run_process({std::string(bin ? bin : ".") + "/vlmd", "--help"});
+    ck_assert_msg(r.exit_code == 0, "vlmd --help: exit %d: %s", r.exit_code, r.err.c_str());
+    ck_assert_msg(r.out == help, "vlmd --help prints something else:\n%s", r.out.c_str());
 }
 END_TEST
 
@@ -217,6 +282,7 @@ int main() {
     tcase_add_test(tc, mistakes_name_file_and_line);
     tcase_add_test(tc, cross_key_validation);
     tcase_add_test(tc, flags_override_file);
+    tcase_add_test(tc, help_lists_each_option_once);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
