@@ -269,13 +269,14 @@ static ngx_http_vlm_field_t  ngx_http_vlm_summary_content[] = {
 /*
  * The defaults are vlmd's body before the request's fields replace them;
  * max_tokens comes from vlm_default_max_tokens. Tasks are greedy unless
- * asked otherwise, so they cache.
+ * asked otherwise, so they cache. Chat sampling settings a client leaves
+ * out are left out here too: vlmd takes them from the model's
+ * generation_config.json, as vLLM and transformers do.
  */
 static ngx_http_vlm_schema_t  ngx_http_vlm_schemas[] = {
 
     { NGX_HTTP_VLM_API_CHAT, NGX_HTTP_VLM_TASK_CHAT, 1,
-      "{\"task\": \"chat\", \"temperature\": 1.0, \"logprobs\": -1,"
-      " \"enable_thinking\": false}",
+      "{\"task\": \"chat\", \"logprobs\": -1, \"enable_thinking\": false}",
       { ngx_http_vlm_chat_fields, ngx_http_vlm_sampling_fields,
         ngx_http_vlm_chat_content, NULL, NULL } },
 
@@ -355,9 +356,12 @@ ngx_http_vlm_schema_parse(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         }
     }
 
-    /* greedy or seeded sampling gives the same answer again: cacheable */
+    /*
+     * greedy or seeded sampling gives the same answer again: cacheable;
+     * a temperature left to the model's defaults may sample, so is not
+     */
     v = json_object_get(task->body, "temperature");
-    task->deterministic = (json_number_value(v) == 0
+    task->deterministic = ((v != NULL && json_number_value(v) == 0)
                            || json_object_get(task->body, "seed") != NULL);
 
     if (task->prompt_bytes > vlcf->max_prompt_bytes) {

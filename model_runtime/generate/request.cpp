@@ -21,6 +21,7 @@ SamplingParams resolved_sampling(const GenerationConfig &gen, const ChatRequest 
     if (m.top_p) sp.top_p = gen.do_sample ? float(gen.top_p) : 1.0f;
     if (m.top_k) sp.top_k = gen.do_sample ? gen.top_k : 0;
     if (m.repetition_penalty) sp.repetition_penalty = float(gen.repetition_penalty);
+    if (m.seed) sp.seed = fresh_seed();
     return sp;
 }
 

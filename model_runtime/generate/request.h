@@ -28,15 +28,17 @@ struct ImageBytes {
     static ImageBytes copy_of(std::vector<uint8_t> bytes);
 };
 
-// Sampling settings a chat client left out. They take the model's
+// Sampling settings a client left out. They take the model's
 // generation_config.json values (apply_generation_defaults), as vLLM and
-// transformers do; tasks and explicit settings leave these false.
+// transformers do; tasks and explicit settings leave these false. A missing
+// seed becomes a fresh random one, so "regenerate" gives a new answer.
 struct SamplingFromModel {
     bool temperature        = false;   // and do_sample: greedy unless it is true
     bool top_p              = false;
     bool top_k              = false;
     bool repetition_penalty = false;
-    bool any() const { return temperature || top_p || top_k || repetition_penalty; }
+    bool seed               = false;   // draw fresh_seed() (sampling.seeded stays false)
+    bool any() const { return temperature || top_p || top_k || repetition_penalty || seed; }
 };
 
 struct ChatRequest {
@@ -58,7 +60,8 @@ struct ChatRequest {
 // 0 (greedy: transformers ignores temperature / top_k / top_p without
 // do_sample); top_p, top_k (transformers' default 50 when do_sample and the
 // file has none) and repetition_penalty (also applied when greedy) likewise.
-// Then clears req.from_model. Idempotent.
+// A seed left out is drawn with fresh_seed(). Then clears req.from_model, so
+// a second call changes nothing.
 void apply_generation_defaults(const GenerationConfig &gen, ChatRequest &req);
 // req.sampling with the marked settings filled as above (req unchanged).
 SamplingParams resolved_sampling(const GenerationConfig &gen, const ChatRequest &req);

@@ -3,6 +3,7 @@
 // candidates that survive top_k are cheap next to a decode step.
 #include "generate/sampler.h"
 
+#include <random>
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -18,6 +19,12 @@ static uint64_t splitmix64(uint64_t &x)
 }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t fresh_seed()
+{
+    std::random_device rd;   // getrandom(2) on Linux
+    return (uint64_t(rd()) << 32) ^ uint64_t(rd());
+}
 
 Rng::Rng(uint64_t seed)
 {

@@ -18,6 +18,7 @@ struct SamplingParams {
     float    top_p       = 1.0f;   // (0, 1]
     int      top_k       = 0;      // 0: off
     uint64_t seed        = 0;
+    bool     seeded      = false;  // the client chose `seed`: the same seed, the same answer
     float    repetition_penalty = 1.0f;   // > 0; 1: off
 };
 
@@ -37,6 +38,10 @@ public:
 private:
     uint64_t s_[4];
 };
+
+// A seed nobody can predict (getrandom), for a request that gave none: two
+// unseeded sampling requests must not return the same text.
+uint64_t fresh_seed();
 
 class Sampler {
 public:

@@ -26,7 +26,8 @@ void put_num(std::string &out, double v) {
 
 std::string request_key(const ChatRequest &req) {
     const SamplingParams &sp = req.sampling;
-    if (!(sp.temperature <= 0.0f) && sp.seed == 0) return std::string();
+    // Sampling without the client's own seed is not repeatable: never coalesced.
+    if (!(sp.temperature <= 0.0f) && !sp.seeded) return std::string();
     std::string k;
     for (const ChatMessage &m : req.messages) {
         put(k, m.role);

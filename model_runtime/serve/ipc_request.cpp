@@ -310,6 +310,8 @@ DecodeStatus decode_request_body(const std::string &body, const RequestArena &ar
         req.from_model.repetition_penalty = true;
     }
     req.sampling.seed = uint64_t(seed);
+    req.sampling.seeded = json_object_get(o, "seed") != nullptr;
+    req.from_model.seed = !req.sampling.seeded;
     req.logprobs_top = int(logprobs);
     req.ignore_eos = ignore_eos;
     req.image_limits = limits.image_limits;

@@ -52,7 +52,8 @@ const char *const usage =
     "  --top-p P          nucleus sampling mass in (0, 1] (default: the model's)\n"
     "  --top-k K          sample among the K most likely tokens, 0 = off\n"
     "                     (default: the model's; its repetition_penalty too)\n"
-    "  --seed S           random seed for sampling (default 0)\n"
+    "  --seed S           seed for sampling: the same seed, the same answer\n"
+    "                     (default: a fresh random seed each run)\n"
     "  --stop TEXT        stop before this text; repeatable\n"
     "  --logprobs K       report each token's logprob and the top K (0..20)\n"
     "  --think            let the model think before answering (off by default)\n"
@@ -83,6 +84,7 @@ struct Options {
     long                     top_k = 0;
     bool                     has_temperature = false, has_top_p = false, has_top_k = false;
     unsigned long long       seed = 0;
+    bool                     has_seed = false;
     long                     logprobs = -1;
     bool                     think = false;
     bool                     json = false;
@@ -158,6 +160,7 @@ Options parse_args(int argc, char **argv)
             const char *v = value();
             char *end = nullptr;
             errno = 0;
+            o.has_seed = true;
             o.seed = std::strtoull(v, &end, 10);
             if (errno != 0 || end == v || *end != '\0' || v[0] == '-')
                 die(2, std::string("--seed must be a non-negative integer, got '") + v + "'");
@@ -396,7 +399,7 @@ int run_via_daemon(const Options &o)
     if (o.has_temperature) json_object_set_new(body, "temperature", json_real(o.temperature));
     if (o.has_top_p) json_object_set_new(body, "top_p", json_real(o.top_p));
     if (o.has_top_k) json_object_set_new(body, "top_k", json_integer(o.top_k));
-    json_object_set_new(body, "seed", json_integer(json_int_t(o.seed & 0x7fffffffffffffffULL)));
+    if (o.has_seed) json_object_set_new(body, "seed", json_integer(json_int_t(o.seed & 0x7fffffffffffffffULL)));
     json_object_set_new(body, "logprobs", json_integer(o.logprobs));
     json_object_set_new(body, "ignore_eos", json_boolean(o.ignore_eos));
     json_object_set_new(body, "enable_thinking", json_boolean(o.think));
@@ -519,6 +522,8 @@ int main(int argc, char **argv)
     req.from_model.top_k = !opt.has_top_k;
     req.from_model.repetition_penalty = true;
     req.sampling.seed = opt.seed;
+    req.sampling.seeded = opt.has_seed;
+    req.from_model.seed = !opt.has_seed;
     req.stop_strings = opt.stops;
     req.logprobs_top = int(opt.logprobs);
     req.ignore_eos = opt.ignore_eos;

@@ -81,3 +81,19 @@ def test_cache_metrics_count_hits(stack):
     text = stack.get("/metrics", auth=None)[2].decode()
     hits = [l for l in text.splitlines() if l.startswith('vlm_cache_lookups_total{result="hit"}')]
     assert hits and float(hits[0].split()[-1]) >= 1
+
+
+def test_regenerate_without_seed_gives_a_new_answer(stack):
+    """issue 12: temperature 1.0 without a seed returned the same text every
+    time (vlmd defaulted the seed to 0), so "regenerate" never changed
+    anything. Unseeded sampling now draws a fresh seed per request; a seed
+    still makes the answer repeatable (it is cached, so asked with a fresh
+    prompt each time here)."""
+    body = unique_body(max_tokens=12, temperature=1.0)
+    answers = set()
+    for _ in range(3):
+        status, headers, data = stack.post("/v1/chat/completions", body)
+        assert status == 200, data
+        assert headers["x-vlm-cache"] == "BYPASS"
+        answers.add(json.loads(data)["choices"][0]["message"]["content"])
+    assert len(answers) > 1, "three unseeded samples gave the same text: %r" % answers

@@ -102,7 +102,7 @@ START_TEST(generation_defaults_fill_what_the_client_left_out)
     gen.repetition_penalty = 1.1;
     ChatRequest req;
     req.sampling.temperature = 0.3f;            // given by the client
-    req.from_model = {false, true, true, true};
+    req.from_model = {false, true, true, true, false};
     apply_generation_defaults(gen, req);
     ck_assert(req.sampling.temperature == 0.3f && req.sampling.top_p == 0.6f);
     ck_assert(req.sampling.top_k == 50 && req.sampling.repetition_penalty == 1.1f);
@@ -111,7 +111,7 @@ START_TEST(generation_defaults_fill_what_the_client_left_out)
     ck_assert(req.sampling.temperature == 0.3f);
 
     ChatRequest all;
-    all.from_model = {true, true, true, true};
+    all.from_model = {true, true, true, true, false};
     ck_assert(resolved_sampling(gen, all).temperature == 0.8f);
     gen.do_sample = false;                      // greedy: temperature/top_k/top_p unused
     const SamplingParams g = resolved_sampling(gen, all);
@@ -119,6 +119,35 @@ START_TEST(generation_defaults_fill_what_the_client_left_out)
     ChatRequest task;                           // tasks: nothing from the model
     task.sampling.temperature = 0.0f;
     ck_assert(resolved_sampling(gen, task).repetition_penalty == 1.0f);
+}
+END_TEST
+
+// issue 12: without a seed, temperature 1.0 returned the same text every time
+// (the seed defaulted to 0), so "regenerate" never changed anything.
+START_TEST(a_request_without_seed_gets_a_fresh_one)
+{
+    GenerationConfig gen;
+    ChatRequest a, b, seeded;
+    a.sampling.temperature = b.sampling.temperature = seeded.sampling.temperature = 1.0f;
+    a.from_model.seed = b.from_model.seed = true;
+    seeded.sampling.seed = 7;
+    seeded.sampling.seeded = true;
+    apply_generation_defaults(gen, a);
+    apply_generation_defaults(gen, b);
+    apply_generation_defaults(gen, seeded);
+    ck_assert_msg(a.sampling.seed != b.sampling.seed, "two unseeded requests drew seed %llu",
+                  (unsigned long long)a.sampling.seed);
+    ck_assert(!a.sampling.seeded && seeded.sampling.seeded && seeded.sampling.seed == 7);
+    const uint64_t drawn = a.sampling.seed;
+    apply_generation_defaults(gen, a);          // drawn once
+    ck_assert(a.sampling.seed == drawn);
+
+    // Different seeds sample differently from a flat distribution.
+    std::vector<float> flat(1000, 0.0f);
+    Sampler sa(a.sampling), sb(b.sampling);
+    int same = 0;
+    for (int i = 0; i < 32; i++) same += sa.sample(flat.data(), 1000) == sb.sample(flat.data(), 1000);
+    ck_assert_int_lt(same, 8);
 }
 END_TEST
 
@@ -182,6 +211,7 @@ int main()
     tcase_add_test(tc, top_k_and_top_p_exclude_the_tail);
     tcase_add_test(tc, repetition_penalty_as_transformers);
     tcase_add_test(tc, generation_defaults_fill_what_the_client_left_out);
+    tcase_add_test(tc, a_request_without_seed_gets_a_fresh_one);
     tcase_add_test(tc, logprobs_are_normalised_and_sorted);
     tcase_add_test(tc, stop_string_split_across_pieces_never_streams);
     tcase_add_test(tc, utf8_lossy_repairs_only_invalid_bytes);
