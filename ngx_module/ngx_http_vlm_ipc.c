@@ -602,8 +602,8 @@ ngx_http_vlm_ipc_submit(ngx_http_request_t *r, ngx_http_vlm_task_t *task,
     }
 
     rc = vlm_ipc_submit(ngx_http_vlm_ipc.client, regions[n - 1], len,
-                        (uint32_t) vlcf->request_timeout, regions, n, req,
-                        &slot, &gen);
+                        (uint32_t) vlcf->request_timeout, task->client,
+                        regions, n, req, &slot, &gen);
 
     if (rc != VLM_IPC_OK) {
         ngx_free(req);

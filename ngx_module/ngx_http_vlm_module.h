@@ -147,6 +147,8 @@ typedef struct {
     json_t                     *body;
     ngx_array_t                *images;         /* ngx_http_vlm_image_t */
     size_t                      prompt_bytes;   /* all text, bytes */
+    uint64_t                    client;         /* whose: vlmd's fairness
+                                                   key, 0: unknown */
 
     unsigned                    stream:1;
     unsigned                    include_usage:1;

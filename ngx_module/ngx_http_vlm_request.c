@@ -467,6 +467,7 @@ ngx_http_vlm_cache_done(ngx_http_request_t *r, void *data, ngx_int_t rc,
 static void
 ngx_http_vlm_submit(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 {
+    u_char     digest[NGX_HTTP_VLM_SHA256_LEN];
     ngx_int_t  rc;
     ngx_str_t  msg;
 
@@ -474,6 +475,16 @@ ngx_http_vlm_submit(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
     if (ctx->text == NULL) {
         ngx_http_vlm_end(r, NGX_ERROR);
         return;
+    }
+
+    /*
+     * vlmd shares batch slots fairly between clients: the subject (key or
+     * token holder) is the client, named by a hash so vlmd never sees it
+     */
+    if (ctx->subject.len) {
+        ngx_http_vlm_sha256(ctx->subject.data, ctx->subject.len, digest);
+        ngx_memcpy(&ctx->task->client, digest, sizeof(uint64_t));
+        ctx->task->client |= 1;
     }
 
     rc = ngx_http_vlm_ipc_submit(r, ctx->task, ngx_http_vlm_vlmd_handler,

@@ -77,7 +77,7 @@ int run_request(vlm_ipc_client *c, const std::string &prompt, int max_tokens)
     void *p = vlm_ipc_alloc(c, body.size(), &off);
     if (!p) die("arena full");
     std::memcpy(p, body.data(), body.size());
-    if (vlm_ipc_submit(c, off, body.size(), 0, &off, 1, nullptr, nullptr, nullptr) != VLM_IPC_OK)
+    if (vlm_ipc_submit(c, off, body.size(), 0, 0, &off, 1, nullptr, nullptr, nullptr) != VLM_IPC_OK)
         die("submit failed");
     vlm_ipc_event ev;
     for (;;) {

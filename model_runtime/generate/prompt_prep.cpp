@@ -38,23 +38,13 @@ std::string vision_key(const Sha256 &sha, const PreprocessorConfig &pp, const Im
     return hex_of(sha) + buf;
 }
 
-// One image through the cache or decode -> preprocess -> encoder.
-bool encode_one_image(Model &model, const ChatRequest &req, size_t i, const Sha256 &sha,
-                      VisionCache *cache, PreparedPrompt &out,
-                      std::shared_ptr<const VisionCacheEntry> &entry, int &status,
-                      std::string &err) {
-    const std::string key = vision_key(sha, model.preprocessor(), req.image_limits);
-    if (cache && (entry = cache->get(key))) {
-        ++out.vision_cache_hits;
-        return true;
-    }
-    ++out.vision_cache_misses;
-    auto t0 = std::chrono::steady_clock::now();
+// One image: bytes -> RGB -> the processor's pixels (one grid).
+bool decode_one_image(const PreprocessorConfig &pp, const ChatRequest &req, size_t i,
+                      PixelBatch &px, int &status, std::string &err) {
     RgbImage img;
-    PixelBatch px;
     const ImageBytes &bytes = req.images[i];
     if (!decode_image(bytes.data, bytes.size, req.image_limits, img, err) ||
-        !preprocess_image(img, model.preprocessor(), px, err)) {
+        !preprocess_image(img, pp, px, err)) {
         status = image_error_status(err);
         err = "image " + std::to_string(i + 1) + ": " + err;
         return false;
@@ -64,25 +54,77 @@ bool encode_one_image(Model &model, const ChatRequest &req, size_t i, const Sha2
         err = "image " + std::to_string(i + 1) + ": preprocessing produced no grid";
         return false;
     }
-    out.image_ms += ms_since(t0);
+    return true;
+}
+
+bool hash_one_image(const ChatRequest &req, size_t i, Sha256 &sha, int &status, std::string &err) {
+    const ImageBytes &b = req.images[i];
+    if (!b.data && b.size) {
+        status = 400;
+        err = "image " + std::to_string(i + 1) + ": no bytes";
+        return false;
+    }
+    if (!sha256_of(b.data, b.size, sha)) {
+        status = 500;
+        err = "image " + std::to_string(i + 1) + ": SHA-256 failed";
+        return false;
+    }
+    return true;
+}
+
+// One image through the cache, or pixels (decoded now or before) -> encoder.
+bool encode_one_image(Model &model, const ChatRequest &req, size_t i, DecodedImage &d,
+                      VisionCache *cache, PreparedPrompt &out,
+                      std::shared_ptr<const VisionCacheEntry> &entry, int &status,
+                      std::string &err) {
+    if (cache && (entry = cache->get(d.vision_key))) {
+        ++out.vision_cache_hits;
+        return true;
+    }
+    ++out.vision_cache_misses;
+    if (!d.decoded) {
+        auto t0 = std::chrono::steady_clock::now();
+        if (!decode_one_image(model.preprocessor(), req, i, d.pixels, status, err)) return false;
+        d.decoded = true;
+        out.image_ms += ms_since(t0);
+    }
     auto fresh = std::make_shared<VisionCacheEntry>();
-    fresh->grid = px.grids[0];
+    fresh->grid = d.pixels.grids[0];
     auto t1 = std::chrono::steady_clock::now();
-    if (!model.encode_images(px, fresh->embeds, err)) {
+    if (!model.encode_images(d.pixels, fresh->embeds, err)) {
         status = 400;
         err = "image " + std::to_string(i + 1) + ": " + err;
         return false;
     }
     out.vision_ms += ms_since(t1);
-    if (cache) cache->put(key, fresh);
+    d.pixels = PixelBatch{};   // the encoder's output replaces them
+    if (cache) cache->put(d.vision_key, fresh);
     entry = std::move(fresh);
     return true;
 }
 
 }  // namespace
 
+bool decode_images(const PreprocessorConfig &pp, const ChatRequest &req, const VisionCache *cache,
+                   DecodedImages &out, int &status, std::string &err) {
+    out.images.assign(req.images.size(), DecodedImage{});
+    for (size_t i = 0; i < req.images.size(); ++i) {
+        DecodedImage &d = out.images[i];
+        if (!hash_one_image(req, i, d.sha, status, err)) return false;
+        d.vision_key = vision_key(d.sha, pp, req.image_limits);
+        if (cache && cache->contains(d.vision_key)) continue;
+        auto t0 = std::chrono::steady_clock::now();
+        if (!decode_one_image(pp, req, i, d.pixels, status, err)) return false;
+        d.decoded = true;
+        out.image_ms += ms_since(t0);
+    }
+    status = 0;
+    return true;
+}
+
 bool prepare_prompt(Model &model, const Tokenizer &tok, const ChatRequest &req,
-                    VisionCache *cache, PreparedPrompt &out, int &status, std::string &err) {
+                    VisionCache *cache, PreparedPrompt &out, int &status, std::string &err,
+                    DecodedImages *decoded) {
     const ModelConfig &cfg = model.config();
     const int64_t d_model = cfg.text.hidden_size;
     status = 400;
@@ -93,20 +135,23 @@ bool prepare_prompt(Model &model, const Tokenizer &tok, const ChatRequest &req,
     const int merge2 = model.preprocessor().merge_size * model.preprocessor().merge_size;
     std::vector<ImageGrid> grids;
     std::vector<int> image_tokens;
+    DecodedImages local;
+    if (!decoded || decoded->images.size() != req.images.size()) {
+        // Hash now; decode one image at a time below (only on a cache miss).
+        local.images.assign(req.images.size(), DecodedImage{});
+        for (size_t i = 0; i < req.images.size(); ++i) {
+            DecodedImage &d = local.images[i];
+            if (!hash_one_image(req, i, d.sha, status, err)) return false;
+            d.vision_key = vision_key(d.sha, model.preprocessor(), req.image_limits);
+        }
+        decoded = &local;
+    }
+    out.image_ms += decoded->image_ms;
     std::vector<Sha256> shas(req.images.size());
     for (size_t i = 0; i < req.images.size(); ++i) {
-        const ImageBytes &b = req.images[i];
-        if (!b.data && b.size) {
-            err = "image " + std::to_string(i + 1) + ": no bytes";
-            return false;
-        }
-        if (!sha256_of(b.data, b.size, shas[i])) {
-            status = 500;
-            err = "image " + std::to_string(i + 1) + ": SHA-256 failed";
-            return false;
-        }
+        shas[i] = decoded->images[i].sha;
         std::shared_ptr<const VisionCacheEntry> entry;
-        if (!encode_one_image(model, req, i, shas[i], cache, out, entry, status, err))
+        if (!encode_one_image(model, req, i, decoded->images[i], cache, out, entry, status, err))
             return false;
         const ImageGrid &g = entry->grid;
         const int64_t n_tok = int64_t(g.t) * g.h * g.w / merge2;

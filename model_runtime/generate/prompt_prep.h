@@ -5,6 +5,11 @@
 // and a content key per prompt token for prefix reuse (text: its id; image
 // token: the image's SHA-256 and its index, since every image has the same
 // <|image|> ids). Also the prefill chunking both use. Leaves out: decoding.
+//
+// Two phases, so a server can run the first elsewhere: decode_images() is
+// CPU work on the bytes alone (hash, decode, preprocess; no model, no
+// backend, safe on any thread), prepare_prompt() runs the vision encoder and
+// builds the prompt, decoding itself whatever was not decoded before.
 #pragma once
 
 #include "generate/generate.h"
@@ -21,6 +26,24 @@ namespace vlm {
 
 class VisionCache;
 
+// One image of a request after decode_images().
+struct DecodedImage {
+    Sha256      sha{};
+    std::string vision_key;       // the vision cache's key for it
+    bool        decoded = false;  // pixels hold it (false: it was cached)
+    PixelBatch  pixels;           // one grid when decoded
+};
+
+// The images of a request, hashed and (unless `cache` already holds their
+// encoder output) decoded and preprocessed, with the same statuses and
+// messages as prepare_prompt. `cache` may be null. Thread-safe.
+struct DecodedImages {
+    std::vector<DecodedImage> images;
+    double                    image_ms = 0;
+};
+bool decode_images(const PreprocessorConfig &pp, const ChatRequest &req, const VisionCache *cache,
+                   DecodedImages &out, int &status, std::string &err);
+
 struct PreparedPrompt {
     std::vector<int32_t>  ids;
     std::vector<int32_t>  positions;     // 3 planes of ids.size()
@@ -34,9 +57,12 @@ struct PreparedPrompt {
 // Everything up to the decoder. On failure `status` is 400 (bad request or
 // undecodable image), 413 (over a size or context limit) or 415
 // (unsupported image type) and `err` a one-line reason. `cache` may be null.
+// `decoded` (may be null) is decode_images()'s result for this request: its
+// pixels are used instead of decoding again; an image it found cached but
+// that was evicted since is decoded here.
 bool prepare_prompt(Model &model, const Tokenizer &tok, const ChatRequest &req,
                     VisionCache *cache, PreparedPrompt &out, int &status,
-                    std::string &err);
+                    std::string &err, DecodedImages *decoded = nullptr);
 
 // Prefill chunks end at multiples of `chunk` tokens counted from the start of
 // the prompt (so a sequence's chunks are the same whatever runs beside it).

@@ -4,6 +4,7 @@
 namespace vlm {
 
 std::shared_ptr<const VisionCacheEntry> VisionCache::get(const std::string &key) {
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = map_.find(key);
     if (it == map_.end()) return nullptr;
     lru_.splice(lru_.begin(), lru_, it->second);
@@ -12,6 +13,7 @@ std::shared_ptr<const VisionCacheEntry> VisionCache::get(const std::string &key)
 
 void VisionCache::put(const std::string &key, std::shared_ptr<const VisionCacheEntry> entry) {
     if (!entry || entry->bytes() > budget_) return;
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = map_.find(key);
     if (it != map_.end()) {
         bytes_ -= it->second->second->bytes();
@@ -27,6 +29,21 @@ void VisionCache::put(const std::string &key, std::shared_ptr<const VisionCacheE
         map_.erase(last.first);
         lru_.pop_back();
     }
+}
+
+bool VisionCache::contains(const std::string &key) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return map_.count(key) != 0;
+}
+
+size_t VisionCache::bytes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return bytes_;
+}
+
+size_t VisionCache::size() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return map_.size();
 }
 
 }  // namespace vlm

@@ -153,7 +153,9 @@ typedef struct vlm_ipc_request_entry {
     uint32_t timeout_ms;     /* SUBMIT: 0 = no deadline */
     uint64_t body_offset;    /* SUBMIT: request arena offset */
     uint64_t body_length;
-    uint8_t  reserved[32];   /* zero */
+    uint64_t client;         /* SUBMIT: whose request, for fair scheduling
+                                (a hash of the API subject); 0: unknown */
+    uint8_t  reserved[24];   /* zero */
 } vlm_ipc_request_entry;
 
 typedef struct vlm_ipc_result_entry {

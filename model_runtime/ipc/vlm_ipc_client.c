@@ -580,7 +580,7 @@ take_slot(vlm_ipc_client *c, uint32_t *slot)
 
 static int
 start_request(vlm_ipc_client *c, uint32_t kind, uint64_t body_offset, uint64_t body_length,
-              uint32_t timeout_ms, const uint64_t *regions, size_t n_regions, void *user,
+              uint32_t timeout_ms, uint64_t client, const uint64_t *regions, size_t n_regions, void *user,
               uint32_t *slot_out, uint32_t *gen_out)
 {
     vlm_ipc_request_entry e;
@@ -608,6 +608,7 @@ start_request(vlm_ipc_client *c, uint32_t kind, uint64_t body_offset, uint64_t b
     e.timeout_ms = timeout_ms;
     e.body_offset = body_offset;
     e.body_length = body_length;
+    e.client = client;
     rc = push_request(c, &e);
     if (rc != VLM_IPC_OK) {
         return rc;
@@ -630,23 +631,23 @@ start_request(vlm_ipc_client *c, uint32_t kind, uint64_t body_offset, uint64_t b
 
 int
 vlm_ipc_submit(vlm_ipc_client *c, uint64_t body_offset, uint64_t body_length,
-               uint32_t timeout_ms, const uint64_t *regions, size_t n_regions, void *user,
-               uint32_t *slot, uint32_t *gen)
+               uint32_t timeout_ms, uint64_t client, const uint64_t *regions, size_t n_regions,
+               void *user, uint32_t *slot, uint32_t *gen)
 {
-    return start_request(c, VLM_IPC_REQ_SUBMIT, body_offset, body_length, timeout_ms, regions,
+    return start_request(c, VLM_IPC_REQ_SUBMIT, body_offset, body_length, timeout_ms, client, regions,
                          n_regions, user, slot, gen);
 }
 
 int
 vlm_ipc_stats(vlm_ipc_client *c, void *user, uint32_t *slot, uint32_t *gen)
 {
-    return start_request(c, VLM_IPC_REQ_STATS, 0, 0, 0, NULL, 0, user, slot, gen);
+    return start_request(c, VLM_IPC_REQ_STATS, 0, 0, 0, 0, NULL, 0, user, slot, gen);
 }
 
 int
 vlm_ipc_ping(vlm_ipc_client *c, void *user, uint32_t *slot, uint32_t *gen)
 {
-    return start_request(c, VLM_IPC_REQ_PING, 0, 0, 0, NULL, 0, user, slot, gen);
+    return start_request(c, VLM_IPC_REQ_PING, 0, 0, 0, 0, NULL, 0, user, slot, gen);
 }
 
 int

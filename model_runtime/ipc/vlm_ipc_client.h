@@ -10,7 +10,7 @@
  *   vlm_ipc_client_connect(c, "/run/vlmd.sock", err, sizeof(err));
  *   ... fd readable -> vlm_ipc_client_process(c) until vlm_ipc_client_ready(c)
  *   p = vlm_ipc_alloc(c, n, &off); write image bytes / body JSON at p
- *   vlm_ipc_submit(c, body_off, body_len, timeout_ms, regions, n, user, &slot, &gen)
+ *   vlm_ipc_submit(c, body_off, body_len, timeout_ms, client, regions, n, user, &slot, &gen)
  *   ... fd readable -> process(); while (next_event(c, &ev)) handle(ev)
  *   vlm_ipc_client_free(c)
  */
@@ -72,11 +72,13 @@ uint32_t vlm_ipc_client_in_flight(const vlm_ipc_client *c);
 void *vlm_ipc_alloc(vlm_ipc_client *c, uint64_t size, uint64_t *offset);
 void vlm_ipc_free(vlm_ipc_client *c, uint64_t offset);
 
-/* Submits a request. `regions` (arena offsets from vlm_ipc_alloc) are freed
+/* Submits a request. `client` says whose it is (vlmd shares batch slots
+ * fairly between clients of one priority; 0: unknown, the connection counts
+ * as the client). `regions` (arena offsets from vlm_ipc_alloc) are freed
  * when its final event has been returned. AGAIN: ring or slots full. */
 int vlm_ipc_submit(vlm_ipc_client *c, uint64_t body_offset, uint64_t body_length,
-                   uint32_t timeout_ms, const uint64_t *regions, size_t n_regions,
-                   void *user, uint32_t *slot, uint32_t *gen);
+                   uint32_t timeout_ms, uint64_t client, const uint64_t *regions,
+                   size_t n_regions, void *user, uint32_t *slot, uint32_t *gen);
 int vlm_ipc_cancel(vlm_ipc_client *c, uint32_t slot, uint32_t gen);
 int vlm_ipc_stats(vlm_ipc_client *c, void *user, uint32_t *slot, uint32_t *gen);
 int vlm_ipc_ping(vlm_ipc_client *c, void *user, uint32_t *slot, uint32_t *gen);

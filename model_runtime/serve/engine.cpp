@@ -1,7 +1,11 @@
-// engine.cpp: the serving engine (engine.h). One thread runs steps: it admits
-// queued requests (INTERACTIVE before BULK) while the batch has room and the
-// KV cache has blocks, prepares them (images through the vision cache, prompt
-// ids, prefix reuse from the block table), then runs one forward over the
+// engine.cpp: the serving engine (engine.h). Image workers (image_workers
+// threads) decode and preprocess a request's images as soon as it is queued;
+// a request is admissible once its images are ready. One thread runs steps:
+// it admits queued requests (INTERACTIVE before BULK; within a priority the
+// client with the fewest running sequences first) while the batch has room
+// and the KV cache has blocks, prepares them (vision encoder through the
+// vision cache, prompt ids, prefix reuse from the block table), then runs one
+// forward over the
 // decode row of every decoding sequence plus prefill chunks (a budget of
 // prefill_chunk_tokens per step), samples, and streams events. Sequences
 // join and leave between steps. Identical deterministic requests share one
@@ -49,7 +53,10 @@ enum class SeqState : uint8_t { QUEUED, PREPARING, PREFILL, DECODE, FINISHED };
 
 struct Sequence {
     Priority                 priority = Priority::INTERACTIVE;
+    uint64_t                 client = 0;     // fairness key
     ChatRequest              chat;
+    bool                     images_ready = true;   // decoded (or decoded at admission)
+    std::unique_ptr<DecodedImages> decoded;  // the image workers' result
     std::string              key;            // coalescing key; empty: none
     std::vector<Subscriber>  subs;
     SeqState                 state = SeqState::QUEUED;
@@ -80,6 +87,8 @@ public:
         : model_(model), tok_(tok), opt_(opt), pool_(std::move(pool)),
           table_(pool_.n_blocks, pool_.block_tokens), vision_(opt.vision_cache_bytes) {
         thread_ = std::thread([this] { run(); });
+        for (int i = 0; i < opt_.image_workers; ++i)
+            workers_.emplace_back([this] { decode_images_loop(); });
     }
 
     ~EngineImpl() override {
@@ -88,7 +97,9 @@ public:
             stop_ = true;
         }
         cv_.notify_all();
+        decode_cv_.notify_all();
         if (thread_.joinable()) thread_.join();
+        for (std::thread &w : workers_) w.join();
         // The engine thread is gone: whatever is left is cancelled from here.
         std::vector<Outgoing> outbox;
         {
@@ -154,13 +165,19 @@ public:
         }
         auto s = std::make_shared<Sequence>();
         s->priority = req.priority;
+        s->client = req.client;
         s->chat = std::move(req.chat);
+        s->images_ready = s->chat.images.empty() || workers_.empty();
         s->key = std::move(key);
         s->submitted = Clock::now();
         s->subs.push_back(std::move(sub));
         by_id_[req.id] = s;
         if (!s->key.empty()) by_key_[s->key] = s;
         q.push_back(s);
+        if (!s->images_ready) {
+            to_decode_.push_back(s);
+            decode_cv_.notify_one();
+        }
         cv_.notify_all();
         return res;
     }
@@ -369,15 +386,94 @@ private:
         outbox.clear();
     }
 
-    SeqPtr next_queued() {
-        for (auto &q : queue_)
-            if (!q.empty()) return q.front();
+    int running_of(uint64_t client) const {
+        int n = 0;
+        for (const SeqPtr &s : running_) n += s->client == client;
+        return n;
+    }
+
+    // When `client` was last admitted (0: never, or long ago).
+    uint64_t last_admitted(uint64_t client) const {
+        auto it = last_admit_.find(client);
+        return it == last_admit_.end() ? 0 : it->second;
+    }
+
+    // The next request to admit: the higher priority first; within it, of
+    // those whose images are ready, the client with the fewest sequences
+    // running, then the one admitted least recently, then the earliest
+    // request (so one client's hundred requests cannot keep another's
+    // single request waiting behind them: clients take turns).
+    SeqPtr next_queued() const {
+        for (const auto &q : queue_) {
+            SeqPtr best;
+            int best_running = 0;
+            uint64_t best_last = 0;
+            for (const SeqPtr &s : q) {
+                if (!s->images_ready) continue;
+                if (!opt_.fair_admission) return s;
+                const int r = running_of(s->client);
+                const uint64_t last = last_admitted(s->client);
+                if (!best || r < best_running || (r == best_running && last < best_last)) {
+                    best = s;
+                    best_running = r;
+                    best_last = last;
+                }
+            }
+            if (best) return best;
+        }
         return nullptr;
     }
 
+    void note_admitted(uint64_t client) {
+        last_admit_[client] = ++admissions_;
+        // Forget clients not seen for a long while; they rank as "never".
+        if (last_admit_.size() > 4096) {
+            for (auto it = last_admit_.begin(); it != last_admit_.end();)
+                it = it->second + 4096 < admissions_ ? last_admit_.erase(it) : std::next(it);
+        }
+    }
+
     bool can_admit() const {
-        return int(running_.size()) < opt_.max_batch &&
-               (!queue_[0].empty() || !queue_[1].empty());
+        return int(running_.size()) < opt_.max_batch && next_queued() != nullptr;
+    }
+
+    // An image worker: takes queued requests with images (INTERACTIVE
+    // first), decodes and preprocesses them with the lock released, and marks
+    // them ready for admission (or fails them with the decoder's status).
+    void decode_images_loop() {
+        std::unique_lock<std::mutex> lock(mu_);
+        while (true) {
+            decode_cv_.wait(lock, [&] { return stop_ || !to_decode_.empty(); });
+            if (stop_) return;
+            auto it = std::find_if(to_decode_.begin(), to_decode_.end(),
+                                   [](const SeqPtr &s) { return s->priority == Priority::INTERACTIVE; });
+            if (it == to_decode_.end()) it = to_decode_.begin();
+            SeqPtr s = *it;
+            to_decode_.erase(it);
+            if (s->state == SeqState::FINISHED) continue;   // cancelled while queued
+            lock.unlock();
+            auto decoded = std::make_unique<DecodedImages>();
+            int status = 0;
+            std::string err;
+            bool ok;
+            try {
+                // s->chat is read only here until images_ready is set.
+                ok = decode_images(model_.preprocessor(), s->chat, &vision_, *decoded, status, err);
+            } catch (const std::exception &e) {
+                ok = false;
+                status = 500;
+                err = std::string("image decoding: ") + e.what();
+            }
+            lock.lock();
+            if (s->state == SeqState::FINISHED) continue;
+            if (!ok) {
+                fail(s, status, err, outbox_);
+            } else {
+                s->decoded = std::move(decoded);
+                s->images_ready = true;
+            }
+            cv_.notify_all();
+        }
     }
 
     // Decodes images, builds the prompt (lock released meanwhile).
@@ -390,7 +486,7 @@ private:
         PreparedPrompt prep;
         bool ok;
         try {
-            ok = prepare_prompt(model_, tok_, s->chat, &vision_, prep, status, err);
+            ok = prepare_prompt(model_, tok_, s->chat, &vision_, prep, status, err, s->decoded.get());
         } catch (const std::exception &e) {
             ok = false;
             status = 500;
@@ -407,6 +503,7 @@ private:
             return false;
         }
         s->prep = std::move(prep);
+        s->decoded.reset();
         s->chat.images.clear();   // the bytes (maybe in shared memory) are no longer needed
         s->prepared = true;
         return true;
@@ -459,6 +556,7 @@ private:
         s->state = SeqState::PREFILL;
         for (auto &q : queue_) q.erase(std::remove(q.begin(), q.end(), s), q.end());
         running_.push_back(s);
+        note_admitted(s->client);
         m_.prompt_tokens += uint64_t(n_prompt);
         return true;
     }
@@ -667,6 +765,11 @@ private:
     KvBlockTable table_;
     VisionCache vision_;   // engine thread only
     std::deque<SeqPtr> queue_[2];   // by Priority
+    std::deque<SeqPtr> to_decode_;  // queued with images not yet decoded
+    std::unordered_map<uint64_t, uint64_t> last_admit_;   // client -> admissions_ then
+    uint64_t admissions_ = 0;
+    std::condition_variable decode_cv_;
+    std::vector<std::thread> workers_;   // image workers
     std::vector<SeqPtr> running_;
     std::unordered_map<uint64_t, SeqPtr> by_id_;
     std::unordered_map<std::string, SeqPtr> by_key_;

@@ -35,11 +35,19 @@ struct EngineOptions {
     int     queue_limit_bulk        = 256;
     size_t  vision_cache_bytes   = size_t(256) << 20;
     bool    prefix_cache         = true;
+    // Threads that decode and preprocess images off the engine thread, so a
+    // large image does not stall everyone's decoding; 0: the engine thread
+    // decodes them when it admits the request.
+    int     image_workers        = 1;
+    // Within a priority, admit first the client with the fewest sequences
+    // running (ties: first come); false: first come, first served.
+    bool    fair_admission       = true;
 };
 
 struct EngineRequest {
     uint64_t    id = 0;                 // unique per engine, chosen by the caller
     Priority    priority = Priority::INTERACTIVE;
+    uint64_t    client = 0;             // whose request, for fair admission; 0: unknown
     ChatRequest chat;
     int64_t     deadline_ms = 0;        // steady-clock ms; 0: none
 };

@@ -4,6 +4,7 @@
 #include "serve/ipc_stats.h"
 #include "serve/result_writer.h"
 #include "tasks/task_service.h"
+#include "util/hash.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -176,6 +177,9 @@ std::optional<LogWord> submit(IpcServer &s, const std::shared_ptr<Conn> &cp, con
     uint64_t id = s.next_request_id++;
     dec.engine.id = id;
     if (e.timeout_ms > 0) dec.engine.deadline_ms = steady_ms() + int64_t(e.timeout_ms);
+    // Whose request, for fair admission: the client's key (nginx: a hash of
+    // the API subject, odd), else this connection (even, so never equal).
+    dec.engine.client = e.client ? e.client : (mix64(c.id) & ~uint64_t(1));
     {
         std::lock_guard<std::mutex> lk(c.mu);
         c.slots[e.slot].engine_id = id;

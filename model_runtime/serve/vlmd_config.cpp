@@ -106,6 +106,10 @@ const Key kKeys[] = {
     SIZE_KEY("scheduling", "vision_cache_bytes", 0, int64_t(1) << 40, engine.vision_cache_bytes,
              "LRU cache of vision-encoder outputs; 0 = off"),
     BOOL_KEY("scheduling", "prefix_cache", engine.prefix_cache, "reuse KV blocks of identical prompt prefixes"),
+    INT_KEY("scheduling", "image_workers", 0, 64, engine.image_workers,
+            "threads decoding images off the engine thread; 0 = the engine thread decodes"),
+    BOOL_KEY("scheduling", "fair_admission", engine.fair_admission,
+             "within a priority, admit the client with the fewest running requests first"),
 
     STR_KEY("tasks", "prompts_dir", "--prompts", "DIR", prompts_dir,
             "directory of the task prompt templates"),

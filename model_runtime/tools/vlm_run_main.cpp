@@ -416,7 +416,7 @@ int run_via_daemon(const Options &o)
     if (regions.size() > VLM_IPC_MAX_REGIONS) die(2, "too many images for one request");
 
     auto start = std::chrono::steady_clock::now();
-    if (vlm_ipc_submit(c, body_off, body_len, uint32_t(o.timeout_ms), regions.data(), regions.size(),
+    if (vlm_ipc_submit(c, body_off, body_len, uint32_t(o.timeout_ms), 0, regions.data(), regions.size(),
                        nullptr, nullptr, nullptr) != VLM_IPC_OK)
         die(1, std::string("vlmd: cannot submit: ") + vlm_ipc_client_error(c));
 

@@ -353,7 +353,7 @@ struct Harness {
                     if (vlm_ipc_alloc(c, 1 + in.u8(), &off2) != nullptr) regions[n++] = off2;
                 }
             }
-            rc = vlm_ipc_submit(c, off, p ? body_len : 0, in.u8(), regions, n, user, &slot, &gen);
+            rc = vlm_ipc_submit(c, off, p ? body_len : 0, in.u8(), in.u8(), regions, n, user, &slot, &gen);
             if (rc != VLM_IPC_OK)
                 for (size_t j = 0; j < n; j++) vlm_ipc_free(c, regions[j]);
         } else if (how % 4 == 2) {
@@ -664,7 +664,7 @@ struct Harness {
             vlm_ipc_event ev;
             CHECK(vlm_ipc_next_event(c, &ev) == 0);
             CHECK(vlm_ipc_client_closed(c) && vlm_ipc_client_error(c)[0] != '\0');
-            CHECK(vlm_ipc_submit(c, 0, 0, 0, nullptr, 0, nullptr, nullptr, nullptr) != VLM_IPC_OK);
+            CHECK(vlm_ipc_submit(c, 0, 0, 0, 0, nullptr, 0, nullptr, nullptr, nullptr) != VLM_IPC_OK);
             return;
         }
         // accepted: the layout must be valid and the client must map it once

@@ -12,6 +12,7 @@
 
 #include <check.h>
 #include <jansson.h>
+#include <zlib.h>
 
 #include <dirent.h>
 
@@ -130,7 +131,7 @@ struct Collector {
     std::map<uint64_t, std::string> text, finish;
     std::map<uint64_t, int> error_status;
     std::map<uint64_t, bool> done;
-    std::vector<uint64_t> first_token_order;
+    std::vector<uint64_t> first_token_order, done_order;
     int sleep_ms_per_delta = 0;
 
     EventSink sink() {
@@ -142,6 +143,7 @@ struct Collector {
                     if (t.empty() && !ev.tokens.empty()) first_token_order.push_back(ev.request_id);
                     t.insert(t.end(), ev.tokens.begin(), ev.tokens.end());
                 } else if (ev.kind == EngineEvent::DONE) {
+                    done_order.push_back(ev.request_id);
                     text[ev.request_id] = ev.text;
                     finish[ev.request_id] = ev.finish_reason;
                     done[ev.request_id] = true;
@@ -174,12 +176,13 @@ std::vector<int32_t> reference_tokens(Loaded &l, const ChatRequest &r, int chunk
 }
 
 void submit_ok(Engine &e, uint64_t id, const ChatRequest &r, Collector &c,
-               Priority p = Priority::INTERACTIVE, int64_t deadline = 0) {
+               Priority p = Priority::INTERACTIVE, int64_t deadline = 0, uint64_t client = 0) {
     EngineRequest er;
     er.id = id;
     er.chat = r;
     er.priority = p;
     er.deadline_ms = deadline;
+    er.client = client;
     SubmitResult sr = e.submit(std::move(er), c.sink());
     ck_assert_msg(sr.status == SubmitStatus::ACCEPTED, "request %llu not accepted: %d %s",
                   (unsigned long long)id, int(sr.status), sr.error.c_str());
@@ -250,6 +253,39 @@ void check_parity(int chunk) {
     }
 }
 
+// A grey PNG of w x h pixels (a diagonal ramp), made here: big images are
+// costly to decode, not to store.
+std::vector<uint8_t> big_png(uint32_t w, uint32_t h) {
+    std::vector<uint8_t> raw;
+    raw.reserve(size_t(w + 1) * h);
+    for (uint32_t y = 0; y < h; ++y) {
+        raw.push_back(0);   // filter: none
+        for (uint32_t x = 0; x < w; ++x) raw.push_back(uint8_t(x + y));
+    }
+    uLongf zlen = compressBound(uLong(raw.size()));
+    std::vector<uint8_t> z(zlen);
+    ck_assert(compress2(z.data(), &zlen, raw.data(), uLong(raw.size()), 1) == Z_OK);
+    z.resize(zlen);
+    std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    auto be32 = [&](uint32_t v) {
+        for (int s = 24; s >= 0; s -= 8) png.push_back(uint8_t(v >> s));
+    };
+    auto chunk = [&](const char *type, const std::vector<uint8_t> &data) {
+        be32(uint32_t(data.size()));
+        const size_t start = png.size();
+        png.insert(png.end(), type, type + 4);
+        png.insert(png.end(), data.begin(), data.end());
+        be32(uint32_t(crc32(0, png.data() + start, uInt(png.size() - start))));
+    };
+    std::vector<uint8_t> ihdr = {uint8_t(w >> 24), uint8_t(w >> 16), uint8_t(w >> 8), uint8_t(w),
+                                 uint8_t(h >> 24), uint8_t(h >> 16), uint8_t(h >> 8), uint8_t(h),
+                                 8, 0, 0, 0, 0};   // 8-bit grey
+    chunk("IHDR", ihdr);
+    chunk("IDAT", z);
+    chunk("IEND", {});
+    return png;
+}
+
 }  // namespace
 
 START_TEST(test_parity_default_chunks) { check_parity(kDefaultPrefillChunk); }
@@ -309,6 +345,67 @@ START_TEST(test_interactive_before_bulk) {
     ck_assert_int_eq(c.first_token_order.size(), 3);
     ck_assert_int_eq(c.first_token_order[1], 3);   // interactive before the earlier bulk
     ck_assert_int_eq(c.first_token_order[2], 2);
+}
+END_TEST
+
+// issue 12: small text requests stalled for seconds while requests with
+// large images were decoded on the engine thread. Images are now decoded by
+// an image worker, so a text request submitted right after a 36-megapixel
+// image finishes before the image request has its first token.
+START_TEST(test_large_image_does_not_stall_text) {
+    Loaded l = load("tiny-flash");
+    EngineOptions opt;
+    opt.kv_cache_bytes = size_t(64) << 20;
+    opt.image_workers = 1;
+    auto engine = start(l, opt);
+    Collector c;
+    ChatRequest img = make_request("", "Describe the image.", {}, 4);
+    img.images.push_back(ImageBytes::copy_of(big_png(6000, 6000)));
+    img.messages.back().parts.insert(img.messages.back().parts.begin(), {ChatPart::IMAGE, "", 0});
+    const auto t0 = Clock::now();
+    submit_ok(*engine, 1, img, c);
+    submit_ok(*engine, 2, make_request("", "A short text question.", {}, 8), c);
+    ck_assert(c.wait_done(2) && c.wait_done(1, 120000));
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    std::printf("large image + text: first tokens %llu then %llu, done %llu then %llu, %.0f ms\n",
+                (unsigned long long)c.first_token_order[0], (unsigned long long)c.first_token_order[1],
+                (unsigned long long)c.done_order[0], (unsigned long long)c.done_order[1], ms);
+    ck_assert_msg(c.error_status.count(1) == 0, "image request failed: %d", c.error_status[1]);
+    ck_assert_int_eq(c.done_order.size(), 2);
+    ck_assert_int_eq(c.done_order[0], 2);          // the text answer is complete
+    ck_assert_int_eq(c.first_token_order[0], 2);   // before the image request's first token
+}
+END_TEST
+
+// issue 12: one client's queued requests kept another client's single
+// request waiting behind all of them. Within a priority, clients now take
+// turns for free batch slots; fair_admission off is first come, first served.
+START_TEST(test_clients_take_turns) {
+    Loaded l = load("tiny-flash");
+    for (bool fair : {true, false}) {
+        EngineOptions opt;
+        opt.max_batch = 1;
+        opt.kv_cache_bytes = size_t(64) << 20;
+        opt.fair_admission = fair;
+        auto engine = start(l, opt);
+        Collector c;
+        c.sleep_ms_per_delta = 1;
+        const uint64_t a = 11, b = 22;
+        submit_ok(*engine, 1, make_request("", "client a, running", {}, 30), c, Priority::INTERACTIVE, 0, a);
+        ck_assert(c.wait_tokens(1, 1));
+        for (uint64_t id = 2; id <= 4; ++id)
+            submit_ok(*engine, id, make_request("", "client a, queued " + std::to_string(id), {}, 3), c,
+                      Priority::INTERACTIVE, 0, a);
+        submit_ok(*engine, 5, make_request("", "client b", {}, 3), c, Priority::INTERACTIVE, 0, b);
+        for (uint64_t id = 1; id <= 5; ++id) ck_assert(c.wait_done(id));
+        std::printf("fair_admission %s: first-token order", fair ? "on" : "off");
+        for (uint64_t id : c.first_token_order) std::printf(" %llu", (unsigned long long)id);
+        std::printf("\n");
+        ck_assert_int_eq(c.first_token_order.size(), 5);
+        const std::vector<uint64_t> want = fair ? std::vector<uint64_t>{1, 5, 2, 3, 4}
+                                                : std::vector<uint64_t>{1, 2, 3, 4, 5};
+        ck_assert_msg(c.first_token_order == want, "fair_admission %s: unexpected order", fair ? "on" : "off");
+    }
 }
 END_TEST
 
@@ -474,6 +571,8 @@ int main() {
     tcase_add_test(tc, test_parity_small_chunks);
     tcase_add_test(tc, test_cancel_frees_blocks);
     tcase_add_test(tc, test_interactive_before_bulk);
+    tcase_add_test(tc, test_large_image_does_not_stall_text);
+    tcase_add_test(tc, test_clients_take_turns);
     tcase_add_test(tc, test_queue_full);
     tcase_add_test(tc, test_prefix_and_vision_cache);
     tcase_add_test(tc, test_coalescing);

@@ -314,7 +314,7 @@ static int submit_text(vlm_ipc_client *c, const std::string &prompt, int max_tok
     void *p = vlm_ipc_alloc(c, body.size(), &off);
     if (!p) return VLM_IPC_AGAIN;
     std::memcpy(p, body.data(), body.size());
-    int rc = vlm_ipc_submit(c, off, body.size(), timeout_ms, &off, 1, user, slot, gen);
+    int rc = vlm_ipc_submit(c, off, body.size(), timeout_ms, 0, &off, 1, user, slot, gen);
     if (rc != VLM_IPC_OK) vlm_ipc_free(c, off);
     return rc;
 }
@@ -616,7 +616,7 @@ START_TEST(hostile_clients_are_disconnected)
         std::string body = "{\"messages\":[],\"bogus\":1}";
         uint64_t off;
         std::memcpy(vlm_ipc_alloc(good, body.size(), &off), body.data(), body.size());
-        ck_assert_int_eq(vlm_ipc_submit(good, off, body.size(), 0, &off, 1, nullptr, &slot, &gen), VLM_IPC_OK);
+        ck_assert_int_eq(vlm_ipc_submit(good, off, body.size(), 0, 0, &off, 1, nullptr, &slot, &gen), VLM_IPC_OK);
         bool got = false;
         while (!got) {
             while (vlm_ipc_next_event(good, &ev)) {
@@ -756,7 +756,7 @@ START_TEST(task_answers_come_whole)
         ck_assert(bp != nullptr);
         std::memcpy(bp, body.data(), body.size());
         uint64_t regions[2] = {body_off, img_off};
-        ck_assert_int_eq(vlm_ipc_submit(c, body_off, body.size(), 0, regions, 2, nullptr, slot, gen), VLM_IPC_OK);
+        ck_assert_int_eq(vlm_ipc_submit(c, body_off, body.size(), 0, 0, regions, 2, nullptr, slot, gen), VLM_IPC_OK);
     };
     // The answer: every record of the request, until the final one.
     auto records = [&](std::vector<vlm_ipc_event> &evs, std::vector<std::string> &texts) {
