@@ -3,7 +3,9 @@
 fixture's chat_template.jinja) over every conversation in tests/fixtures/chat_templates/conversations.json with
 transformers' own apply_chat_template(tokenize=False), and writes what it returns, or the exception it raises, to
 tests/fixtures/chat_templates/expected/<template>.json. tests/unit/test_jinja.cpp renders the same pairs with
-vlm_jinja and must match byte for byte (an error case must fail in ours too).
+vlm_jinja and must match byte for byte (an error case must fail in ours too). It also renders the small
+templates of jinja_snippets.py with transformers' compiled environment into
+tests/fixtures/chat_templates/snippets.json.
 
 Deterministic: strftime_now() is pinned to the corpus' fixed_time. Needs only transformers, tokenizers and jinja2
 from requirements.txt (no torch):
@@ -62,6 +64,34 @@ def render_case(tok, template, conv, tools):
         return {"error": type(e).__name__ + ": " + str(e)}
 
 
+def make_snippets(versions):
+    import transformers.utils.chat_template_utils as ctu
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import jinja_snippets
+
+    cases = []
+    for src, extra, unsupported in jinja_snippets.S:
+        ctx = dict(jinja_snippets.CONTEXT)
+        ctx.update(extra)
+        case = {"template": src}
+        if extra:
+            case["context"] = extra   # merged over the document's "context"
+        if unsupported:
+            case["unsupported"] = True
+        else:
+            try:
+                case["output"] = ctu._compile_jinja_template(src).render(**ctx)
+            except Exception as e:
+                case["error"] = type(e).__name__ + ": " + str(e)
+        cases.append(case)
+    doc = dict(versions, format_version=FORMAT_VERSION, context=jinja_snippets.CONTEXT, cases=cases)
+    with open(os.path.join(DIR, "snippets.json"), "w", encoding="utf-8", newline="\n") as f:
+        json.dump(doc, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    return len(cases)
+
+
 def main():
     import jinja2
     import tokenizers
@@ -99,7 +129,8 @@ def main():
         with open(os.path.join(out_dir, name + ".json"), "w", encoding="utf-8", newline="\n") as f:
             json.dump(doc, f, ensure_ascii=False, indent=1)
             f.write("\n")
-    print(f"{n_ok} rendered, {n_err} raised")
+    n_snippets = make_snippets({"transformers": transformers.__version__, "jinja2": jinja2.__version__})
+    print(f"{n_ok} rendered, {n_err} raised; {n_snippets} snippets")
 
 
 if __name__ == "__main__":
