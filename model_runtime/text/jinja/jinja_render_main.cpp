@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
     std::stringstream ss;
     ss << f.rdbuf();
     json_error_t jerr;
-    json_t *ctx = json_load_file(argv[2], 0, &jerr);
+    json_t *ctx = json_load_file(argv[2], JSON_ALLOW_NUL, &jerr);
     if (!ctx) {
         std::fprintf(stderr, "%s: %s\n", argv[2], jerr.text);
         return 64;
