@@ -449,7 +449,9 @@ START_TEST(chat_context_like_transformers) {
                      "{\"thinking\": \"t\", \"role\": \"assistant\", \"content\": \"b\", \"reasoning_content\": \"rc\"}]"
                      "|None|None|True|False|B</s>|False|False");
     json_decref(ctx);
-    ck_assert(vlm::jinja::make_chat_context(json_string("x"), nullptr, nullptr, nullptr, err) == nullptr);
+    json_t *not_array = json_string("x");
+    ck_assert(vlm::jinja::make_chat_context(not_array, nullptr, nullptr, nullptr, err) == nullptr);
+    json_decref(not_array);
     json_t *bad = json_pack("{s:[]}", "tools");
     ck_assert(vlm::jinja::make_chat_context(msgs, nullptr, nullptr, bad, err) == nullptr);
     json_decref(bad);

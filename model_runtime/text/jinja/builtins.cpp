@@ -567,6 +567,14 @@ Value sort_key(Interp &in, const Value &item, const Value *attribute, bool case_
     return case_sensitive ? k : ignore_case(k);
 }
 
+// sorted()'s reverse= must be an int (bool included).
+bool sort_reverse(Interp &in, const Bound &b, size_t i, int line) {
+    if (!b.has[i]) return false;
+    if (!b[i].is_int_like())
+        in.fail(std::string("TypeError: '") + type_name(b[i]) + "' object cannot be interpreted as an integer", line);
+    return b[i].as_int() != 0;
+}
+
 // sorted(items, key, reverse): stable, like Python's.
 std::vector<Value> sorted(Interp &in, std::vector<Value> items, const std::vector<Value> &keys, bool reverse, int line) {
     std::vector<size_t> idx(items.size());
@@ -1057,6 +1065,7 @@ Value call_method(Interp &in, const Value &self, const std::string &name, Args &
         // str.format through the sandbox's formatter: {} {0} {name} and {{ }}
         std::string r;
         size_t auto_idx = 0;
+        int numbering = 0;   // 1 automatic, 2 manual: mixing them is a ValueError
         for (size_t i = 0; i < s.size(); ++i) {
             const char c = s[i];
             if (c == '{' && i + 1 < s.size() && s[i + 1] == '{') { r += '{'; ++i; continue; }
@@ -1071,9 +1080,15 @@ Value call_method(Interp &in, const Value &self, const std::string &name, Args &
             const Value *v = nullptr;
             int64_t n;
             if (field.empty()) {
+                if (numbering == 2)
+                    in.fail("ValueError: cannot switch from manual field specification to automatic field numbering", line);
+                numbering = 1;
                 if (auto_idx >= args.size()) in.fail("IndexError: Replacement index out of range", line);
                 v = &args[auto_idx++];
             } else if (parse_py_int(field, 10, n)) {
+                if (numbering == 1)
+                    in.fail("ValueError: cannot switch from automatic field numbering to manual field specification", line);
+                numbering = 2;
                 if (n < 0 || static_cast<size_t>(n) >= args.size()) in.fail("IndexError: Replacement index out of range", line);
                 v = &args[static_cast<size_t>(n)];
             } else {
@@ -1279,7 +1294,7 @@ Value apply_filter(Interp &in, FilterId id, const Value &v, Args &args, Kwargs &
             const Value &k = pos ? kv.second : kv.first;
             keys.push_back(cs ? k : ignore_case(k));
         }
-        return in.make_list(sorted(in, std::move(items), keys, b.has[2] && truthy(b[2]), line), line);
+        return in.make_list(sorted(in, std::move(items), keys, sort_reverse(in, b, 2, line), line), line);
     }
     case FilterId::Escape:
     case FilterId::Forceescape:
@@ -1368,7 +1383,14 @@ Value apply_filter(Interp &in, FilterId id, const Value &v, Args &args, Kwargs &
     case FilterId::Int: {
         Bound b = bind(in, "int", {"default", "base"}, 0, args, kwargs, line);
         const Value deflt = b.has[0] ? b[0] : Value::integer(0);
-        const int base = b.has[1] ? static_cast<int>(int_arg(in, b[1], "base", line)) : 10;
+        // int(value, base) with a bad base raises TypeError / ValueError, which
+        // do_int catches before trying int(float(value))
+        int base = 10;
+        bool base_ok = true;
+        if (b.has[1]) {
+            base_ok = b[1].is_int_like() && (b[1].as_int() == 0 || (b[1].as_int() >= 2 && b[1].as_int() <= 36));
+            if (base_ok) base = static_cast<int>(b[1].as_int());
+        }
         if (v.is_undefined()) in.fail_undefined(v, line);
         if (v.is_int_like()) return Value::integer(v.as_int());
         if (v.kind() == Kind::Float) {
@@ -1379,9 +1401,8 @@ Value apply_filter(Interp &in, FilterId id, const Value &v, Args &args, Kwargs &
             return Value::integer(static_cast<int64_t>(std::trunc(d)));
         }
         if (v.is_str()) {
-            if (base != 0 && (base < 2 || base > 36)) in.fail("ValueError: int() base must be >= 2 and <= 36, or 0", line);
             int64_t n;
-            if (parse_py_int(v.as_str(), base, n)) return Value::integer(n);
+            if (base_ok && parse_py_int(v.as_str(), base, n)) return Value::integer(n);
             double d;
             if (parse_py_float(v.as_str(), d)) {
                 if (std::isnan(d) || std::isinf(d)) return deflt;
@@ -1479,10 +1500,16 @@ Value apply_filter(Interp &in, FilterId id, const Value &v, Args &args, Kwargs &
         Bound b = bind(in, "sort", {"reverse", "case_sensitive", "attribute"}, 0, args, kwargs, line);
         std::vector<Value> items = in.iterate(iterable_or_fail(in, v, line), line);
         const bool cs = b.has[1] && truthy(b[1]);
-        std::vector<Value> keys;
+        std::vector<Value> keys;   // make_multi_attrgetter: every key is a list
         keys.reserve(items.size());
-        for (const auto &it : items) keys.push_back(sort_key(in, it, b.has[2] ? &b[2] : nullptr, cs, line));
-        return in.make_list(sorted(in, std::move(items), keys, b.has[0] && truthy(b[0]), line), line);
+        for (const auto &it : items) {
+            Value k = sort_key(in, it, b.has[2] ? &b[2] : nullptr, cs, line);
+            keys.push_back(k.is_list() && k.flavor() == FList && b.has[2] && b[2].is_str() &&
+                                   b[2].as_str().find(',') != std::string::npos
+                               ? k
+                               : Value::list({k}));
+        }
+        return in.make_list(sorted(in, std::move(items), keys, sort_reverse(in, b, 0, line), line), line);
     }
     case FilterId::String:
         bind(in, "string", {}, 0, args, kwargs, line);
@@ -1677,6 +1704,7 @@ Value call_global(Interp &in, Global g, Args &args, Kwargs &kwargs, int line) {
         if (args.size() > 1) in.fail("TypeError: dict expected at most 1 argument", line);
         if (args.size() == 1) {
             const Value &src = args[0];
+            if (src.is_undefined()) in.fail_undefined(src, line);   // dict() reads src.keys
             if (src.kind() == Kind::Dict) {
                 for (const auto &kv : src.dict_obj().items) d->set(kv.first, kv.second);
             } else {

@@ -28,6 +28,7 @@ struct MacroObj final : CallableObj {
     std::shared_ptr<Frame> scope;
     std::string nm;
     std::string name() const override { return nm; }
+    std::string repr() const override { return "<Macro '" + nm + "'>"; }
     Value call(Interp &in, Args &args, Kwargs &kwargs, int line) const override {
         return in.call_macro(*def, scope, args, kwargs, nullptr, line);
     }
@@ -622,10 +623,27 @@ Value Interp::eval_compare(const Expr &e) {
     return Value::boolean(true);
 }
 
+namespace {
+
+// What jinja2's optimizer folds at compile time: literals, and lists, tuples
+// and dicts of them.
+bool is_const_expr(const Expr *e) {
+    if (!e) return true;
+    if (e->kind == EK::Const) return true;
+    if (e->kind != EK::List && e->kind != EK::Tuple && e->kind != EK::Dict) return false;
+    for (const auto &k : e->kids)
+        if (!is_const_expr(k.get())) return false;
+    return true;
+}
+
+}  // namespace
+
 // Python slicing of str / list / tuple. jinja2 compiles slices to plain
 // Python subscripts (they bypass the sandbox's getitem), so a bad object or
-// index is a TypeError, not an undefined value.
-Value Interp::eval_slice(const Value &obj, const Expr &s) {
+// index is a TypeError, not an undefined value -- except when the whole
+// subscript is constant: the optimizer then folds it through the sandbox's
+// getitem, which turns the TypeError into Undefined.
+Value Interp::eval_slice_checked(const Value &obj, const Expr &s) {
     if (obj.is_undefined()) fail_undefined(obj, s.line);
     int64_t idx[3] = {0, 0, 1};
     bool given[3] = {false, false, false};
@@ -718,8 +736,7 @@ Value Interp::eval(const Expr &e) {
             Value v = eval(*e.kids[i + 1]);
             if ((k.is_list() && !k.is_tuple()) || k.kind() == Kind::Dict || k.kind() == Kind::Namespace)
                 fail(std::string("TypeError: unhashable type: '") + type_name(k) + "'", e.line);
-            if (k.is_undefined()) fail_undefined(k, e.line);
-            d->set(std::move(k), std::move(v));
+            d->set(std::move(k), std::move(v));   // Undefined is hashable too
         }
         charge(d->items.size() * 2 * sizeof(Value), e.line);
         return Value::dict(std::move(d));
@@ -727,7 +744,19 @@ Value Interp::eval(const Expr &e) {
     case EK::Getattr: return getattr(eval(*e.kids[0]), e.value.as_str(), e.line);
     case EK::Getitem: {
         Value obj = eval(*e.kids[0]);
-        if (e.kids[1]->kind == EK::Slice) return eval_slice(obj, *e.kids[1]);
+        if (e.kids[1]->kind == EK::Slice) {
+            const Expr &sl = *e.kids[1];
+            const bool folded = is_const_expr(e.kids[0].get()) && is_const_expr(sl.kids[0].get()) &&
+                                is_const_expr(sl.kids[1].get()) && is_const_expr(sl.kids[2].get());
+            if (folded) {
+                try {
+                    return eval_slice_checked(obj, sl);
+                } catch (const Error &) {
+                    return Value::undefined("the constant subscript failed");
+                }
+            }
+            return eval_slice_checked(obj, sl);
+        }
         return getitem(obj, eval(*e.kids[1]), e.line);
     }
     case EK::Slice: fail("unexpected slice", e.line);
@@ -829,6 +858,10 @@ struct LoopObj final : CallableObj {
     Value last_changed;
     bool changed_set = false;
     std::string name() const override { return "LoopContext"; }
+    std::string repr() const override {
+        if (!items) return "<LoopContext>";
+        return "<LoopContext " + std::to_string(index0 + 1) + "/" + std::to_string(items->size()) + ">";
+    }
     Value call(Interp &in, Args &, Kwargs &, int line) const override {
         in.fail("unsupported: calling loop() (recursive loops)", line);
     }

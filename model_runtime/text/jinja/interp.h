@@ -99,7 +99,7 @@ private:
     Value eval_call(const Expr &e);
     Value eval_filter(const Expr &e, const Value *block_input);
     Value eval_compare(const Expr &e);
-    Value eval_slice(const Value &obj, const Expr &s);
+    Value eval_slice_checked(const Value &obj, const Expr &s);
     void eval_args(const Expr &e, size_t first, Args &args, Kwargs &kwargs);
     Flow exec_for(const Stmt &s);
     void bind_target(Frame &f, const Target &t, const Value &v, int line);

@@ -469,11 +469,7 @@ void append_repr(std::string &out, const Value &v, int depth) {
         out += "}>";
         return;
     }
-    case Kind::Callable:
-        out += "<function ";
-        out += v.callable_obj().name();
-        out += '>';
-        return;
+    case Kind::Callable: out += v.callable_obj().repr(); return;
     }
 }
 

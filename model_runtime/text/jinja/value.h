@@ -95,6 +95,7 @@ struct UndefObj final : Object {
 // Anything a template can call: see interp.cpp for the kinds.
 struct CallableObj : Object {
     virtual std::string name() const = 0;
+    virtual std::string repr() const { return "<function " + name() + ">"; }
     virtual Value call(Interp &in, std::vector<Value> &args,
                        std::vector<std::pair<std::string, Value>> &kwargs, int line) const = 0;
 };
