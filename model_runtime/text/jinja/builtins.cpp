@@ -923,8 +923,9 @@ Value call_method(Interp &in, const Value &self, const std::string &name, Args &
     }
     if (name == "splitlines") {
         Bound b = bind(in, name.c_str(), {"keepends"}, 0, args, kwargs, line);
+        const bool keep = b.has[0] && int_arg(in, b[0], "keepends", line) != 0;   // bool(accept={int})
         std::vector<Value> parts;
-        for (auto &p : str_splitlines(s, b.has[0] && truthy(b[0]))) parts.push_back(Value::str(std::move(p), safe));
+        for (auto &p : str_splitlines(s, keep)) parts.push_back(Value::str(std::move(p), safe));
         in.charge(s.size(), line);
         return in.make_list(std::move(parts), line);
     }

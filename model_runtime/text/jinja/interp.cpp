@@ -980,7 +980,18 @@ Flow Interp::exec(const Body &body) {
     return Flow::Normal;
 }
 
+// Errors raised below a statement without a line of their own (value
+// formatting, JSON) get the statement's line.
 Flow Interp::exec(const Stmt &s) {
+    try {
+        return exec_stmt(s);
+    } catch (Error &e) {
+        if (e.line == 0) e.line = s.line;
+        throw;
+    }
+}
+
+Flow Interp::exec_stmt(const Stmt &s) {
     if (++steps > lim.max_steps) fail("template exceeded " + std::to_string(lim.max_steps) + " evaluation steps", s.line);
     DepthGuard g(*this, s.line);
     switch (s.kind) {

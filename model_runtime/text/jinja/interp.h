@@ -102,6 +102,7 @@ private:
     Value eval_slice_checked(const Value &obj, const Expr &s);
     void eval_args(const Expr &e, size_t first, Args &args, Kwargs &kwargs);
     Flow exec_for(const Stmt &s);
+    Flow exec_stmt(const Stmt &s);
     void bind_target(Frame &f, const Target &t, const Value &v, int line);
     void assign_target(const Target &t, const Value &v, int line);
     std::string capture(const Body &body);
