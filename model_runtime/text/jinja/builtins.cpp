@@ -1325,7 +1325,7 @@ Value apply_filter(Interp &in, FilterId id, const Value &v, Args &args, Kwargs &
     }
     case FilterId::Last: {
         bind(in, "last", {}, 0, args, kwargs, line);
-        if (v.is_list() && v.flavor() <= 1) {
+        if (v.is_list() && !v.is_generator()) {   // lists, tuples, dict views and ranges are reversible
             if (!v.items().empty()) return v.items().back();
             return Value::undefined("No last item, sequence was empty.");
         }

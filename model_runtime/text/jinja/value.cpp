@@ -340,9 +340,19 @@ bool equal(const Value &a, const Value &b, int depth) {
     case Kind::Str: return a.obj() == b.obj() || a.as_str() == b.as_str();
     case Kind::List: {
         if (a.flavor() != b.flavor()) return false;
-        if (a.flavor() > 1) return a.obj() == b.obj();   // generators, dict views: identity
+        // generators and dict_values compare by identity, dict_items / dict_keys as sets
+        if (a.flavor() == 2 || a.flavor() == 5) return a.obj() == b.obj();
         const auto &x = a.items(), &y = b.items();
         if (x.size() != y.size()) return false;
+        if (a.flavor() == 3 || a.flavor() == 4) {
+            for (const auto &e : x) {
+                bool found = false;
+                for (const auto &f : y)
+                    if (equal(e, f, depth + 1)) { found = true; break; }
+                if (!found) return false;
+            }
+            return true;
+        }
         for (size_t i = 0; i < x.size(); ++i)
             if (!equal(x[i], y[i], depth + 1)) return false;
         return true;
