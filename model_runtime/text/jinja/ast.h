@@ -43,7 +43,7 @@ struct Expr {
     EK kind;
     int line;
     int sym = -1;       // Name
-    int id = -1;        // Filter / Test: builtin id; Binary: BinOp
+    int id = -1;        // Filter / Test: builtin id; Binary: BinOp; Getattr: 1 if the name is a method name
     int npos = 0;       // Call / Filter / Test: positional arguments (after kids[0])
     Value value;        // Const; Getattr: attribute name
     std::vector<std::unique_ptr<Expr>> kids;

@@ -834,6 +834,11 @@ int find_test(const std::string &name, std::string &why) {
 
 bool is_unsupported_method(std::string_view name) { return in_list(kUnsupportedMethods, name); }
 
+bool is_any_method_name(std::string_view name) {
+    return in_list(kStrMethods, name) || in_list(kDictMethods, name) || in_list(kDictUnsafe, name) ||
+           in_list(kListMethods, name) || in_list(kListUnsafe, name) || name == "cycle" || name == "changed";
+}
+
 Value find_method(const Value &self, const std::string &name) {
     switch (self.kind()) {
     case Kind::Str:

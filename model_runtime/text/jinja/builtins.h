@@ -34,6 +34,10 @@ int find_test(const std::string &name, std::string &why);
 // not provide: the parser rejects `x.name(...)` for these at load.
 bool is_unsupported_method(std::string_view name);
 
+// Whether `name` is a method of some str / list / dict / loop value: when it is
+// not, `obj.name` on a dict is a plain key lookup (resolved once at parse time).
+bool is_any_method_name(std::string_view name);
+
 using Args = std::vector<Value>;
 using Kwargs = std::vector<std::pair<std::string, Value>>;
 

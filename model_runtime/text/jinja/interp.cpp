@@ -741,7 +741,14 @@ Value Interp::eval(const Expr &e) {
         charge(d->items.size() * 2 * sizeof(Value), e.line);
         return Value::dict(std::move(d));
     }
-    case EK::Getattr: return getattr(eval(*e.kids[0]), e.value.as_str(), e.line);
+    case EK::Getattr: {
+        Value obj = eval(*e.kids[0]);
+        if (obj.kind() == Kind::Dict && e.id == 0) {   // not a dict method: a key lookup
+            if (const Value *v = obj.dict_obj().find(std::string_view(e.value.as_str()))) return *v;
+            return Value::undefined("'dict object' has no attribute '" + e.value.as_str() + "'");
+        }
+        return getattr(obj, e.value.as_str(), e.line);
+    }
     case EK::Getitem: {
         Value obj = eval(*e.kids[0]);
         if (e.kids[1]->kind == EK::Slice) {

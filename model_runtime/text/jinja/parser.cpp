@@ -617,6 +617,7 @@ private:
             if (attr.type == Tok::Name) {
                 auto e = make(EK::Getattr, tok.line);
                 e->value = Value::str(attr.text);
+                e->id = is_any_method_name(attr.text) ? 1 : 0;
                 e->kids.push_back(std::move(node));
                 return e;
             }
