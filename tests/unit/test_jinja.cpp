@@ -340,7 +340,7 @@ const ErrCase kErrors[] = {
     {"{{ 9223372036854775807 + 1 }}", false, "unsupported: integer overflow", 1},
     {"{{ '{:>4}'.format(1) }}", false, "unsupported: format spec", 1},
     // raised while formatting a value, below any expression: the statement's line
-    {"{% set ns = namespace(v=[]) %}{% for i in range(300) %}{% set ns.v = [ns.v] %}{% endfor %}\n{{ ns.v }}", false,
+    {"{% set ns = namespace(v=[]) %}{% for i in range(1000) %}{% set ns.v = [ns.v] %}{% endfor %}\n{{ ns.v }}", false,
      "nested too deeply", 2},
 };
 

@@ -238,8 +238,11 @@ private:
         else tag_body(kind == '{');
     }
 
-    // (.*?)((?:\+#}|\-#}\s*|#}\n?))
+    // (.*?)((?:\+#}|\-#}\s*|#}\n?)), else (.) fails "Missing end of comment
+    // tag" -- which needs a character: an unclosed comment at the very end of
+    // the template is silently dropped, as in jinja2.
     void comment() {
+        if (pos_ >= s_.size()) return;
         const int start_line = line_;
         for (size_t p = pos_; p + 1 < s_.size(); ++p) {
             size_t end = std::string::npos;
@@ -255,8 +258,10 @@ private:
         throw LexError{"Missing end of comment tag", start_line};
     }
 
-    // (.*?)((?:{%(-|+|))\s*endraw\s*(?:\+%}|\-%}\s*|%}\n?))
+    // (.*?)((?:{%(-|+|))\s*endraw\s*(?:\+%}|\-%}\s*|%}\n?)); like comments,
+    // an unclosed raw block with nothing after it is silently empty.
     void raw_body() {
+        if (pos_ >= s_.size()) return;
         const int start_line = line_;
         for (size_t p = s_.find("{%", pos_); p != std::string::npos; p = s_.find("{%", p + 1)) {
             size_t q = p + 2;

@@ -51,8 +51,9 @@ struct Object {
 // Values nest (a list in a list in a namespace ...) as deep as a template
 // makes them. Containers release their children through a per-thread queue
 // instead of recursively, so freeing a deep structure cannot overflow the
-// stack; formatting and comparison stop at kMaxValueNesting levels.
-constexpr int kMaxValueNesting = 200;
+// stack; formatting and comparison stop at kMaxValueNesting levels (CPython's
+// own recursion limit stops them at about 1000).
+constexpr int kMaxValueNesting = 900;
 void release_children(std::vector<Value> &children);
 
 struct StrObj final : Object {
