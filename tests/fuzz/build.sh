@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds every libFuzzer target with clang (-fsanitize=fuzzer,address,undefined):
-# tests/fuzz/fuzz_*.cpp against the runtime sources, and tests/fuzz/fuzz_ngx_*.c
+# tests/fuzz/fuzz_*.cpp against the runtime sources (model_runtime/*.cpp and the
+# chat-template library model_runtime/text/jinja/*.cpp), and tests/fuzz/fuzz_ngx_*.c
 # against the nginx module's parsers (ngx_module/), Debian nginx-dev's headers
 # and tests/fuzz/ngx_harness.c. Writes seed corpora build/fuzz/seeds_<name>
 # for each target fuzz_<name>.
@@ -31,16 +32,20 @@ CXXFLAGS="-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined
 objs=""
 # every library layer of the runtime (model_runtime/<layer>/*.cpp); not the
 # programs (tools/, bench/)
-for src in "$ROOT"/model_runtime/*/*.cpp; do
+for src in "$ROOT"/model_runtime/*/*.cpp "$ROOT"/model_runtime/text/jinja/*.cpp; do
     case "$src" in */tools/*|*/bench/*|*_main.cpp) continue ;; esac
     base=$(basename "$src" .cpp)
+    case "$src" in */text/jinja/*) base=jinja_$base ;; esac
     isa=""
     case "$base" in
         *_avx512) isa="-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c" ;;
         *_avx2) isa="-mavx2 -mfma -mf16c" ;;
     esac
     obj="$OUT/obj/$base.o"
-    if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ]; then
+    hdrs=$(dirname "$src")/*.h
+    newer_hdr=""
+    case "$src" in */text/jinja/*) for h in $hdrs; do [ "$h" -nt "$obj" ] && newer_hdr=1; done ;; esac
+    if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ -n "$newer_hdr" ]; then
         # shellcheck disable=SC2086
         if ! $CXX $CXXFLAGS $isa -fsanitize=fuzzer-no-link -c "$src" -o "$obj" 2>"$OUT/obj/$base.log"; then
             echo "build.sh: warning: skipping $src (see $OUT/obj/$base.log)" >&2
@@ -192,6 +197,15 @@ hdr='{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"k":"
 { printf '\%03o\000\000\000\000\000\000\000' "${#hdr}"; printf '%s' "$hdr"; printf '\000\000\200\077\000\000\000\100'; } >"$d/f32"
 hdr='{"b":{"dtype":"BF16","shape":[1,2],"data_offsets":[0,4]},"c":{"dtype":"I64","shape":[],"data_offsets":[4,12]}}'
 { printf '\%03o\000\000\000\000\000\000\000' "${#hdr}"; printf '%s' "$hdr"; printf '\200\077\000\100\001\000\000\000\000\000\000\000'; } >"$d/two"
+
+d=$(seeds jinja)
+# the parity corpus' real chat templates, and a few constructs they do not use
+for f in "$ROOT"/tests/fixtures/chat_templates/*.jinja "$ROOT"/tests/fixtures/tokenizer/chat_template.jinja; do
+    cp "$f" "$d/$(basename "$(dirname "$f")")_$(basename "$f")"
+done
+printf '%s' '{% macro m(a, b=2) %}{{ caller(a) ~ b }}{% endmacro %}{% call(x) m(1) %}<{{ x }}>{% endcall %}{% filter upper %}{{ range(3)|map("string")|join(",") }}{% endfilter %}{% set ns = namespace(v=[]) %}{% for k, v in {"a": 1}|dictsort %}{% set ns.v = ns.v + [k] %}{% endfor %}{{ ns.v|tojson(indent=2) }}{{ "%s-%d" % ("a", 1) }}{{ x[1:] if x is string else s[::-1] }}' >"$d/constructs"
+printf '%s' '{%- for m in messages -%}{{- m.role|upper ~ ": " -}}{%- if m.content is string -%}{{ m.content|trim }}{%- else -%}{%- for p in m.content if p.type == "text" -%}{{ p.text.split()|join(" ") }}{%- endfor -%}{%- endif -%}{% if not loop.last %}
+{% endif %}{%- endfor -%}{% raw %}{{ raw }}{% endraw %}{# c #}' >"$d/messages"
 
 d=$(seeds tokenizer)
 printf 'Hello, world! 你好 <|user|>\n' >"$d/text"
