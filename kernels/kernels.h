@@ -127,23 +127,4 @@ bool launch_attention_decode(const AttentionKernelParams &p, cudaStream_t s, std
 size_t attention_decode_workspace_floats(const AttentionKernelParams &p);
 void attention_ref(const AttentionKernelParams &p);
 
-// ---- sampling (sampling.cu) ----
-// One token per row of logits (n_rows, vocab) f32: greedy (temperature 0:
-// argmax, lowest id on ties) or temperature -> top_k -> top_p with a
-// counter-based generator keyed by (seed, row). A device-side sampler for
-// batched serving; the host Sampler (model_runtime/sampler.cpp) remains the
-// reference for what the service returns and the two draw different random
-// numbers for the same seed.
-struct SampleParams {
-    Tensor   logits;
-    int32_t *out = nullptr;    // n_rows token ids
-    float    temperature = 0.0f;
-    int      top_k = 0;        // 0: off
-    float    top_p = 1.0f;
-    uint64_t seed = 0;
-};
-constexpr int kSampleThreads = 256;
-bool launch_sample(const SampleParams &p, cudaStream_t s, std::string &err);
-void sample_ref(const SampleParams &p);
-
 }  // namespace vlm::kern
