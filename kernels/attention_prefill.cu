@@ -151,7 +151,6 @@ attention_prefill_kernel(const float *q, int64_t sq, const float *k, int64_t sk,
 
 bool launch_attention_prefill(const AttentionKernelParams &p, cudaStream_t s, std::string &err)
 {
-    if (!check_attention("attention_prefill", p, err)) return false;
     if (p.q.rows == 0) return true;
     const int D = p.attn.head_dim;
     const size_t smem = (size_t(kBQ) * D + size_t(kBK) * (D + 1) + size_t(kBK) * D + kBQ * kBK + 3 * kBQ) *

@@ -34,7 +34,6 @@ __global__ void gelu_kernel(const float *x, int64_t sx, float *y, int64_t sy, in
 
 bool launch_gelu(const GeluParams &p, cudaStream_t s, std::string &err)
 {
-    if (!check_f32("gelu", "x", p.x, err) || !check_f32("gelu", "y", p.y, err)) return false;
     if (p.x.numel() == 0) return true;
     bool vec4 = rows_are_float4(p.x) && rows_are_float4(p.y);
     int64_t work = vec4 ? p.x.numel() / 4 : p.x.numel();

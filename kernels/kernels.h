@@ -1,7 +1,11 @@
 // kernels.h: the launch functions of the CUDA kernels in kernels/*.cu and the
 // CPU reference beside each (<op>_ref, host memory, same parameters). One op
-// per .cu file; each checks dtypes and alignment, picks its grid and launches
-// on the given stream. Compiled by nvcc for the GPU and by g++ against the
+// per .cu file; each picks its load width from the alignment and its grid,
+// and launches on the given stream. Arguments are not re-checked here: the
+// cuda backend calls launchers only from its op slots, after the checked
+// front (core/backend_checked.cpp) validated dtypes, shapes and sizes; a
+// launcher returns false + reason only when the launch itself fails.
+// Compiled by nvcc for the GPU and by g++ against the
 // SIMT emulator (kernels/emu) for tests. Leaves out matrix products (cuBLAS,
 // in backend_cuda.cpp) except the small-batch GEMV, which cuBLAS does not do
 // with fp32 activations against bf16 weights.
