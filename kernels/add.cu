@@ -5,7 +5,6 @@
 // block, a grid-stride loop capped at 65535 blocks. Pure bandwidth: 12 bytes
 // per element.
 #include "kernel_common.cuh"
-#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {
@@ -44,12 +43,6 @@ bool launch_add(const AddParams &p, cudaStream_t s, std::string &err)
         static_cast<const float *>(p.a.data), p.a.stride, static_cast<const float *>(p.b.data),
         p.b.stride, static_cast<float *>(p.y.data), p.y.stride, p.a.rows, p.a.cols, vec4);
     return launch_ok("add", err);
-}
-
-void add_ref(const AddParams &p)
-{
-    Tensor y = p.y;
-    ref_add(p.a, p.b, y);
 }
 
 }  // namespace vlm::kern

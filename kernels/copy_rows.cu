@@ -4,7 +4,6 @@
 // both row starts and the row length are 16-byte multiples, else per 4 or 1
 // bytes, grid-stride over <= 65535 blocks of 256 threads. Pure bandwidth.
 #include "kernel_common.cuh"
-#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {
@@ -52,12 +51,6 @@ bool launch_copy_rows(const CopyRowsParams &p, cudaStream_t s, std::string &err)
     else
         launch_words<uint8_t>(p, row_bytes, s);
     return launch_ok("copy_rows", err);
-}
-
-void copy_rows_ref(const CopyRowsParams &p)
-{
-    Tensor d = p.dst;
-    ref_copy(p.src, d);
 }
 
 }  // namespace vlm::kern

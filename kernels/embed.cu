@@ -6,7 +6,6 @@
 // float4. Ids are not range-checked here: the model validates them on the
 // host before upload (an out-of-range id would read outside the table).
 #include "kernel_common.cuh"
-#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {
@@ -56,12 +55,6 @@ bool launch_embed(const EmbedParams &p, cudaStream_t s, std::string &err)
         p.table.data, p.table.dtype, p.table.stride, p.ids, static_cast<float *>(p.y.data),
         p.y.stride, p.table.cols, vec);
     return launch_ok("embed", err);
-}
-
-void embed_ref(const EmbedParams &p)
-{
-    Tensor y = p.y;
-    ref_embed(p.table, p.ids, p.n, y);
 }
 
 }  // namespace vlm::kern

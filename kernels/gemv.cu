@@ -13,7 +13,6 @@
 // bucket (1, 2, 4, 8, 16) so the accumulators stay in registers. The scalar
 // path covers k % 8 != 0 or unaligned rows.
 #include "kernel_common.cuh"
-#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {
@@ -97,12 +96,6 @@ bool launch_gemv(const GemvParams &p, cudaStream_t s, std::string &err)
     else if (n <= 8) launch_bucket<8>(p, vec, s);
     else launch_bucket<16>(p, vec, s);
     return launch_ok("gemv", err);
-}
-
-void gemv_ref(const GemvParams &p)
-{
-    Tensor y = p.y;
-    ref_matmul(p.x, p.w, p.bias.empty() ? nullptr : &p.bias, y);
 }
 
 }  // namespace vlm::kern

@@ -5,7 +5,6 @@
 // two-pass (mean, then squared deviations from the mean) as torch does, so a
 // large common offset does not cancel. fp32 tree sums.
 #include "kernel_common.cuh"
-#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {
@@ -42,12 +41,6 @@ bool launch_layer_norm(const LayerNormParams &p, cudaStream_t s, std::string &er
         static_cast<const float *>(p.x.data), p.x.stride, p.w.data, p.w.dtype, p.b.data, p.b.dtype,
         static_cast<float *>(p.y.data), p.y.stride, p.x.cols, p.eps);
     return launch_ok("layer_norm", err);
-}
-
-void layer_norm_ref(const LayerNormParams &p)
-{
-    Tensor y = p.y;
-    ref_layer_norm(p.x, p.w, p.b, p.eps, y);
 }
 
 }  // namespace vlm::kern

@@ -9,7 +9,6 @@
 // 16 table rows (L2-resident: 24*24*1536*2 = 1.7 MB) per column. Weights and
 // the sum use the same fused multiply-adds as cpu_ops_ref.
 #include "kernel_common.cuh"
-#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {
@@ -74,12 +73,6 @@ bool launch_pos_embed_bicubic(const PosEmbedParams &p, cudaStream_t s, std::stri
         p.table.data, p.table.dtype, p.table.stride, p.side, p.row, p.col, p.grid_h, p.grid_w,
         static_cast<float *>(p.y.data), p.y.stride, p.y.cols);
     return launch_ok("pos_embed_bicubic", err);
-}
-
-void pos_embed_bicubic_ref(const PosEmbedParams &p)
-{
-    Tensor y = p.y;
-    ref_add_pos_embed_bicubic(p.table, p.side, p.row, p.col, p.grid_h, p.grid_w, y);
 }
 
 }  // namespace vlm::kern

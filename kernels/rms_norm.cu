@@ -6,7 +6,6 @@
 // hits L1/L2. Sum of squares in fp32 with a tree reduction (the cpu reference
 // sums in double; the difference is ~1e-7 relative).
 #include "kernel_common.cuh"
-#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {
@@ -44,12 +43,6 @@ bool launch_rms_norm(const RmsNormParams &p, cudaStream_t s, std::string &err)
         static_cast<const float *>(p.x.data), p.x.stride, p.w.data, p.w.dtype,
         static_cast<float *>(p.y.data), p.y.stride, p.x.cols, p.eps, vec4);
     return launch_ok("rms_norm", err);
-}
-
-void rms_norm_ref(const RmsNormParams &p)
-{
-    Tensor y = p.y;
-    ref_rms_norm(p.x, p.w, p.eps, y);
 }
 
 }  // namespace vlm::kern

@@ -10,7 +10,6 @@
 // then all heads rotate with them, so sincos runs once per (token, freq), not
 // per head. 32 heads x 32 pairs = 1024 rotations per token.
 #include "kernel_common.cuh"
-#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {
@@ -52,12 +51,6 @@ bool launch_rope_text(const RopeTextParams &p, cudaStream_t s, std::string &err)
         static_cast<float *>(p.x.data), p.x.stride, p.positions, p.x.rows, p.inv_freq, r.n_head,
         r.head_dim, n_freq, r.section[0], r.section[1]);
     return launch_ok("rope_text", err);
-}
-
-void rope_text_ref(const RopeTextParams &p)
-{
-    Tensor x = p.x;
-    ref_rope_text(x, p.positions, p.rope);
 }
 
 }  // namespace vlm::kern
