@@ -114,6 +114,11 @@ bool png_read_pixels(PngState &s, const ImageLimits &lim, DecodedFrame &out, std
     if (setjmp(png_jmpbuf(s.png))) return false;
     png_set_read_fn(s.png, &s.reader, png_read_from_memory);
     png_set_user_limits(s.png, 0x7FFFFFFF, 0x7FFFFFFF);  // our own pixel cap applies
+    // Ancillary chunks as Pillow bounds text: each may inflate to 1 MB and
+    // 32 are kept, the rest skipped. libpng's defaults (8 MB, 1000) let a
+    // 2 MB file of zTXt hold gigabytes behind a 1x1 image.
+    png_set_chunk_malloc_max(s.png, 1u << 20);
+    png_set_chunk_cache_max(s.png, 32);
     png_read_info(s.png, s.info);
     int interlace = 0;
     png_get_IHDR(s.png, s.info, &s.width, &s.height, &s.bit_depth, &s.color_type, &interlace,

@@ -27,10 +27,13 @@
 #include <vector>
 
 #include <jpeglib.h>
+#include <sys/resource.h>
 
 // The largest single allocation through operator new (every std::vector the
 // decoders fill), so a test can say that a refused image cost no memory.
+// GCC cannot see that the replaced new and delete below pair malloc/free.
 static std::atomic<size_t> largest_new{0};
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 void *operator new(std::size_t n) {
     size_t seen = largest_new.load(std::memory_order_relaxed);
@@ -458,6 +461,59 @@ std::vector<uint8_t> png_with_idat(uint32_t width, uint32_t height, size_t idat_
     return v;
 }
 
+// A 1x1 PNG carrying n_chunks zTXt chunks that each inflate to about
+// inflated_mb MB of 'A': fixed-Huffman deflate, one literal then matches of
+// 258 at distance 1 (13 bits each), with the zlib header and Adler-32.
+std::vector<uint8_t> png_with_text_bombs(int n_chunks, int inflated_mb) {
+    std::vector<uint8_t> z = {0x78, 0x01};
+    uint32_t acc = 0;
+    int nacc = 0;
+    auto put = [&](uint32_t v, int n) {   // LSB first
+        acc |= v << nacc;
+        nacc += n;
+        while (nacc >= 8) { z.push_back(uint8_t(acc)); acc >>= 8; nacc -= 8; }
+    };
+    auto code = [&](uint32_t c, int n) {  // Huffman codes go MSB first
+        for (int i = n - 1; i >= 0; --i) put((c >> i) & 1, 1);
+    };
+    put(1, 1);                      // BFINAL
+    put(1, 2);                      // fixed Huffman
+    code(0x30 + 'A', 8);            // literal 'A' (text stops at a NUL)
+    const uint32_t matches = uint32_t(inflated_mb) * (1u << 20) / 258;
+    for (uint32_t m = 0; m < matches; ++m) {
+        code(0xC5, 8);              // length 258 (code 285)
+        code(0, 5);                 // distance 1
+    }
+    code(0, 7);                     // end of block
+    if (nacc) put(0, 8 - nacc);
+    const uint64_t n = 1 + uint64_t(matches) * 258;
+    const uint64_t a = (1 + 'A' * n) % 65521, b = (n + 'A' * (n * (n + 1) / 2 % 65521)) % 65521;
+    put_be32(z, uint32_t(b << 16 | a));
+
+    std::vector<uint8_t> v = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    auto chunk = [&](const char *type, const std::vector<uint8_t> &data) {
+        put_be32(v, uint32_t(data.size()));
+        std::vector<uint8_t> td(type, type + 4);
+        td.insert(td.end(), data.begin(), data.end());
+        v.insert(v.end(), td.begin(), td.end());
+        put_be32(v, crc32_of(td.data(), td.size()));
+    };
+    chunk("IHDR", {0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0});   // 1x1 grey
+    std::vector<uint8_t> ztxt = {'C', 'o', 'm', 'm', 'e', 'n', 't', 0, 0};
+    ztxt.insert(ztxt.end(), z.begin(), z.end());
+    for (int i = 0; i < n_chunks; ++i) chunk("zTXt", ztxt);
+    // zlib of the one row "filter 0, pixel 0x80", stored
+    chunk("IDAT", {0x78, 0x01, 0x01, 0x02, 0x00, 0xFD, 0xFF, 0x00, 0x80, 0x00, 0x82, 0x00, 0x81});
+    chunk("IEND", {});
+    return v;
+}
+
+long max_rss_kb() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
 // A 64x64 greyscale progressive JPEG of n_bands single-coefficient AC bands,
 // each sent in a first and a refinement scan, after the DC scans: 2 + 2 *
 // n_bands scans (libjpeg's own progressive script has 6).
@@ -550,6 +606,19 @@ START_TEST(lying_headers_refused_before_allocation) {
     ck_assert_msg(decode_image(few.data(), few.size(), lim, ok, err), "82 scans: %s", err.c_str());
     ck_assert(ok.width == 64 && ok.height == 64);
     expect_refused(many, lim, "more than 100 scans", "JPEG of 128 scans");
+
+    // Text chunks: libpng's defaults let each zTXt inflate to 8 MB and kept
+    // up to 1000 of them, so 40 chunks of 1.8 MB made 280 MB of text behind
+    // a 1x1 image. Now each may inflate to 1 MB (Pillow's limit) and at most
+    // 32 are kept; the pixels decode as before.
+    const std::vector<uint8_t> text = png_with_text_bombs(40, 7);
+    const long rss0 = max_rss_kb();
+    RgbImage px;
+    ck_assert_msg(decode_image(text.data(), text.size(), lim, px, err), "text bombs: %s", err.c_str());
+    ck_assert(px.width == 1 && px.height == 1 && px.rgb[0] == 0x80);
+    const long grown_mb = (max_rss_kb() - rss0) / 1024;
+    printf("  %-28s -> decoded, peak RSS +%ld MB\n", "PNG of 40 zTXt bombs", grown_mb);
+    ck_assert_msg(grown_mb < 64, "PNG text bombs: peak RSS grew %ld MB", grown_mb);
 
     // libwebp refuses a VP8X canvas unlike its bitstream before decoding.
     expect_refused_cheaply(webp_canvas_and_frame(64, 64, 3000, 3000), lim, "WebP", "WebP frame larger than canvas");
