@@ -135,6 +135,8 @@ else
       -I$ngx/src/http/modules -I$ngx/src/http/v2 -I$ROOT/ngx_module -I$ROOT/tests/fuzz \
       $(pkg-config --cflags jansson libcrypto 2>/dev/null || true)"
     NGX_LIBS=$(pkg-config --libs jansson libcrypto 2>/dev/null || echo "-ljansson -lcrypto")
+    # fuzz_ngx_image_sniff checks the sniffer against the decoding libraries
+    NGX_LIBS="$NGX_LIBS -lgif $(pkg-config --libs libjpeg libpng libwebp 2>/dev/null || echo "-ljpeg -lpng -lwebp")"
     ngx_objs=""
     for base in $NGX_PARSERS; do
         # shellcheck disable=SC2086
@@ -253,11 +255,13 @@ hexbin "$lay 00" >"$d/refused"
   head -c 400 /dev/zero
   hexbin "10 00 03 00 00 04 00 00 00 00 00 00 00 02 01"; } >"$d/raw_header"
 
-# minimal headers the module's sniffer accepts (it never decodes)
-png='\211PNG\r\n\032\n\000\000\000\rIHDR\000\000\000\002\000\000\000\003\010\002\000\000\000'
-gif='GIF89a\002\000\002\000'
+# minimal images the module's sniffer accepts (it never decodes): a PNG with
+# enough IDAT for its IHDR, a GIF with its first frame, a VP8X canvas with its
+# bitstream
+png='\211PNG\015\012\032\012\000\000\000\015IHDR\000\000\000\002\000\000\000\003\010\002\000\000\0006\210I\326\000\000\000\013IDATx\332c\140\300\002\000\000\025\000\0019\301\340#\000\000\000\000IEND\256B\140\202'
+gif='GIF89a\002\000\002\000\000\000\000,\000\000\000\000\001\000\001\000\000\002\002D\001\000;'
 jpg='\377\330\377\340\000\004ab\377\300\000\013\010\000\003\000\002\001\001\021\000'
-webp='RIFF\026\000\000\000WEBPVP8X\012\000\000\000\000\000\000\000\001\000\000\002\000\000'
+webp='RIFF\044\000\000\000WEBPVP8X\012\000\000\000\000\000\000\000\000\000\000\001\000\000VP8L\005\000\000\000/\000@\000\000\000'
 d=$(seeds ngx_body)
 # shellcheck disable=SC2059  # the argument is a printf escape string
 b64() { printf "$1" | base64 -w0; }

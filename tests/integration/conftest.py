@@ -34,6 +34,9 @@ REVOKED_KEY = "vlm-it-revoked-key-0123456789"
 HS_SECRET = b"integration-test-hs256-secret-0123456789abcdef"
 AUDIENCE = "vlm"
 ISSUER = "https://blog.example.test"
+KID = "wordpress"
+# order of the P-256 group: (r, s) and (r, n - s) are both valid ECDSA signatures
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 def b64url(data):
@@ -108,6 +111,8 @@ class Stack:
             sig = self.rsa.sign(signing, padding.PKCS1v15(), hashes.SHA256())
         elif alg == "ES256":
             r, s = decode_dss_signature(self.ec.sign(signing, ec.ECDSA(hashes.SHA256())))
+            # the module accepts only low-S signatures (s <= n/2); issuers must normalise
+            s = min(s, P256_N - s)
             sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
         else:
             sig = b""
@@ -228,6 +233,12 @@ http {{
         location = /v1/alt-text {{ vlm_api alt_text; }}
         location = /v1/summary {{ vlm_api summary; }}
         location = /v1/models {{ vlm_api models; }}
+        location = /kid/v1/models {{
+            # keys restricted to one kid, as conf/nginx-vlm.conf shows
+            vlm_jwt_key alg=HS256 file={t}/hs256.secret kid={KID};
+            vlm_jwt_key alg=ES256 file={t}/es256.pub kid={KID};
+            vlm_api models;
+        }}
         location = /healthz {{ vlm_api health; }}
         location = /readyz {{ vlm_api ready; }}
         location = /metrics {{ vlm_api metrics; }}
