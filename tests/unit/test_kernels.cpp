@@ -525,30 +525,22 @@ START_TEST(launchers_reject_bad_arguments)
 }
 END_TEST
 
-static Suite *kernels_suite()
-{
-    Suite *s = suite_create("kernels");
-    TCase *tc = tcase_create("vs_reference");
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, rms_norm_matches_reference);
-    tcase_add_test(tc, layer_norm_matches_reference);
-    tcase_add_test(tc, elementwise_match_reference);
-    tcase_add_test(tc, gathers_copies_and_conversions_are_exact);
-    tcase_add_test(tc, gemv_matches_reference);
-    tcase_add_test(tc, rotaries_match_reference);
-    tcase_add_test(tc, pos_embed_bicubic_matches_reference);
-    tcase_add_test(tc, attention_matches_reference);
-    tcase_add_test(tc, sampling_matches_reference);
-    tcase_add_test(tc, launchers_reject_bad_arguments);
-    suite_add_tcase(s, tc);
-    return s;
-}
+#include "check_main.h"
 
-int main()
+int main(int argc, char **argv)
 {
-    SRunner *sr = srunner_create(kernels_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return vlm_check_main(argc, argv, "kernels", {
+        {"vs_reference", 600, {
+            rms_norm_matches_reference,
+            layer_norm_matches_reference,
+            elementwise_match_reference,
+            gathers_copies_and_conversions_are_exact,
+            gemv_matches_reference,
+            rotaries_match_reference,
+            pos_embed_bicubic_matches_reference,
+            attention_matches_reference,
+            sampling_matches_reference,
+            launchers_reject_bad_arguments,
+        }},
+    });
 }
