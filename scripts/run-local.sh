@@ -26,7 +26,7 @@ fi
 
 bash "$root/scripts/build-module.sh" >/dev/null
 
-mkdir -p "$run/body" "$run/proxy" "$run/fastcgi" "$run/uwsgi" "$run/scgi"
+mkdir -p "$run"
 rm -f "$run/vlmd.sock" "$run/redis.sock"
 
 # A development API key (only its SHA-256 goes into the nginx config) and
@@ -49,29 +49,13 @@ add_header Referrer-Policy no-referrer always;
 add_header Cache-Control no-cache always;
 HDR
 
-user_line=""
-[ "$(id -u)" -eq 0 ] && user_line="user root;"
-
-cat > "$run/nginx.conf" <<CONF
-# written by scripts/run-local.sh; see conf/nginx-vlm.conf for every option
-$user_line
-load_module $root/build/modules/ngx_http_vlm_module.so;
-worker_processes 2;
-daemon off;
-pid $run/nginx.pid;
-error_log $run/nginx-error.log info;
-events { worker_connections 512; }
-http {
+# The shared development preamble (conf/dev/nginx.conf.in) around this
+# stack's http settings; see conf/nginx-vlm.conf for every option.
+sh "$root/scripts/dev-nginx-conf.sh" --run "$run" \
+    --module "$root/build/modules/ngx_http_vlm_module.so" --workers 2 --log-level info <<CONF
     access_log $run/nginx-access.log;
-    client_body_temp_path $run/body;
-    proxy_temp_path $run/proxy;
-    fastcgi_temp_path $run/fastcgi;
-    uwsgi_temp_path $run/uwsgi;
-    scgi_temp_path $run/scgi;
     client_max_body_size 24m;
     client_body_buffer_size 24m;
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
 
     vlm_daemon $run/vlmd.sock;
     vlm_model_revision local-$(basename "$model");
@@ -82,13 +66,7 @@ http {
 
     server {
         listen 127.0.0.1:$port;
-        location = /v1/chat/completions { vlm_api chat_completions; }
-        location = /v1/alt-text { vlm_api alt_text; }
-        location = /v1/summary { vlm_api summary; }
-        location = /v1/models { vlm_api models; }
-        location = /healthz { vlm_api health; }
-        location = /readyz { vlm_api ready; }
-        location = /metrics { allow 127.0.0.1; deny all; vlm_api metrics; }
+        include $root/conf/dev/api-locations.conf;
 
         # The demo editor (editor_plugin/demo) and the browser client
         # (editor_plugin/js), read-only static files from the same origin as
@@ -111,7 +89,6 @@ http {
             include $run/demo-headers.conf;
         }
     }
-}
 CONF
 
 nginx -t -q -p "$run" -c "$run/nginx.conf" -e "$run/nginx-error.log" \
