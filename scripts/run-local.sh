@@ -24,6 +24,15 @@ if [ -f "$run/nginx.pid" ] && kill -0 "$(cat "$run/nginx.pid")" 2>/dev/null; the
     die "already running (pid $(cat "$run/nginx.pid")); 'make stop' first"
 fi
 
+# Another stack (another worktree, a test stage) may hold the port: then our
+# nginx could not listen, and /readyz below would be answered by the other one.
+if ! python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx does
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null; then
+    die "127.0.0.1:$port is in use; pick another port: PORT=<port> make run"
+fi
+
 bash "$root/scripts/build-module.sh" >/dev/null
 
 mkdir -p "$run"
@@ -108,7 +117,7 @@ echo $! > "$run/vlmd.pid"
 
 nginx -p "$run" -c "$run/nginx.conf" -e "$run/nginx-error.log" \
     > "$run/nginx.out" 2>&1 &
-# nginx writes nginx.pid itself
+nginx_pid=$!   # nginx writes nginx.pid itself (stop-local.sh uses that)
 
 trap 'echo; echo "run-local: stopping"; stop; exit 0' INT TERM
 
@@ -121,6 +130,11 @@ until curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
             die "$p exited during startup (log: $run/$p.log)"
         fi
     done
+    if ! kill -0 "$nginx_pid" 2>/dev/null; then
+        tail -5 "$run/nginx-error.log" >&2
+        stop
+        die "nginx exited during startup (log: $run/nginx-error.log)"
+    fi
     if [ "$waited" -ge "$ready_timeout" ]; then
         stop
         die "not ready after ${ready_timeout}s (logs in $run)"
