@@ -357,18 +357,16 @@ START_TEST(supports_is_asked)
 }
 END_TEST
 
-int main()
+#include "check_main.h"
+
+int main(int argc, char **argv)
 {
-    Suite *s = suite_create("backend_checked");
-    TCase *tc = tcase_create("front");
-    tcase_add_test(tc, every_misuse_is_refused_with_a_reason);
-    tcase_add_test(tc, ops_after_a_fault_are_skipped_until_recover);
-    tcase_add_test(tc, views_and_aliases);
-    tcase_add_test(tc, supports_is_asked);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return vlm_check_main(argc, argv, "backend_checked", {
+        {"front", 0, {
+            every_misuse_is_refused_with_a_reason,
+            ops_after_a_fault_are_skipped_until_recover,
+            views_and_aliases,
+            supports_is_asked,
+        }},
+    });
 }

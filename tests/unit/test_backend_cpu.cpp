@@ -341,23 +341,20 @@ START_TEST(test_make_backend)
 }
 END_TEST
 
-int main(void)
+#include "check_main.h"
+
+int main(int argc, char **argv)
 {
-    Suite *s = suite_create("backend_cpu");
-    TCase *tc = tcase_create("ops");
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, test_make_backend);
-    tcase_add_test(tc, test_conversions);
-    tcase_add_test(tc, test_hand_matmul);
-    tcase_add_test(tc, test_hand_norms_and_activations);
-    tcase_add_test(tc, test_hand_rope);
-    tcase_add_test(tc, test_hand_attention);
-    tcase_add_test(tc, test_hand_bicubic);
-    tcase_add_test(tc, test_matmul_small_n_bit_identical);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return vlm_check_main(argc, argv, "backend_cpu", {
+        {"ops", 600, {
+            test_make_backend,
+            test_conversions,
+            test_hand_matmul,
+            test_hand_norms_and_activations,
+            test_hand_rope,
+            test_hand_attention,
+            test_hand_bicubic,
+            test_matmul_small_n_bit_identical,
+        }},
+    });
 }

@@ -401,25 +401,17 @@ START_TEST(selftest_passes)
 }
 END_TEST
 
-static Suite *cuda_emu_suite()
-{
-    Suite *s = suite_create("backend_cuda_emu");
-    TCase *tc = tcase_create("golden");
-    tcase_set_timeout(tc, 1200);
-    tcase_add_test(tc, vision_output_matches_reference);
-    tcase_add_test(tc, prompt_logits_match_reference);
-    tcase_add_test(tc, greedy_tokens_match_cpu_backend);
-    tcase_add_test(tc, batched_paged_forward_matches_cpu_backend);
-    tcase_add_test(tc, selftest_passes);
-    suite_add_tcase(s, tc);
-    return s;
-}
+#include "check_main.h"
 
-int main()
+int main(int argc, char **argv)
 {
-    SRunner *sr = srunner_create(cuda_emu_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return vlm_check_main(argc, argv, "backend_cuda_emu", {
+        {"golden", 1200, {
+            vision_output_matches_reference,
+            prompt_logits_match_reference,
+            greedy_tokens_match_cpu_backend,
+            batched_paged_forward_matches_cpu_backend,
+            selftest_passes,
+        }},
+    });
 }

@@ -134,17 +134,14 @@ START_TEST(every_op_has_cases)
 }
 END_TEST
 
-int main()
+#include "check_main.h"
+
+int main(int argc, char **argv)
 {
-    Suite *s = suite_create("backend_ops");
-    TCase *tc = tcase_create("vs_reference");
-    tcase_set_timeout(tc, 1200);
-    tcase_add_test(tc, every_op_has_cases);
-    tcase_add_loop_test(tc, every_case_on_target, 0, kTargets);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return vlm_check_main(argc, argv, "backend_ops", {
+        {"vs_reference", 1200, {
+            every_op_has_cases,
+            {every_case_on_target, 0, kTargets},
+        }},
+    });
 }

@@ -286,22 +286,18 @@ START_TEST(the_engine_reports_a_lost_device_on_every_later_request)
 }
 END_TEST
 
-int main()
+#include "check_main.h"
+
+int main(int argc, char **argv)
 {
-    Suite *s = suite_create("cuda_faults");
-    TCase *model = tcase_create("model");
-    tcase_set_timeout(model, 600);
-    tcase_add_test(model, a_failed_launch_fails_the_call_and_the_next_call_recovers);
-    tcase_add_test(model, a_sticky_error_loses_the_device);
-    suite_add_tcase(s, model);
-    TCase *engine = tcase_create("engine");
-    tcase_set_timeout(engine, 600);
-    tcase_add_test(engine, the_engine_fails_the_batch_with_503_and_keeps_serving);
-    tcase_add_test(engine, the_engine_reports_a_lost_device_on_every_later_request);
-    suite_add_tcase(s, engine);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return vlm_check_main(argc, argv, "cuda_faults", {
+        {"model", 600, {
+            a_failed_launch_fails_the_call_and_the_next_call_recovers,
+            a_sticky_error_loses_the_device,
+        }},
+        {"engine", 600, {
+            the_engine_fails_the_batch_with_503_and_keeps_serving,
+            the_engine_reports_a_lost_device_on_every_later_request,
+        }},
+    });
 }

@@ -765,25 +765,19 @@ START_TEST(hostile_inputs_refused) {
 }
 END_TEST
 
-Suite *image_suite(void) {
-    Suite *s = suite_create("image");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, fixtures_match_reference);
-    tcase_add_test(tc, model_goldens_pixel_values);
-    tcase_add_test(tc, transparency_fixtures_match_reference);
-    tcase_add_test(tc, batch_appends_images);
-    tcase_add_test(tc, smart_resize_table);
-    tcase_add_test(tc, hostile_inputs_refused);
-    tcase_add_test(tc, lying_headers_refused_before_allocation);
-    suite_add_tcase(s, tc);
-    return s;
-}
+#include "check_main.h"
 
-int main(void) {
+int main(int argc, char **argv) {
     setvbuf(stdout, nullptr, _IONBF, 0);  // keep the measured numbers if a check aborts
-    SRunner *sr = srunner_create(image_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return vlm_check_main(argc, argv, "image", {
+        {"core", 0, {
+            fixtures_match_reference,
+            model_goldens_pixel_values,
+            transparency_fixtures_match_reference,
+            batch_appends_images,
+            smart_resize_table,
+            hostile_inputs_refused,
+            lying_headers_refused_before_allocation,
+        }},
+    });
 }

@@ -541,22 +541,20 @@ END_TEST
 
 }  // namespace
 
-int main() {
-    Suite *s = suite_create("jinja");
-    TCase *tc = tcase_create("jinja");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, parity_with_transformers_corpus);
-    tcase_add_test(tc, snippets_match_jinja2);
-    tcase_add_test(tc, constructs);
-    tcase_add_test(tc, errors_name_their_line);
-    tcase_add_test(tc, limits_stop_hostile_templates);
-    tcase_add_test(tc, chat_context_like_transformers);
-    tcase_add_test(tc, template_file_precedence);
-    tcase_add_test(tc, concurrent_renders);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+#include "check_main.h"
+
+int main(int argc, char **argv)
+{
+    return vlm_check_main(argc, argv, "jinja", {
+        {"jinja", 300, {
+            parity_with_transformers_corpus,
+            snippets_match_jinja2,
+            constructs,
+            errors_name_their_line,
+            limits_stop_hostile_templates,
+            chat_context_like_transformers,
+            template_file_precedence,
+            concurrent_renders,
+        }},
+    });
 }

@@ -836,41 +836,13 @@ START_TEST(fixture_models_load_and_bind)
 }
 END_TEST
 
-static Suite *loader_suite() {
-    Suite *s = suite_create("loader");
-    TCase *st = tcase_create("safetensors");
-    tcase_add_test(st, write_then_read_round_trips_values);
-    tcase_add_test(st, truncated_file_is_rejected);
-    tcase_add_test(st, absurd_header_length_is_rejected);
-    tcase_add_test(st, header_length_beyond_file_is_rejected);
-    tcase_add_test(st, bad_json_is_rejected);
-    tcase_add_test(st, metadata_is_skipped);
-    tcase_add_test(st, unknown_dtype_is_named);
-    tcase_add_test(st, bad_shapes_are_rejected);
-    tcase_add_test(st, offsets_outside_file_are_rejected);
-    tcase_add_test(st, size_mismatch_and_overlap_are_rejected);
-    tcase_add_test(st, unaligned_tensors_are_served_aligned);
-    tcase_add_test(st, sharded_set_opens_through_index);
-    suite_add_tcase(s, st);
-    TCase *cfg = tcase_create("config");
-    tcase_add_test(cfg, config_forms_4x_and_5x_agree);
-    tcase_add_test(cfg, invalid_configs_are_explained);
-    tcase_add_test(cfg, generation_and_preprocessor_configs);
-    suite_add_tcase(s, cfg);
-    TCase *bind = tcase_create("bind");
-    tcase_add_test(bind, bind_finds_every_tensor);
-    tcase_add_test(bind, bind_reports_missing_and_misshapen_tensors);
-    tcase_add_test(bind, load_asks_the_backend);
-    tcase_add_test(bind, fixture_models_load_and_bind);
-    suite_add_tcase(s, bind);
-    return s;
-}
-
 static int remove_entry(const char *path, const struct stat *, int, struct FTW *) {
     return remove(path);
 }
 
-int main() {
+#include "check_main.h"
+
+int main(int argc, char **argv) {
     const char *base = getenv("TMPDIR");
     std::string tmpl = std::string(base && *base ? base : "/tmp") + "/vlm_test_loader_XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());
@@ -880,10 +852,33 @@ int main() {
         return 1;
     }
     g_temp_root = buf.data();
-    SRunner *sr = srunner_create(loader_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    const int status = vlm_check_main(argc, argv, "loader", {
+        {"safetensors", 0, {
+            write_then_read_round_trips_values,
+            truncated_file_is_rejected,
+            absurd_header_length_is_rejected,
+            header_length_beyond_file_is_rejected,
+            bad_json_is_rejected,
+            metadata_is_skipped,
+            unknown_dtype_is_named,
+            bad_shapes_are_rejected,
+            offsets_outside_file_are_rejected,
+            size_mismatch_and_overlap_are_rejected,
+            unaligned_tensors_are_served_aligned,
+            sharded_set_opens_through_index,
+        }},
+        {"config", 0, {
+            config_forms_4x_and_5x_agree,
+            invalid_configs_are_explained,
+            generation_and_preprocessor_configs,
+        }},
+        {"bind", 0, {
+            bind_finds_every_tensor,
+            bind_reports_missing_and_misshapen_tensors,
+            load_asks_the_backend,
+            fixture_models_load_and_bind,
+        }},
+    });
     nftw(g_temp_root.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return failed == 0 ? 0 : 1;
+    return status;
 }
