@@ -1,5 +1,6 @@
 # vlm: the targets are the interface (see README.md).
 #   make test      install what is missing, build, run every test suite
+#   make check     the inner loop: release build, CTest suites, integration (tests/README.md)
 #   make run       install, build, start nginx + Redis + vlmd (DETACH=1: return once ready)
 #   make stop      stop what make run DETACH=1 started
 #   make bench     performance tables on this machine
@@ -13,7 +14,7 @@ RELEASE  := $(BUILD)/release
 SANITIZE := $(BUILD)/sanitize
 BIN      := $(BUILD)/bin
 
-.PHONY: all deps build build-sanitize test run stop bench fixtures clean
+.PHONY: all deps build build-sanitize test check run stop bench fixtures clean
 
 all: build
 
@@ -35,7 +36,10 @@ build-sanitize: deps $(SANITIZE)/build.ninja
 	@ninja -C $(SANITIZE) -j $(JOBS)
 
 test: deps
-	@sh scripts/run-tests.sh
+	@sh scripts/run-tests.sh test
+
+check: deps
+	@sh scripts/run-tests.sh check
 
 run: build
 	@sh scripts/run-local.sh

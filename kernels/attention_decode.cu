@@ -156,12 +156,7 @@ size_t attention_decode_workspace_floats(const AttentionKernelParams &p)
 
 bool launch_attention_decode(const AttentionKernelParams &p, cudaStream_t s, std::string &err)
 {
-    if (!check_attention("attention_decode", p, err)) return false;
     if (p.q.rows == 0) return true;
-    if (p.q.rows > 65535) {
-        err = "attention_decode: too many query rows (use attention_prefill)";
-        return false;
-    }
     const int n_split = p.workspace ? split_count(p) : 1;
     dim3 grid(unsigned(p.attn.n_head), unsigned(p.q.rows), unsigned(n_split));
     VLM_LAUNCH(attention_decode_kernel, grid, dim3(kThreads), 0, s)(

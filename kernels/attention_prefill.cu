@@ -23,7 +23,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 namespace vlm::kern {
 namespace {
@@ -151,7 +150,6 @@ attention_prefill_kernel(const float *q, int64_t sq, const float *k, int64_t sk,
 
 bool launch_attention_prefill(const AttentionKernelParams &p, cudaStream_t s, std::string &err)
 {
-    if (!check_attention("attention_prefill", p, err)) return false;
     if (p.q.rows == 0) return true;
     const int D = p.attn.head_dim;
     const size_t smem = (size_t(kBQ) * D + size_t(kBK) * (D + 1) + size_t(kBK) * D + kBQ * kBK + 3 * kBQ) *
@@ -164,41 +162,6 @@ bool launch_attention_prefill(const AttentionKernelParams &p, cudaStream_t s, st
         p.attn.causal, p.attn.kv_offset, p.attn.causal ? nullptr : p.row_lo,
         p.attn.causal ? nullptr : p.row_hi);
     return launch_ok("attention_prefill", err);
-}
-
-// Plain reference over host memory (double sums), shared with the decode
-// kernel's tests.
-void attention_ref(const AttentionKernelParams &p)
-{
-    const AttentionParams &a = p.attn;
-    const int group = a.n_head / a.n_kv_head, D = a.head_dim;
-    auto at = [](const Tensor &t, int64_t r) { return static_cast<float *>(t.data) + size_t(r) * size_t(t.stride); };
-    std::vector<double> w(size_t(p.k.rows));
-    for (int h = 0; h < a.n_head; h++) {
-        const int kh = h / group;
-        for (int64_t i = 0; i < p.q.rows; i++) {
-            int64_t lo = 0, hi = p.k.rows;
-            if (a.causal) hi = std::min<int64_t>(p.k.rows, a.kv_offset + i + 1);
-            else if (p.row_lo) { lo = p.row_lo[i]; hi = p.row_hi[i]; }
-            const float *qr = at(p.q, i) + size_t(h) * D;
-            double mx = -INFINITY;
-            for (int64_t j = lo; j < hi; j++) {
-                const float *kr = at(p.k, j) + size_t(kh) * D;
-                double dot = 0;
-                for (int d = 0; d < D; d++) dot += double(qr[d]) * kr[d];
-                w[size_t(j)] = dot * a.scale;
-                mx = std::max(mx, w[size_t(j)]);
-            }
-            double sum = 0;
-            for (int64_t j = lo; j < hi; j++) sum += (w[size_t(j)] = std::exp(w[size_t(j)] - mx));
-            float *orow = at(p.out, i) + size_t(h) * D;
-            for (int d = 0; d < D; d++) {
-                double acc = 0;
-                for (int64_t j = lo; j < hi; j++) acc += w[size_t(j)] * at(p.v, j)[size_t(kh) * D + d];
-                orow[d] = hi > lo ? float(acc / sum) : 0.0f;
-            }
-        }
-    }
 }
 
 }  // namespace vlm::kern

@@ -8,39 +8,36 @@
 // one kernel from kernels/*.cu. Host arrays that ops receive (token ids,
 // positions, segment lengths) are staged into reusable device buffers with
 // stream-ordered copies, so no op blocks the host; download() synchronises.
+// Arguments arrive checked (core/backend_checked.cpp): the slots below and
+// the launchers do not re-check them; supports() states the one kernel limit
+// (attention head_dim <= 128).
+// Errors (CUDA_CHECK fails the batch): a failed CUDA or cuBLAS call records a
+// Device fault on the backend (Backend::record_fault) and the op returns;
+// the checked front then skips every later op, the model fails the step,
+// and the engine fails that batch's requests with 503. recover() clears a
+// transient error (cudaGetLastError) and probes the stream: if the error is
+// sticky (an illegal address, a lost device: the CUDA context is dead), it
+// reports the device lost and the backend stays failed until the process
+// restarts. Nothing here aborts.
 // Leaves out CUDA graph capture of decode steps: the model issues host
 // uploads and per-step pointer/offset changes (the KV-cache row, kv_offset)
 // on every call, so a captured graph would need its kernel parameters updated
-// per step; see README.md. A CUDA error inside an op is a bug or a lost
-// device: the op reports it on stderr and aborts rather than return wrong
-// tokens (the Backend interface has no error return for ops).
+// per step; see README.md.
 #include "cuda_compat.h"
 #include "backend_cuda.h"
 #include "core/cpu_ops_ref.h"
 #include "kernels.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
+#include <string>
 #include <vector>
 
 namespace vlm {
 namespace {
 
-[[noreturn]] void fatal(const std::string &what)
+std::string cuda_error_text(cudaError_t e)
 {
-    std::fprintf(stderr, "vlm cuda backend: %s\n", what.c_str());
-    std::abort();
-}
-
-void check_cuda(cudaError_t e, const char *what)
-{
-    if (e != cudaSuccess) fatal(std::string(what) + ": " + cudaGetErrorString(e));
-}
-
-void check_kernel(bool ok, const std::string &err)
-{
-    if (!ok) fatal(err);
+    return std::string(cudaGetErrorName(e)) + " (" + cudaGetErrorString(e) + ")";
 }
 
 // A device buffer that only grows (scratch for staging and conversions).
@@ -51,7 +48,7 @@ struct Scratch {
 
 class CudaBackend final : public Backend {
 public:
-    CudaBackend() = default;
+    explicit CudaBackend(const CudaPaths &paths) : paths_(paths) {}
     ~CudaBackend() override
     {
         if (stream_) cudaStreamSynchronize(stream_);
@@ -84,6 +81,36 @@ public:
 
     const char *name() const override { return VLM_CUDA_EMULATED ? "cuda-emu" : "cuda"; }
 
+    bool supports(const OpQuery &q) const override
+    {
+        if (q.op == Op::Attention && q.head_dim > kern::kAttentionMaxHeadDim) return false;
+        return Backend::supports(q);
+    }
+
+    bool matmul_rounds_x(DType w, int64_t n, int64_t) const override
+    {
+        return w != DType::F32 && n > paths_.gemv_max_rows;
+    }
+
+    bool recover(std::string &err) override
+    {
+        if (!failed()) return true;
+        // Queued work finishes (or fails), a transient error is read and
+        // cleared; a sticky one survives that and fails the probe again.
+        cudaStreamSynchronize(stream_);
+        cudaGetLastError();
+        const cudaError_t probe = cudaStreamSynchronize(stream_);
+        const cudaError_t last = cudaGetLastError();
+        if (probe != cudaSuccess || last != cudaSuccess) {
+            const cudaError_t e = probe != cudaSuccess ? probe : last;
+            err = std::string(name()) + " backend: device lost after \"" + fault_message() +
+                  "\": " + cuda_error_text(e) + " persists; restart the process";
+            return false;
+        }
+        clear_fault();
+        return true;
+    }
+
     void *alloc(size_t bytes) override
     {
         void *p = nullptr;
@@ -94,42 +121,44 @@ public:
             cudaGetLastError();  // clear the sticky out-of-memory status
             return nullptr;
         }
-        check_cuda(cudaMemsetAsync(p, 0, rounded, stream_), "cudaMemsetAsync");
+        if (!ok(cudaMemsetAsync(p, 0, rounded, stream_), "alloc: cudaMemsetAsync")) {
+            cudaFree(p);
+            return nullptr;
+        }
         return p;
     }
     void free(void *ptr) override
     {
         if (!ptr) return;
-        check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
-        check_cuda(cudaFree(ptr), "cudaFree");
+        // Both calls run even on a failed device, so nothing leaks.
+        ok(cudaStreamSynchronize(stream_), "free: cudaStreamSynchronize");
+        ok(cudaFree(ptr), "free: cudaFree");
     }
     void upload(void *dst, const void *src, size_t bytes) override
     {
-        if (bytes) check_cuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "upload");
+        if (bytes) ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "upload: cudaMemcpyAsync");
     }
     void download(void *dst, const void *src, size_t bytes) override
     {
-        if (bytes) check_cuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "download");
-        check_cuda(cudaStreamSynchronize(stream_), "download sync");
+        if (bytes && !ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "download: cudaMemcpyAsync"))
+            return;
+        ok(cudaStreamSynchronize(stream_), "download: cudaStreamSynchronize");
     }
-    void synchronize() override { check_cuda(cudaStreamSynchronize(stream_), "synchronize"); }
+    void synchronize() override { ok(cudaStreamSynchronize(stream_), "synchronize"); }
 
-    void copy(const Tensor &src, Tensor &dst) override
+protected:
+    void run_copy(const Tensor &src, Tensor &dst) override
     {
-        std::string err;
-        check_kernel(kern::launch_copy_rows({src, dst}, stream_, err), err);
+        launched(kern::launch_copy_rows({src, dst}, stream_, err_), "copy");
     }
 
-    void matmul(const Tensor &x, const Tensor &w, const Tensor *bias, Tensor &y) override
+    void run_matmul(const Tensor &x, const Tensor &w, const Tensor *bias, Tensor &y) override
     {
-        std::string err;
-        if (x.rows <= kern::kGemvMaxRows) {
+        if (x.rows <= paths_.gemv_max_rows) {
             kern::GemvParams p{x, w, y, bias ? *bias : Tensor{}};
-            check_kernel(kern::launch_gemv(p, stream_, err), err);
+            launched(kern::launch_gemv(p, stream_, err_), "matmul");
             return;
         }
-        if (x.rows > 0x7fffffff || w.rows > 0x7fffffff || x.cols > 0x7fffffff || y.stride > 0x7fffffff)
-            fatal("matmul: dimensions exceed cuBLAS's int range");
         const void *b_ptr = x.data;
         int ldb = int(x.stride);
         cudaDataType ab_type = CUDA_R_32F;
@@ -141,68 +170,62 @@ public:
             xc.cols = x.cols;
             xc.stride = x.cols;
             xc.data = scratch(kScratchConvert, size_t(x.rows) * size_t(x.cols) * 2);
-            check_kernel(kern::launch_convert({x, xc}, stream_, err), err);
+            if (!xc.data || !launched(kern::launch_convert({x, xc}, stream_, err_), "matmul")) return;
             b_ptr = xc.data;
             ldb = int(x.cols);
             ab_type = w.dtype == DType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
-        } else if (w.dtype != DType::F32) {
-            fatal(std::string("matmul: unsupported weight dtype ") + dtype_name(w.dtype));
         }
         float beta = 0.0f;
         if (bias) {
-            check_kernel(kern::launch_bias_rows({*bias, y}, stream_, err), err);
+            if (!launched(kern::launch_bias_rows({*bias, y}, stream_, err_), "matmul")) return;
             beta = 1.0f;
         }
         const float alpha = 1.0f;
         // Row-major y = x w^T is column-major y^T (m x n) = op(W) (m x k) x^T (k x n),
         // with W stored column-major as k x m (ld = w.stride), so op(W) = T.
+        // Sizes fit in int: the checked front bounds every dimension by 2^31.
         cublasStatus_t st = cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(w.rows), int(x.rows),
                                          int(x.cols), &alpha, w.data, ab_type, int(w.stride), b_ptr,
                                          ab_type, ldb, &beta, y.data, CUDA_R_32F, int(y.stride),
                                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-        if (st != CUBLAS_STATUS_SUCCESS) fatal(std::string("cublasGemmEx: ") + cublasGetStatusString(st));
+        if (st != CUBLAS_STATUS_SUCCESS)
+            record_fault(BackendFault::Device, std::string("matmul: cublasGemmEx: ") + cublasGetStatusString(st));
     }
 
-    void rms_norm(const Tensor &x, const Tensor &w, float eps, Tensor &y) override
+    void run_rms_norm(const Tensor &x, const Tensor &w, float eps, Tensor &y) override
     {
-        std::string err;
-        check_kernel(kern::launch_rms_norm({x, w, y, eps}, stream_, err), err);
+        launched(kern::launch_rms_norm({x, w, y, eps}, stream_, err_), "rms_norm");
     }
 
-    void layer_norm(const Tensor &x, const Tensor &w, const Tensor &b, float eps, Tensor &y) override
+    void run_layer_norm(const Tensor &x, const Tensor &w, const Tensor &b, float eps, Tensor &y) override
     {
-        std::string err;
-        check_kernel(kern::launch_layer_norm({x, w, b, y, eps}, stream_, err), err);
+        launched(kern::launch_layer_norm({x, w, b, y, eps}, stream_, err_), "layer_norm");
     }
 
-    void add(const Tensor &a, const Tensor &b, Tensor &y) override
+    void run_add(const Tensor &a, const Tensor &b, Tensor &y) override
     {
-        std::string err;
-        check_kernel(kern::launch_add({a, b, y}, stream_, err), err);
+        launched(kern::launch_add({a, b, y}, stream_, err_), "add");
     }
 
-    void silu_mul(const Tensor &gate, const Tensor &up, Tensor &y) override
+    void run_silu_mul(const Tensor &gate, const Tensor &up, Tensor &y) override
     {
-        std::string err;
-        check_kernel(kern::launch_silu_mul({gate, up, y}, stream_, err), err);
+        launched(kern::launch_silu_mul({gate, up, y}, stream_, err_), "silu_mul");
     }
 
-    void gelu(const Tensor &x, Tensor &y) override
+    void run_gelu(const Tensor &x, Tensor &y) override
     {
-        std::string err;
-        check_kernel(kern::launch_gelu({x, y}, stream_, err), err);
+        launched(kern::launch_gelu({x, y}, stream_, err_), "gelu");
     }
 
-    void embed(const Tensor &table, const int32_t *ids, int64_t n, Tensor &y) override
+    void run_embed(const Tensor &table, const int32_t *ids, int64_t n, Tensor &y) override
     {
-        std::string err;
-        kern::EmbedParams p{table, y, stage_ints(kScratchInts0, ids, size_t(n)), n};
-        check_kernel(kern::launch_embed(p, stream_, err), err);
+        const int32_t *d_ids = stage_ints(kScratchInts0, ids, size_t(n));
+        if (!d_ids) return;
+        launched(kern::launch_embed({table, y, d_ids, n}, stream_, err_), "embed");
     }
 
-    void rope_text(Tensor &x, const int32_t *positions, const TextRopeParams &rp) override
+    void run_rope_text(Tensor &x, const int32_t *positions, const TextRopeParams &rp) override
     {
-        std::string err;
         std::vector<float> inv(size_t(rp.rotary_dim / 2));
         rope_inv_freq(rp.theta, rp.rotary_dim, inv.data());
         kern::RopeTextParams p;
@@ -210,13 +233,13 @@ public:
         p.positions = stage_ints(kScratchInts0, positions, size_t(x.rows) * 3);
         p.inv_freq = stage_floats(inv);
         p.rope = rp;
-        check_kernel(kern::launch_rope_text(p, stream_, err), err);
+        if (!p.positions || !p.inv_freq) return;
+        launched(kern::launch_rope_text(p, stream_, err_), "rope_text");
     }
 
-    void rope_vision(Tensor &x, const int32_t *row, const int32_t *col, int n_head, int head_dim,
-                     double theta) override
+    void run_rope_vision(Tensor &x, const int32_t *row, const int32_t *col, int n_head, int head_dim,
+                         double theta) override
     {
-        std::string err;
         std::vector<float> inv(size_t(head_dim / 4));
         rope_inv_freq(theta, head_dim / 2, inv.data());
         kern::RopeVisionParams p;
@@ -226,20 +249,20 @@ public:
         p.inv_freq = stage_floats(inv);
         p.n_head = n_head;
         p.head_dim = head_dim;
-        check_kernel(kern::launch_rope_vision(p, stream_, err), err);
+        if (!p.row || !p.col || !p.inv_freq) return;
+        launched(kern::launch_rope_vision(p, stream_, err_), "rope_vision");
     }
 
-    void attention(const Tensor &q, const Tensor &k, const Tensor &v, const AttentionParams &ap,
-                   Tensor &out) override
+    void run_attention(const Tensor &q, const Tensor &k, const Tensor &v, const AttentionParams &ap,
+                       Tensor &out) override
     {
-        std::string err;
         kern::AttentionKernelParams p{q, k, v, out, ap, nullptr, nullptr, nullptr};
         if (!ap.causal && ap.n_segments > 0) {
             // Block-diagonal segments become per-row key ranges.
             std::vector<int32_t> lo(size_t(q.rows)), hi(size_t(q.rows));
             int64_t start = 0;
             for (int s = 0; s < ap.n_segments; s++) {
-                for (int64_t i = start; i < start + ap.segments[s] && i < q.rows; i++) {
+                for (int64_t i = start; i < start + ap.segments[s]; i++) {
                     lo[size_t(i)] = int32_t(start);
                     hi[size_t(i)] = int32_t(start + ap.segments[s]);
                 }
@@ -247,22 +270,25 @@ public:
             }
             p.row_lo = stage_ints(kScratchInts0, lo.data(), lo.size());
             p.row_hi = stage_ints(kScratchInts1, hi.data(), hi.size());
+            if (!p.row_lo || !p.row_hi) return;
         }
-        bool ok;
-        if (q.rows <= kDecodeMaxRows) {
-            const size_t ws = kern::attention_decode_workspace_floats(p);
-            if (ws) p.workspace = static_cast<float *>(scratch(kScratchAttention, ws * sizeof(float)));
-            ok = kern::launch_attention_decode(p, stream_, err);
+        bool launch_ok;
+        if (q.rows <= paths_.decode_max_rows) {
+            const size_t ws = paths_.split_kv ? kern::attention_decode_workspace_floats(p) : 0;
+            if (ws) {
+                p.workspace = static_cast<float *>(scratch(kScratchAttention, ws * sizeof(float)));
+                if (!p.workspace) return;
+            }
+            launch_ok = kern::launch_attention_decode(p, stream_, err_);
         } else {
-            ok = kern::launch_attention_prefill(p, stream_, err);
+            launch_ok = kern::launch_attention_prefill(p, stream_, err_);
         }
-        check_kernel(ok, err);
+        launched(launch_ok, "attention");
     }
 
-    void add_pos_embed_bicubic(const Tensor &table, int side, const int32_t *row, const int32_t *col,
-                               const int32_t *grid_h, const int32_t *grid_w, Tensor &y) override
+    void run_add_pos_embed_bicubic(const Tensor &table, int side, const int32_t *row, const int32_t *col,
+                                   const int32_t *grid_h, const int32_t *grid_w, Tensor &y) override
     {
-        std::string err;
         const size_t n = size_t(y.rows);
         kern::PosEmbedParams p;
         p.table = table;
@@ -272,27 +298,47 @@ public:
         p.col = stage_ints(kScratchInts1, col, n);
         p.grid_h = stage_ints(kScratchInts2, grid_h, n);
         p.grid_w = stage_ints(kScratchInts3, grid_w, n);
-        check_kernel(kern::launch_pos_embed_bicubic(p, stream_, err), err);
+        if (!p.row || !p.col || !p.grid_h || !p.grid_w) return;
+        launched(kern::launch_pos_embed_bicubic(p, stream_, err_), "add_pos_embed_bicubic");
     }
 
 private:
-    // Query rows up to which the decode attention kernel (one block per
-    // head and row) beats the tiled prefill kernel.
-    static constexpr int64_t kDecodeMaxRows = 4;
     enum { kScratchInts0, kScratchInts1, kScratchInts2, kScratchInts3, kScratchFloats, kScratchConvert,
            kScratchAttention, kScratchCount };
 
+    // CUDA_CHECK: a failed call is the backend's Device fault (first one wins).
+    bool ok(cudaError_t e, const char *what)
+    {
+        if (e == cudaSuccess) return true;
+        record_fault(BackendFault::Device, std::string(what) + ": " + cuda_error_text(e));
+        return false;
+    }
+
+    // A launcher's result: false + err_ (the launch status) is a Device fault.
+    bool launched(bool launch_ok, const char *op)
+    {
+        if (launch_ok) return true;
+        record_fault(BackendFault::Device, std::string(op) + ": " + err_);
+        return false;
+    }
+
+    // Scratch `slot` of at least `bytes`; nullptr (and a fault) when the
+    // device cannot provide it.
     void *scratch(int slot, size_t bytes)
     {
         Scratch &s = scratch_[slot];
         if (s.bytes < bytes) {
             if (s.ptr) {
-                check_cuda(cudaStreamSynchronize(stream_), "scratch sync");
-                check_cuda(cudaFree(s.ptr), "cudaFree");
+                if (!ok(cudaStreamSynchronize(stream_), "scratch: cudaStreamSynchronize")) return nullptr;
+                ok(cudaFree(s.ptr), "scratch: cudaFree");
                 s.ptr = nullptr;
+                s.bytes = 0;
             }
             size_t want = std::max<size_t>(bytes, 2 * s.bytes);
-            check_cuda(cudaMalloc(&s.ptr, want), "cudaMalloc scratch");
+            if (!ok(cudaMalloc(&s.ptr, want), "scratch: cudaMalloc")) {
+                s.ptr = nullptr;
+                return nullptr;
+            }
             s.bytes = want;
         }
         return s.ptr;
@@ -303,37 +349,54 @@ private:
     const int32_t *stage_ints(int slot, const int32_t *host, size_t n)
     {
         void *d = scratch(slot, std::max<size_t>(n, 1) * sizeof(int32_t));
-        upload(d, host, n * sizeof(int32_t));
+        if (!d || (n && !ok(cudaMemcpyAsync(d, host, n * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
+                            "staging: cudaMemcpyAsync")))
+            return nullptr;
         return static_cast<const int32_t *>(d);
     }
 
     const float *stage_floats(const std::vector<float> &v)
     {
         void *d = scratch(kScratchFloats, std::max<size_t>(v.size(), 1) * sizeof(float));
-        upload(d, v.data(), v.size() * sizeof(float));
+        if (!d || (!v.empty() && !ok(cudaMemcpyAsync(d, v.data(), v.size() * sizeof(float),
+                                                     cudaMemcpyHostToDevice, stream_),
+                                     "staging: cudaMemcpyAsync")))
+            return nullptr;
         return static_cast<const float *>(d);
     }
 
+    CudaPaths paths_;
     cudaStream_t stream_ = nullptr;
     cublasHandle_t cublas_ = nullptr;
     Scratch scratch_[kScratchCount];
+    std::string err_;  // the last launcher's reason
 };
 
 }  // namespace
 
 bool cuda_backend_is_emulated() { return VLM_CUDA_EMULATED != 0; }
 
-std::unique_ptr<Backend> make_cuda_backend(bool emulated, const BackendOptions &opt, std::string &err)
+std::unique_ptr<Backend> make_cuda_backend_paths(bool emulated, const CudaPaths &paths, std::string &err)
 {
-    (void)opt;
     if (emulated != cuda_backend_is_emulated()) {
         err = emulated ? "cuda-emu backend: this build runs the real CUDA runtime (use 'cuda')"
                        : "cuda backend: this build has no nvcc/CUDA runtime, only the emulator (use 'cuda-emu')";
         return nullptr;
     }
-    auto b = std::make_unique<CudaBackend>();
+    if (paths.gemv_max_rows < 0 || paths.gemv_max_rows > kern::kGemvMaxRows || paths.decode_max_rows < 0 ||
+        paths.decode_max_rows > 65535) {
+        err = "cuda backend: paths out of range (gemv_max_rows 0..16, decode_max_rows 0..65535)";
+        return nullptr;
+    }
+    auto b = std::make_unique<CudaBackend>(paths);
     if (!b->init(err)) return nullptr;
     return b;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(bool emulated, const BackendOptions &opt, std::string &err)
+{
+    (void)opt;
+    return make_cuda_backend_paths(emulated, CudaPaths{}, err);
 }
 
 }  // namespace vlm

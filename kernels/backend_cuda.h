@@ -4,15 +4,28 @@
 
 #include "core/backend.h"
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 namespace vlm {
 
+// Which kernel runs an op, by rows. The defaults are the product's choice;
+// tests force the other kernels onto every shape (as the cpu backend's
+// tests force each ISA path).
+struct CudaPaths {
+    int64_t gemv_max_rows   = 16;  // matmul: gemv.cu up to this many rows, cuBLAS above (0..16)
+    int64_t decode_max_rows = 4;   // attention: attention_decode.cu up to this many query rows, prefill above
+    bool    split_kv        = true;  // decode may split long key ranges over blocks (flash-decoding)
+};
+
 // Creates the CUDA backend. `emulated` must match how this file was built
 // (nvcc: false, g++ + emulator: true); otherwise nullptr and a reason.
 std::unique_ptr<Backend> make_cuda_backend(bool emulated, const BackendOptions &opt,
                                            std::string &err);
+// The same with the kernel choice forced (tests).
+std::unique_ptr<Backend> make_cuda_backend_paths(bool emulated, const CudaPaths &paths,
+                                                 std::string &err);
 
 // Whether this build runs kernels on the emulator.
 bool cuda_backend_is_emulated();

@@ -4,7 +4,6 @@
 // both row starts and the row length are 16-byte multiples, else per 4 or 1
 // bytes, grid-stride over <= 65535 blocks of 256 threads. Pure bandwidth.
 #include "kernel_common.cuh"
-#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {
@@ -38,10 +37,6 @@ void launch_words(const CopyRowsParams &p, size_t row_bytes, cudaStream_t s)
 
 bool launch_copy_rows(const CopyRowsParams &p, cudaStream_t s, std::string &err)
 {
-    if (p.src.dtype != p.dst.dtype || p.src.cols != p.dst.cols || p.src.rows > p.dst.rows) {
-        err = "copy_rows: src and dst differ in dtype or cols, or dst has fewer rows";
-        return false;
-    }
     if (p.src.rows == 0 || p.src.cols == 0) return true;
     const size_t row_bytes = size_t(p.src.cols) * dtype_size(p.src.dtype);
     auto all_multiple = [&](size_t m) {
@@ -56,12 +51,6 @@ bool launch_copy_rows(const CopyRowsParams &p, cudaStream_t s, std::string &err)
     else
         launch_words<uint8_t>(p, row_bytes, s);
     return launch_ok("copy_rows", err);
-}
-
-void copy_rows_ref(const CopyRowsParams &p)
-{
-    Tensor d = p.dst;
-    ref_copy(p.src, d);
 }
 
 }  // namespace vlm::kern

@@ -1,6 +1,8 @@
 // kernel_common.cuh: device helpers shared by the kernels: dtype loads and
 // rounding (bit-exact with cpu_ops_ref.cpp's conversions), warp and block
 // reductions, 16-byte-load eligibility, and the launch-error check. No
+// argument checks: the backend's checked front (core/backend_checked.cpp)
+// has validated dtypes and shapes before any launcher runs. No
 // cuda_fp16/cuda_bf16 types: half and bfloat16 are handled as raw bits so the
 // same code compiles under the emulator.
 #pragma once
@@ -134,41 +136,8 @@ inline bool launch_ok(const char *op, std::string &err)
 {
     cudaError_t e = cudaGetLastError();
     if (e == cudaSuccess) return true;
-    err = std::string(op) + ": launch failed: " + cudaGetErrorString(e);
+    err = std::string(op) + ": launch failed: " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
     return false;
-}
-
-inline bool check_f32(const char *op, const char *what, const Tensor &t, std::string &err)
-{
-    if (t.dtype == DType::F32) return true;
-    err = std::string(op) + ": " + what + " must be F32, got " + dtype_name(t.dtype);
-    return false;
-}
-
-inline bool check_float(const char *op, const char *what, const Tensor &t, std::string &err)
-{
-    if (t.dtype == DType::F32 || t.dtype == DType::BF16 || t.dtype == DType::F16) return true;
-    err = std::string(op) + ": " + what + " must be F32/BF16/F16, got " + dtype_name(t.dtype);
-    return false;
-}
-
-// Shared argument checks of the two attention launchers.
-inline bool check_attention(const char *op, const AttentionKernelParams &p, std::string &err)
-{
-    const AttentionParams &a = p.attn;
-    if (!check_f32(op, "q", p.q, err) || !check_f32(op, "k", p.k, err) || !check_f32(op, "v", p.v, err) ||
-        !check_f32(op, "out", p.out, err))
-        return false;
-    if (a.head_dim <= 0 || a.head_dim > kAttentionMaxHeadDim || a.n_kv_head <= 0 ||
-        a.n_head % a.n_kv_head != 0) {
-        err = std::string(op) + ": need 0 < head_dim <= 128 and n_head a multiple of n_kv_head";
-        return false;
-    }
-    if (p.k.rows != p.v.rows || p.out.rows != p.q.rows) {
-        err = std::string(op) + ": k/v or q/out row counts differ";
-        return false;
-    }
-    return true;
 }
 
 inline unsigned ceil_div(int64_t a, int64_t b) { return unsigned((a + b - 1) / b); }

@@ -10,7 +10,6 @@
 // then all heads rotate with them, so sincos runs once per (token, freq), not
 // per head. 32 heads x 32 pairs = 1024 rotations per token.
 #include "kernel_common.cuh"
-#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {
@@ -44,13 +43,7 @@ __global__ void rope_text_kernel(float *x, int64_t stride, const int32_t *positi
 
 bool launch_rope_text(const RopeTextParams &p, cudaStream_t s, std::string &err)
 {
-    if (!check_f32("rope_text", "x", p.x, err)) return false;
     const TextRopeParams &r = p.rope;
-    if (r.rotary_dim % 2 != 0 || r.rotary_dim > r.head_dim ||
-        int64_t(r.n_head) * r.head_dim > p.x.cols) {
-        err = "rope_text: rotary_dim must be even and <= head_dim, heads must fit in x";
-        return false;
-    }
     if (p.x.rows == 0 || r.rotary_dim == 0) return true;
     const int n_freq = r.rotary_dim / 2;
     VLM_LAUNCH(rope_text_kernel, dim3(unsigned(p.x.rows)), dim3(kThreads),
@@ -58,12 +51,6 @@ bool launch_rope_text(const RopeTextParams &p, cudaStream_t s, std::string &err)
         static_cast<float *>(p.x.data), p.x.stride, p.positions, p.x.rows, p.inv_freq, r.n_head,
         r.head_dim, n_freq, r.section[0], r.section[1]);
     return launch_ok("rope_text", err);
-}
-
-void rope_text_ref(const RopeTextParams &p)
-{
-    Tensor x = p.x;
-    ref_rope_text(x, p.positions, p.rope);
 }
 
 }  // namespace vlm::kern

@@ -8,7 +8,6 @@
 // head_dim/2 (cos, sin) pairs go to shared memory first, then every head uses
 // them.
 #include "kernel_common.cuh"
-#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {
@@ -41,35 +40,11 @@ __global__ void rope_vision_kernel(float *x, int64_t stride, const int32_t *row,
 
 bool launch_rope_vision(const RopeVisionParams &p, cudaStream_t s, std::string &err)
 {
-    if (!check_f32("rope_vision", "x", p.x, err)) return false;
-    if (p.head_dim % 4 != 0 || int64_t(p.n_head) * p.head_dim > p.x.cols) {
-        err = "rope_vision: head_dim must be a multiple of 4 and heads must fit in x";
-        return false;
-    }
     if (p.x.rows == 0) return true;
     VLM_LAUNCH(rope_vision_kernel, dim3(unsigned(p.x.rows)), dim3(kThreads),
                size_t(p.head_dim) * sizeof(float), s)(
         static_cast<float *>(p.x.data), p.x.stride, p.row, p.col, p.inv_freq, p.n_head, p.head_dim);
     return launch_ok("rope_vision", err);
-}
-
-void rope_vision_ref(const RopeVisionParams &p)
-{
-    // cpu_ops_ref's version takes theta; this one takes the kernel's inv_freq.
-    const int quarter = p.head_dim / 4, half = p.head_dim / 2;
-    for (int64_t r = 0; r < p.x.rows; r++) {
-        float *xr = static_cast<float *>(p.x.data) + size_t(r) * size_t(p.x.stride);
-        for (int d = 0; d < half; d++) {
-            float angle = d < quarter ? float(p.row[r]) * p.inv_freq[d] : float(p.col[r]) * p.inv_freq[d - quarter];
-            float c = std::cos(angle), s = std::sin(angle);
-            for (int h = 0; h < p.n_head; h++) {
-                float *v = xr + size_t(h) * size_t(p.head_dim);
-                float a = v[d], b = v[d + half];
-                v[d] = a * c - b * s;
-                v[d + half] = b * c + a * s;
-            }
-        }
-    }
 }
 
 }  // namespace vlm::kern

@@ -6,7 +6,6 @@
 // expf, not __expf: the fast intrinsic's 2-ulp error would show in the
 // 1e-4 golden comparisons after many layers.
 #include "kernel_common.cuh"
-#include "core/cpu_ops_ref.h"
 
 namespace vlm::kern {
 namespace {
@@ -40,9 +39,6 @@ __global__ void silu_mul_kernel(const float *g, int64_t sg, const float *u, int6
 
 bool launch_silu_mul(const SiluMulParams &p, cudaStream_t s, std::string &err)
 {
-    if (!check_f32("silu_mul", "gate", p.gate, err) || !check_f32("silu_mul", "up", p.up, err) ||
-        !check_f32("silu_mul", "y", p.y, err))
-        return false;
     if (p.gate.numel() == 0) return true;
     bool vec4 = rows_are_float4(p.gate) && rows_are_float4(p.up) && rows_are_float4(p.y);
     int64_t work = vec4 ? p.gate.numel() / 4 : p.gate.numel();
@@ -51,12 +47,6 @@ bool launch_silu_mul(const SiluMulParams &p, cudaStream_t s, std::string &err)
         static_cast<const float *>(p.gate.data), p.gate.stride, static_cast<const float *>(p.up.data),
         p.up.stride, static_cast<float *>(p.y.data), p.y.stride, p.gate.rows, p.gate.cols, vec4);
     return launch_ok("silu_mul", err);
-}
-
-void silu_mul_ref(const SiluMulParams &p)
-{
-    Tensor y = p.y;
-    ref_silu_mul(p.gate, p.up, y);
 }
 
 }  // namespace vlm::kern

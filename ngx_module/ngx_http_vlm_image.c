@@ -5,9 +5,10 @@
  * ngx_http_vlm_image: one image of a request into task->images, from a
  * data: URL (strict base64: the alphabet only, a length that is a multiple
  * of 4, '=' only at the end) or from the bytes of a multipart file. The
- * type and size come from the header (ngx_http_vlm_image_sniff.c); the
- * count, the bytes and the pixels are bounded; the SHA-256 of the bytes is
- * kept for the cache key. Refusals are left in ctx->error.
+ * type and the decoded size come from the headers
+ * (ngx_http_vlm_image_sniff.c); the count, the bytes and the pixels are
+ * bounded; the SHA-256 of the bytes is kept for the cache key. Refusals are
+ * left in ctx->error.
  * Not here: decoding pixels (vlmd does), fetching remote URLs.
  */
 
@@ -163,21 +164,25 @@ ngx_http_vlm_image_add_bytes(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
                                       "PNG, WebP or GIF");
     }
 
-    if (rc != NGX_OK) {
-        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, param,
-                                      "invalid_image",
-                                      "the image's header is truncated or "
-                                      "invalid");
-    }
-
-    /* divide instead of multiplying so a 100000x100000 header cannot wrap */
-    if (width > vlcf->max_pixels / height) {
+    /*
+     * Before validity: a size read from a header with nothing valid behind
+     * it is still a pixel bomb. Divide instead of multiplying so that a
+     * 100000x100000 header cannot wrap.
+     */
+    if (width && height && width > vlcf->max_pixels / height) {
         return ngx_http_vlm_set_error(r, ctx,
                                       NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                       param, "image_too_many_pixels",
                                       "the image is %uix%ui, more than %ui "
                                       "pixels", width, height,
                                       vlcf->max_pixels);
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, param,
+                                      "invalid_image",
+                                      "the image is truncated, invalid, or "
+                                      "its headers disagree on its size");
     }
 
     img = ngx_array_push(ctx->task->images);

@@ -4,9 +4,11 @@
  *
  * ngx_http_vlm_jwt: JWS compact tokens verified with OpenSSL. One algorithm
  * per configured key (the header's "alg" must equal it, so an RSA public key
- * can never be used as an HMAC secret), "none" always refused, HMAC compared
- * in constant time, ES256's raw R||S turned into DER. Claims: exp required,
- * nbf, iss and aud checked with a leeway; sub becomes $vlm_subject.
+ * can never be used as an HMAC secret), "none" always refused, a key with
+ * kid= only for tokens naming that kid, HMAC compared in constant time,
+ * ES256's raw R||S turned into DER and accepted in its low-S form only.
+ * Claims: exp required, nbf, iss and aud checked with a leeway; sub becomes
+ * $vlm_subject.
  * Not here: JWE, key sets fetched over the network, token caching.
  */
 
@@ -25,12 +27,22 @@
 
 static ngx_int_t ngx_http_vlm_b64url(ngx_pool_t *pool, u_char *p, size_t len,
     ngx_str_t *out);
+static ngx_uint_t ngx_http_vlm_jwt_str_is(json_t *v, u_char *s, size_t len);
 static ngx_int_t ngx_http_vlm_jwt_signature_ok(ngx_http_vlm_jwt_key_t *key,
     u_char *input, size_t input_len, ngx_str_t *sig);
 static ngx_int_t ngx_http_vlm_jwt_claims(ngx_http_request_t *r,
     ngx_http_vlm_loc_conf_t *vlcf, json_t *claims, ngx_str_t *subject,
     ngx_str_t *error);
 static void ngx_http_vlm_jwt_free_key(void *data);
+
+
+/* the order n of P-256 halved (rounded down), big-endian: the largest low S */
+static u_char  ngx_http_vlm_p256_half_n[32] = {
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00,
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42,
+    0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8
+};
 
 
 static ngx_int_t
@@ -75,12 +87,12 @@ ngx_int_t
 ngx_http_vlm_jwt_verify(ngx_http_request_t *r, ngx_http_vlm_loc_conf_t *vlcf,
     ngx_str_t *token, ngx_str_t *subject, ngx_str_t *error)
 {
-    u_char                  *dot1, *dot2, *last;
-    json_t                  *header, *claims, *crit;
+    u_char                  *dot1, *dot2, *last, *kid;
+    json_t                  *header, *claims, *crit, *alg_v, *kid_v;
+    size_t                   kid_len;
     ngx_int_t                rc;
     ngx_str_t                hdr, payload, sig;
-    ngx_uint_t               i, alg;
-    const char              *alg_name, *kid;
+    ngx_uint_t               i, alg, alg_keys;
     json_error_t             err;
     ngx_http_vlm_jwt_key_t  *keys, *key;
 
@@ -108,42 +120,73 @@ ngx_http_vlm_jwt_verify(ngx_http_request_t *r, ngx_http_vlm_loc_conf_t *vlcf,
         return NGX_ERROR;
     }
 
-    alg_name = json_string_value(json_object_get(header, "alg"));
-    kid = json_string_value(json_object_get(header, "kid"));
+    alg_v = json_object_get(header, "alg");
+    kid_v = json_object_get(header, "kid");
     crit = json_object_get(header, "crit");
 
     if (crit != NULL) {
-        json_decref(header);
         ngx_str_set(error, "JWT header has unsupported \"crit\"");
-        return NGX_ERROR;
+        goto refused;
     }
 
-    if (alg_name == NULL || ngx_strcasecmp((u_char *) alg_name,
-                                           (u_char *) "none") == 0)
-    {
-        json_decref(header);
-        ngx_str_set(error, "JWT algorithm \"none\" is not accepted");
-        return NGX_ERROR;
+    if (alg_v == NULL) {
+        ngx_str_set(error, "JWT header has no \"alg\"");
+        goto refused;
     }
 
-    if (ngx_strcmp(alg_name, "HS256") == 0) {
+    if (!json_is_string(alg_v)) {
+        ngx_str_set(error, "JWT \"alg\" is not a string");
+        goto refused;
+    }
+
+    if (kid_v != NULL && !json_is_string(kid_v)) {
+        ngx_str_set(error, "JWT \"kid\" is not a string");
+        goto refused;
+    }
+
+    if (ngx_http_vlm_jwt_str_is(alg_v, (u_char *) "HS256", 5)) {
         alg = NGX_HTTP_VLM_JWT_HS256;
 
-    } else if (ngx_strcmp(alg_name, "RS256") == 0) {
+    } else if (ngx_http_vlm_jwt_str_is(alg_v, (u_char *) "RS256", 5)) {
         alg = NGX_HTTP_VLM_JWT_RS256;
 
-    } else if (ngx_strcmp(alg_name, "ES256") == 0) {
+    } else if (ngx_http_vlm_jwt_str_is(alg_v, (u_char *) "ES256", 5)) {
         alg = NGX_HTTP_VLM_JWT_ES256;
 
+    } else if (json_string_length(alg_v) == 4
+               && ngx_strncasecmp((u_char *) json_string_value(alg_v),
+                                  (u_char *) "none", 4) == 0)
+    {
+        ngx_str_set(error, "JWT algorithm \"none\" is not accepted");
+        goto refused;
+
     } else {
-        json_decref(header);
         ngx_str_set(error, "unsupported JWT algorithm");
-        return NGX_ERROR;
+        goto refused;
     }
+
+    /*
+     * ECDSA signatures are malleable: when (R, S) verifies, so does
+     * (R, n - S), a second token string for the same header and claims that
+     * anyone can derive without the key. Accepting only S <= n/2 leaves one
+     * valid form per signature, so a token string can serve as its identity
+     * (revocation lists, replay checks, logs). Issuers must emit low S.
+     */
+    if (alg == NGX_HTTP_VLM_JWT_ES256 && sig.len == 64
+        && ngx_memcmp(sig.data + 32, ngx_http_vlm_p256_half_n, 32) > 0)
+    {
+        ngx_str_set(error, "JWT ES256 signature has S > n/2: only the low-S "
+                           "form is accepted");
+        goto refused;
+    }
+
+    kid = kid_v ? (u_char *) json_string_value(kid_v) : NULL;
+    kid_len = kid_v ? json_string_length(kid_v) : 0;
 
     keys = vlcf->jwt_keys->elts;
     rc = NGX_DECLINED;
     key = NULL;
+    alg_keys = 0;
 
     for (i = 0; i < vlcf->jwt_keys->nelts; i++) {
 
@@ -151,9 +194,12 @@ ngx_http_vlm_jwt_verify(ngx_http_request_t *r, ngx_http_vlm_loc_conf_t *vlcf,
             continue;
         }
 
-        if (kid != NULL && keys[i].kid.len
-            && (keys[i].kid.len != ngx_strlen(kid)
-                || ngx_strncmp(keys[i].kid.data, kid, keys[i].kid.len) != 0))
+        alg_keys++;
+
+        /* a key with kid= takes only tokens that name that kid */
+        if (keys[i].kid.len
+            && (kid == NULL || keys[i].kid.len != kid_len
+                || ngx_memcmp(keys[i].kid.data, kid, kid_len) != 0))
         {
             continue;
         }
@@ -169,10 +215,17 @@ ngx_http_vlm_jwt_verify(ngx_http_request_t *r, ngx_http_vlm_loc_conf_t *vlcf,
     json_decref(header);
 
     if (rc != NGX_OK) {
-        if (key == NULL) {
+        if (alg_keys == 0) {
             /* e.g. an HS256 token where only RS256 keys are configured */
             ngx_str_set(error, "no key is configured for the JWT's "
                                "algorithm");
+
+        } else if (key == NULL && kid == NULL) {
+            ngx_str_set(error, "JWT has no \"kid\", and every key for its "
+                               "algorithm is restricted to one");
+
+        } else if (key == NULL) {
+            ngx_str_set(error, "no key is configured for the JWT's \"kid\"");
 
         } else {
             ngx_str_set(error, "JWT signature is invalid");
@@ -193,6 +246,21 @@ ngx_http_vlm_jwt_verify(ngx_http_request_t *r, ngx_http_vlm_loc_conf_t *vlcf,
     json_decref(claims);
 
     return rc;
+
+refused:
+
+    json_decref(header);
+
+    return NGX_ERROR;
+}
+
+
+/* the JSON string v is exactly the len bytes of s */
+static ngx_uint_t
+ngx_http_vlm_jwt_str_is(json_t *v, u_char *s, size_t len)
+{
+    return json_string_length(v) == len
+           && ngx_memcmp(json_string_value(v), s, len) == 0;
 }
 
 

@@ -90,29 +90,16 @@ else
 fi
 [ -f "$module" ] || die "$module is missing"
 
-mkdir -p "$tmp/body" "$tmp/proxy" "$tmp/fastcgi" "$tmp/uwsgi" "$tmp/scgi" "$tmp/static"
+mkdir -p "$tmp/static"
 key="vlm-bench-$(openssl rand -hex 16)"
 printf '%s bench\n' "$(printf %s "$key" | sha256sum | cut -d' ' -f1)" >"$tmp/api-keys"
 
-user_line=""
-[ "$(id -u)" -eq 0 ] && user_line="user root;"
 # One worker: wrk's two threads get the other core. No access log for
-# either location, so the static baseline and the module do the same I/O.
-cat >"$tmp/nginx.conf" <<CONF
-$user_line
-load_module $module;
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
+# either location, so the static baseline and the module do the same I/O;
+# error log at warn, so neither pays for info lines.
+sh "$root/scripts/dev-nginx-conf.sh" --run "$tmp" --module "$module" \
+    --workers 1 --log-level warn <<CONF
     access_log off;
-    client_body_temp_path $tmp/body;
-    proxy_temp_path $tmp/proxy;
-    fastcgi_temp_path $tmp/fastcgi;
-    uwsgi_temp_path $tmp/uwsgi;
-    scgi_temp_path $tmp/scgi;
     client_max_body_size 1m;
     client_body_buffer_size 64k;
     keepalive_requests 1000000;
@@ -128,14 +115,12 @@ http {
 
     server {
         listen 127.0.0.1:$port;
-        location = /v1/chat/completions { vlm_api chat_completions; }
-        location = /readyz { vlm_api ready; }
+        include $root/conf/dev/api-locations.conf;
         location = /static/answer.json {
             root $tmp;
             default_type application/json;
         }
     }
-}
 CONF
 
 redis-server --port 0 --unixsocket "$tmp/redis.sock" --unixsocketperm 700 \

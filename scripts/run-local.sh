@@ -24,9 +24,18 @@ if [ -f "$run/nginx.pid" ] && kill -0 "$(cat "$run/nginx.pid")" 2>/dev/null; the
     die "already running (pid $(cat "$run/nginx.pid")); 'make stop' first"
 fi
 
+# Another stack (another worktree, a test stage) may hold the port: then our
+# nginx could not listen, and /readyz below would be answered by the other one.
+if ! python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx does
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null; then
+    die "127.0.0.1:$port is in use; pick another port: PORT=<port> make run"
+fi
+
 bash "$root/scripts/build-module.sh" >/dev/null
 
-mkdir -p "$run/body" "$run/proxy" "$run/fastcgi" "$run/uwsgi" "$run/scgi"
+mkdir -p "$run"
 rm -f "$run/vlmd.sock" "$run/redis.sock"
 
 # A development API key (only its SHA-256 goes into the nginx config) and
@@ -49,29 +58,13 @@ add_header Referrer-Policy no-referrer always;
 add_header Cache-Control no-cache always;
 HDR
 
-user_line=""
-[ "$(id -u)" -eq 0 ] && user_line="user root;"
-
-cat > "$run/nginx.conf" <<CONF
-# written by scripts/run-local.sh; see conf/nginx-vlm.conf for every option
-$user_line
-load_module $root/build/modules/ngx_http_vlm_module.so;
-worker_processes 2;
-daemon off;
-pid $run/nginx.pid;
-error_log $run/nginx-error.log info;
-events { worker_connections 512; }
-http {
+# The shared development preamble (conf/dev/nginx.conf.in) around this
+# stack's http settings; see conf/nginx-vlm.conf for every option.
+sh "$root/scripts/dev-nginx-conf.sh" --run "$run" \
+    --module "$root/build/modules/ngx_http_vlm_module.so" --workers 2 --log-level info <<CONF
     access_log $run/nginx-access.log;
-    client_body_temp_path $run/body;
-    proxy_temp_path $run/proxy;
-    fastcgi_temp_path $run/fastcgi;
-    uwsgi_temp_path $run/uwsgi;
-    scgi_temp_path $run/scgi;
     client_max_body_size 24m;
     client_body_buffer_size 24m;
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
 
     vlm_daemon $run/vlmd.sock;
     vlm_model_revision local-$(basename "$model");
@@ -82,13 +75,7 @@ http {
 
     server {
         listen 127.0.0.1:$port;
-        location = /v1/chat/completions { vlm_api chat_completions; }
-        location = /v1/alt-text { vlm_api alt_text; }
-        location = /v1/summary { vlm_api summary; }
-        location = /v1/models { vlm_api models; }
-        location = /healthz { vlm_api health; }
-        location = /readyz { vlm_api ready; }
-        location = /metrics { allow 127.0.0.1; deny all; vlm_api metrics; }
+        include $root/conf/dev/api-locations.conf;
 
         # The demo editor (editor_plugin/demo) and the browser client
         # (editor_plugin/js), read-only static files from the same origin as
@@ -111,7 +98,6 @@ http {
             include $run/demo-headers.conf;
         }
     }
-}
 CONF
 
 nginx -t -q -p "$run" -c "$run/nginx.conf" -e "$run/nginx-error.log" \
@@ -131,7 +117,7 @@ echo $! > "$run/vlmd.pid"
 
 nginx -p "$run" -c "$run/nginx.conf" -e "$run/nginx-error.log" \
     > "$run/nginx.out" 2>&1 &
-# nginx writes nginx.pid itself
+nginx_pid=$!   # nginx writes nginx.pid itself (stop-local.sh uses that)
 
 trap 'echo; echo "run-local: stopping"; stop; exit 0' INT TERM
 
@@ -144,6 +130,11 @@ until curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
             die "$p exited during startup (log: $run/$p.log)"
         fi
     done
+    if ! kill -0 "$nginx_pid" 2>/dev/null; then
+        tail -5 "$run/nginx-error.log" >&2
+        stop
+        die "nginx exited during startup (log: $run/nginx-error.log)"
+    fi
     if [ "$waited" -ge "$ready_timeout" ]; then
         stop
         die "not ready after ${ready_timeout}s (logs in $run)"

@@ -287,4 +287,22 @@ cudaError_t set_last_error(cudaError_t error);
 
 void* dynamic_shared_memory();
 
+// ---- fault injection (a test hook; real-GPU builds do not have it) ----
+// Makes a chosen runtime call fail the way a GPU fails, so the error paths
+// above it (the cuda backend's faults, the model's failed step, the engine's
+// 503) run in tests.
+enum class FaultSite { kLaunch, kMemcpy };  // kernel launches; cudaMemcpy / cudaMemcpyAsync
+// The `nth` call at `site` from now (1: the next one) fails with `error`
+// instead of running. Not sticky: reported once, like a refused launch
+// (cudaGetLastError clears it). Sticky: like a kernel fault on a GPU
+// (cudaErrorIllegalAddress), the context is dead: every later launch, copy,
+// memset, GEMM, synchronisation and allocation returns the error, and
+// cudaGetLastError reports it without clearing it, until
+// clear_injected_faults() (what a process restart is on a GPU).
+void inject_fault(FaultSite site, long nth, cudaError_t error, bool sticky);
+// Disarms a pending injection, clears a stuck error and the last error.
+void clear_injected_faults();
+// Calls seen at `site` since the last inject_fault or clear_injected_faults.
+long fault_site_calls(FaultSite site);
+
 }  // namespace vlm::emu

@@ -1,8 +1,9 @@
 // runtime.cpp: the CUDA runtime host API on the emulator: errors, device queries, copies, memsets,
-// streams, events, graph capture/replay and kernel launch validation. Work runs eagerly when it is
-// enqueued (streams are in order by construction); while a stream captures, work is recorded into
-// the graph instead and runs only at cudaGraphLaunch. Leaves out: multi-device, stream priorities,
-// host callbacks, cross-stream capture (events joining streams).
+// streams, events, graph capture/replay, kernel launch validation, and fault injection for tests
+// (inject_fault: a chosen launch or copy fails, once or stickily as a dead context). Work runs eagerly
+// when it is enqueued (streams are in order by construction); while a stream captures, work is
+// recorded into the graph instead and runs only at cudaGraphLaunch. Leaves out: multi-device, stream
+// priorities, host callbacks, cross-stream capture (events joining streams).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -50,6 +51,14 @@ struct RuntimeState {
   std::set<CUgraph_st*> graphs;
   std::set<CUgraphExec_st*> execs;
   std::map<const void*, int> max_dynamic_smem;
+  // Fault injection (inject_fault): the armed call, and the error a dead context returns.
+  bool inject_armed = false;
+  FaultSite inject_site = FaultSite::kLaunch;
+  long inject_countdown = 0;
+  cudaError_t inject_error = cudaSuccess;
+  bool inject_sticky = false;
+  cudaError_t stuck = cudaSuccess;
+  long site_calls[2] = {0, 0};
 };
 RuntimeState& state() {
   static RuntimeState s;
@@ -62,6 +71,25 @@ cudaError_t record(cudaError_t e) {
     state().last_error = e;
   }
   return e;
+}
+
+// Counts a call at `site`; the error it must fail with (an armed injection
+// reaching its count, or a stuck error), else cudaSuccess.
+cudaError_t injected(FaultSite site) {
+  RuntimeState& st = state();
+  std::lock_guard<std::mutex> lock(st.mu);
+  ++st.site_calls[static_cast<int>(site)];
+  if (st.stuck != cudaSuccess) return st.stuck;
+  if (!st.inject_armed || st.inject_site != site || --st.inject_countdown > 0) return cudaSuccess;
+  st.inject_armed = false;
+  if (st.inject_sticky) st.stuck = st.inject_error;
+  return st.inject_error;
+}
+
+// The error of a dead context (a sticky injected fault), else cudaSuccess.
+cudaError_t stuck_error() {
+  std::lock_guard<std::mutex> lock(state().mu);
+  return state().stuck;
 }
 
 // Resolves a stream handle; nullptr for a handle that is not live.
@@ -119,6 +147,7 @@ cudaError_t validate_copy(void* dst, const void* src, size_t count, cudaMemcpyKi
 }
 
 cudaError_t copy_async(void* dst, const void* src, size_t count, cudaMemcpyKind kind, cudaStream_t stream) {
+  if (cudaError_t e = injected(FaultSite::kMemcpy); e != cudaSuccess) return e;
   if (count == 0) return cudaSuccess;
   bool d2h = false;
   if (cudaError_t e = validate_copy(dst, src, count, kind, &d2h); e != cudaSuccess) return e;
@@ -139,6 +168,7 @@ cudaError_t copy_async(void* dst, const void* src, size_t count, cudaMemcpyKind 
 cudaError_t set_last_error(cudaError_t error) { return record(error); }
 
 cudaError_t enqueue(cudaStream_t stream, const char* what, std::function<void()> work) {
+  if (cudaError_t e = stuck_error(); e != cudaSuccess) return e;
   CUstream_st* s = resolve(stream);
   if (s == nullptr) return cudaErrorInvalidResourceHandle;
   if (s == &state().default_stream && any_global_capture()) {
@@ -154,6 +184,10 @@ cudaError_t enqueue(cudaStream_t stream, const char* what, std::function<void()>
 }
 
 void launch_kernel(const LaunchSpec& spec, cudaStream_t stream, std::function<void()> thread_body) {
+  if (cudaError_t e = injected(FaultSite::kLaunch); e != cudaSuccess) {
+    record(e);
+    return;
+  }
   const dim3 b = spec.block, g = spec.grid;
   if (b.x == 0 || b.y == 0 || b.z == 0 || g.x == 0 || g.y == 0 || g.z == 0 || b.x > kMaxBlockDimX ||
       b.y > kMaxBlockDimY || b.z > kMaxBlockDimZ || uint64_t{b.x} * b.y * b.z > kMaxThreadsPerBlock ||
@@ -177,6 +211,31 @@ void launch_kernel(const LaunchSpec& spec, cudaStream_t stream, std::function<vo
     check_guards(copy.name);
   });
   record(e);
+}
+
+void inject_fault(FaultSite site, long nth, cudaError_t error, bool sticky) {
+  RuntimeState& st = state();
+  std::lock_guard<std::mutex> lock(st.mu);
+  st.inject_armed = nth > 0 && error != cudaSuccess;
+  st.inject_site = site;
+  st.inject_countdown = nth;
+  st.inject_error = error;
+  st.inject_sticky = sticky;
+  st.site_calls[0] = st.site_calls[1] = 0;
+}
+
+void clear_injected_faults() {
+  RuntimeState& st = state();
+  std::lock_guard<std::mutex> lock(st.mu);
+  st.inject_armed = false;
+  st.stuck = cudaSuccess;
+  st.last_error = cudaSuccess;
+  st.site_calls[0] = st.site_calls[1] = 0;
+}
+
+long fault_site_calls(FaultSite site) {
+  std::lock_guard<std::mutex> lock(state().mu);
+  return state().site_calls[static_cast<int>(site)];
 }
 
 }  // namespace vlm::emu
@@ -230,16 +289,21 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   prop->maxThreadsPerMultiProcessor = 2048;
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() { return record(check_sync_allowed()); }
+cudaError_t cudaDeviceSynchronize() {
+  if (cudaError_t e = stuck_error(); e != cudaSuccess) return record(e);
+  return record(check_sync_allowed());
+}
 cudaError_t cudaDeviceReset() { return cudaSuccess; }
 cudaError_t cudaGetLastError() {
   std::lock_guard<std::mutex> lock(state().mu);
+  if (state().stuck != cudaSuccess) return state().stuck;  // a dead context stays dead
   cudaError_t e = state().last_error;
   state().last_error = cudaSuccess;
   return e;
 }
 cudaError_t cudaPeekAtLastError() {
   std::lock_guard<std::mutex> lock(state().mu);
+  if (state().stuck != cudaSuccess) return state().stuck;
   return state().last_error;
 }
 const char* cudaGetErrorName(cudaError_t e) {
@@ -273,6 +337,9 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     case cudaErrorStreamCaptureUnmatched: return "capture was not initiated in this stream";
     case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
     default: return cudaGetErrorName(e);
   }
 }
@@ -284,8 +351,16 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 }
 
 // ---- memory ----------------------------------------------------------------------------------------
-cudaError_t cudaMalloc(void** p, size_t size) { return record(device_alloc(p, size)); }
-cudaError_t cudaFree(void* p) { return record(device_free(p)); }
+cudaError_t cudaMalloc(void** p, size_t size) {
+  if (cudaError_t e = stuck_error(); e != cudaSuccess) return record(e);
+  return record(device_alloc(p, size));
+}
+cudaError_t cudaFree(void* p) {
+  // A dead context reports its error, but the emulator still frees (no leak in tests).
+  cudaError_t freed = device_free(p);
+  if (cudaError_t e = stuck_error(); e != cudaSuccess) return record(e);
+  return record(freed);
+}
 cudaError_t cudaMallocHost(void** p, size_t size) { return record(pinned_alloc(p, size)); }
 cudaError_t cudaHostAlloc(void** p, size_t size, unsigned int) { return record(pinned_alloc(p, size)); }
 cudaError_t cudaFreeHost(void* p) { return record(pinned_free(p)); }
@@ -359,6 +434,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   CUstream_st* s = resolve(stream);
   if (!s) return record(cudaErrorInvalidResourceHandle);
+  if (cudaError_t e = stuck_error(); e != cudaSuccess) return record(e);
   if (s->capturing) {
     s->invalidated = true;
     return record(cudaErrorStreamCaptureUnsupported);

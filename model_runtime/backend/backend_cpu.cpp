@@ -3,6 +3,7 @@
 // kernels chosen at run time (cpu_matmul.h). Numerics follow cpu_ops_ref.h
 // (float32, transformers' eager formulas); sums here run in float with
 // several lanes, so results differ from the reference by rounding only.
+// Arguments arrive checked (core/backend_checked.cpp); nothing here re-checks.
 // Leaves out: async execution (every op finishes before it returns).
 #include "backend/backend_cpu.h"
 #include "backend/cpu_attention.h"
@@ -126,7 +127,7 @@ public:
     void upload(void *dst, const void *src, size_t bytes) override { std::memcpy(dst, src, bytes); }
     void download(void *dst, const void *src, size_t bytes) override { std::memcpy(dst, src, bytes); }
 
-    void copy(const Tensor &src, Tensor &dst) override
+    void run_copy(const Tensor &src, Tensor &dst) override
     {
         size_t bytes = size_t(src.cols) * dtype_size(src.dtype);
         for_rows(src.rows, 64, [&](int64_t r0, int64_t r1) {
@@ -149,12 +150,21 @@ public:
     }
     void release_weight(Tensor &t) override { t = Tensor{}; }
 
-    void matmul(const Tensor &x, const Tensor &w, const Tensor *bias, Tensor &y) override
+    // supports(): the default (F32/BF16/F16 weights, any head_dim). recover():
+    // the default (nothing on the host can fail half-way).
+    // vdpbf16ps rounds x to bf16: the GEMM (n > kSmallN, even k) and the
+    // small-n dot rows kernel; see cpu_matmul.h.
+    bool matmul_rounds_x(DType w, int64_t n, int64_t k) const override
+    {
+        return bf16_dot_ && isa_ == CpuIsa::Avx512 && w == DType::BF16 && (n <= kSmallN || k % 2 == 0);
+    }
+
+    void run_matmul(const Tensor &x, const Tensor &w, const Tensor *bias, Tensor &y) override
     {
         cpu_matmul(pool_, isa_, bf16_dot_, matmul_scratch_, x, w, bias, y);
     }
 
-    void rms_norm(const Tensor &x, const Tensor &w, float eps, Tensor &y) override
+    void run_rms_norm(const Tensor &x, const Tensor &w, float eps, Tensor &y) override
     {
         const int64_t d = x.cols;
         float *wf = widened(0, w, d);
@@ -169,7 +179,7 @@ public:
         });
     }
 
-    void layer_norm(const Tensor &x, const Tensor &w, const Tensor &b, float eps, Tensor &y) override
+    void run_layer_norm(const Tensor &x, const Tensor &w, const Tensor &b, float eps, Tensor &y) override
     {
         const int64_t d = x.cols;
         float *wf = widened(0, w, d);
@@ -186,7 +196,7 @@ public:
         });
     }
 
-    void add(const Tensor &a, const Tensor &b, Tensor &y) override
+    void run_add(const Tensor &a, const Tensor &b, Tensor &y) override
     {
         for_rows(a.rows, 16, [&](int64_t r0, int64_t r1) {
             for (int64_t r = r0; r < r1; r++) {
@@ -197,7 +207,7 @@ public:
         });
     }
 
-    void silu_mul(const Tensor &gate, const Tensor &up, Tensor &y) override
+    void run_silu_mul(const Tensor &gate, const Tensor &up, Tensor &y) override
     {
         for_rows(gate.rows, 1, [&](int64_t r0, int64_t r1) {
             for (int64_t r = r0; r < r1; r++) {
@@ -212,7 +222,7 @@ public:
         });
     }
 
-    void gelu(const Tensor &x, Tensor &y) override
+    void run_gelu(const Tensor &x, Tensor &y) override
     {
         for_rows(x.rows, 1, [&](int64_t r0, int64_t r1) {
             for (int64_t r = r0; r < r1; r++) {
@@ -224,7 +234,7 @@ public:
         });
     }
 
-    void embed(const Tensor &table, const int32_t *ids, int64_t n, Tensor &y) override
+    void run_embed(const Tensor &table, const int32_t *ids, int64_t n, Tensor &y) override
     {
         for_rows(n, 4, [&](int64_t r0, int64_t r1) {
             for (int64_t r = r0; r < r1; r++) {
@@ -238,7 +248,7 @@ public:
         });
     }
 
-    void rope_text(Tensor &x, const int32_t *positions, const TextRopeParams &p) override
+    void run_rope_text(Tensor &x, const int32_t *positions, const TextRopeParams &p) override
     {
         const int n_freq = p.rotary_dim / 2;
         float *inv_freq = scratch_row(0, 2, size_t(n_freq));
@@ -262,8 +272,8 @@ public:
         });
     }
 
-    void rope_vision(Tensor &x, const int32_t *row, const int32_t *col, int n_head, int head_dim,
-                     double theta) override
+    void run_rope_vision(Tensor &x, const int32_t *row, const int32_t *col, int n_head, int head_dim,
+                         double theta) override
     {
         const int quarter = head_dim / 4, half = head_dim / 2;
         float *inv_freq = scratch_row(0, 2, size_t(quarter));
@@ -285,14 +295,14 @@ public:
         });
     }
 
-    void attention(const Tensor &q, const Tensor &k, const Tensor &v, const AttentionParams &p,
-                   Tensor &out) override
+    void run_attention(const Tensor &q, const Tensor &k, const Tensor &v, const AttentionParams &p,
+                       Tensor &out) override
     {
         cpu_attention(pool_, isa_, attn_scratch_, q, k, v, p, out);
     }
 
-    void add_pos_embed_bicubic(const Tensor &table, int side, const int32_t *row, const int32_t *col,
-                               const int32_t *grid_h, const int32_t *grid_w, Tensor &y) override
+    void run_add_pos_embed_bicubic(const Tensor &table, int side, const int32_t *row, const int32_t *col,
+                                   const int32_t *grid_h, const int32_t *grid_w, Tensor &y) override
     {
         const int64_t d = table.cols;
         for_rows(y.rows, 1, [&](int64_t r0, int64_t r1) {

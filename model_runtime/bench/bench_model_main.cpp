@@ -299,7 +299,7 @@ public:
         Timed t(*this, "download", nullptr);
         inner_.download(dst, src, bytes);
     }
-    void copy(const vlm::Tensor &src, vlm::Tensor &dst) override
+    void run_copy(const vlm::Tensor &src, vlm::Tensor &dst) override
     {
         Timed t(*this, "copy", nullptr);
         inner_.copy(src, dst);
@@ -319,71 +319,82 @@ public:
         ranges_.erase(uintptr_t(t.data));
         inner_.release_weight(t);
     }
-    void matmul(const vlm::Tensor &x, const vlm::Tensor &w, const vlm::Tensor *bias,
-                vlm::Tensor &y) override
+    void run_matmul(const vlm::Tensor &x, const vlm::Tensor &w, const vlm::Tensor *bias,
+                    vlm::Tensor &y) override
     {
         Timed t(*this, "matmul", w.data);
         inner_.matmul(x, w, bias, y);
     }
-    void rms_norm(const vlm::Tensor &x, const vlm::Tensor &w, float eps,
-                  vlm::Tensor &y) override
+    void run_rms_norm(const vlm::Tensor &x, const vlm::Tensor &w, float eps,
+                      vlm::Tensor &y) override
     {
         Timed t(*this, "rms_norm", w.data);
         inner_.rms_norm(x, w, eps, y);
     }
-    void layer_norm(const vlm::Tensor &x, const vlm::Tensor &w, const vlm::Tensor &b,
-                    float eps, vlm::Tensor &y) override
+    void run_layer_norm(const vlm::Tensor &x, const vlm::Tensor &w, const vlm::Tensor &b,
+                        float eps, vlm::Tensor &y) override
     {
         Timed t(*this, "layer_norm", w.data);
         inner_.layer_norm(x, w, b, eps, y);
     }
-    void add(const vlm::Tensor &a, const vlm::Tensor &b, vlm::Tensor &y) override
+    void run_add(const vlm::Tensor &a, const vlm::Tensor &b, vlm::Tensor &y) override
     {
         Timed t(*this, "add", nullptr);
         inner_.add(a, b, y);
     }
-    void silu_mul(const vlm::Tensor &gate, const vlm::Tensor &up, vlm::Tensor &y) override
+    void run_silu_mul(const vlm::Tensor &gate, const vlm::Tensor &up, vlm::Tensor &y) override
     {
         Timed t(*this, "silu_mul", nullptr);
         inner_.silu_mul(gate, up, y);
     }
-    void gelu(const vlm::Tensor &x, vlm::Tensor &y) override
+    void run_gelu(const vlm::Tensor &x, vlm::Tensor &y) override
     {
         Timed t(*this, "gelu", nullptr);
         inner_.gelu(x, y);
     }
-    void embed(const vlm::Tensor &table, const int32_t *ids, int64_t n,
-               vlm::Tensor &y) override
+    void run_embed(const vlm::Tensor &table, const int32_t *ids, int64_t n,
+                   vlm::Tensor &y) override
     {
         Timed t(*this, "embed", table.data);
         inner_.embed(table, ids, n, y);
     }
-    void rope_text(vlm::Tensor &x, const int32_t *positions,
-                   const vlm::TextRopeParams &p) override
+    void run_rope_text(vlm::Tensor &x, const int32_t *positions,
+                       const vlm::TextRopeParams &p) override
     {
         Timed t(*this, "rope_text", nullptr);
         inner_.rope_text(x, positions, p);
     }
-    void rope_vision(vlm::Tensor &x, const int32_t *row, const int32_t *col, int n_head,
-                     int head_dim, double theta) override
+    void run_rope_vision(vlm::Tensor &x, const int32_t *row, const int32_t *col, int n_head,
+                         int head_dim, double theta) override
     {
         Timed t(*this, "rope_vision", nullptr);
         inner_.rope_vision(x, row, col, n_head, head_dim, theta);
     }
-    void attention(const vlm::Tensor &q, const vlm::Tensor &k, const vlm::Tensor &v,
-                   const vlm::AttentionParams &p, vlm::Tensor &out) override
+    void run_attention(const vlm::Tensor &q, const vlm::Tensor &k, const vlm::Tensor &v,
+                       const vlm::AttentionParams &p, vlm::Tensor &out) override
     {
         Timed t(*this, "attention", nullptr);
         inner_.attention(q, k, v, p, out);
     }
-    void add_pos_embed_bicubic(const vlm::Tensor &table, int side, const int32_t *row,
-                               const int32_t *col, const int32_t *grid_h,
-                               const int32_t *grid_w, vlm::Tensor &y) override
+    void run_add_pos_embed_bicubic(const vlm::Tensor &table, int side, const int32_t *row,
+                                   const int32_t *col, const int32_t *grid_h,
+                                   const int32_t *grid_w, vlm::Tensor &y) override
     {
         Timed t(*this, "pos_embed", table.data);
         inner_.add_pos_embed_bicubic(table, side, row, col, grid_h, grid_w, y);
     }
     void synchronize() override { inner_.synchronize(); }
+    bool supports(const vlm::OpQuery &q) const override { return inner_.supports(q); }
+    bool matmul_rounds_x(vlm::DType w, int64_t n, int64_t k) const override
+    {
+        return inner_.matmul_rounds_x(w, n, k);
+    }
+    bool recover(std::string &err) override
+    {
+        if (!inner_.recover(err)) return false;
+        clear_fault();
+        return true;
+    }
 
 private:
     struct Range {
@@ -401,7 +412,12 @@ private:
         {
             if (weight) pb.enter_weight(weight);
         }
-        ~Timed() { pb.charge(op, seconds_since(t0)); }
+        ~Timed()
+        {
+            pb.charge(op, seconds_since(t0));
+            // The inner backend's checked front ran the op; its fault is ours.
+            if (pb.inner_.failed()) pb.record_fault(pb.inner_.fault(), pb.inner_.fault_message());
+        }
     };
 
     void enter_weight(const void *w)

@@ -1,5 +1,8 @@
 // tensor.cpp: the backend-independent parts of backend.h: dtype sizes and
-// names, tensor views, DeviceBuffer and the default weight adoption.
+// names, tensor views, DeviceBuffer, op and fault names, and the defaults of
+// the optional Backend functions (adopt_weight, supports, matmul_rounds_x,
+// recover) with the fault record they share. The checked op front is in
+// backend_checked.cpp.
 #include "core/backend.h"
 
 namespace vlm {
@@ -20,6 +23,34 @@ const char *dtype_name(DType t) {
     case DType::BF16: return "BF16";
     case DType::F16:  return "F16";
     case DType::I32:  return "I32";
+    }
+    return "?";
+}
+
+const char *op_name(Op op) {
+    switch (op) {
+    case Op::Matmul:          return "matmul";
+    case Op::RmsNorm:         return "rms_norm";
+    case Op::LayerNorm:       return "layer_norm";
+    case Op::Add:             return "add";
+    case Op::SiluMul:         return "silu_mul";
+    case Op::Gelu:            return "gelu";
+    case Op::Embed:           return "embed";
+    case Op::RopeText:        return "rope_text";
+    case Op::RopeVision:      return "rope_vision";
+    case Op::Attention:       return "attention";
+    case Op::PosEmbedBicubic: return "add_pos_embed_bicubic";
+    case Op::Copy:            return "copy";
+    }
+    return "?";
+}
+
+const char *fault_name(BackendFault f) {
+    switch (f) {
+    case BackendFault::None:        return "none";
+    case BackendFault::BadArgument: return "bad argument";
+    case BackendFault::Unsupported: return "unsupported";
+    case BackendFault::Device:      return "device error";
     }
     return "?";
 }
@@ -58,6 +89,44 @@ void Backend::release_weight(Tensor &t)
 {
     if (t.data) free(t.data);
     t = Tensor{};
+}
+
+bool Backend::supports(const OpQuery &q) const
+{
+    const bool is_float = q.dtype == DType::F32 || q.dtype == DType::BF16 || q.dtype == DType::F16;
+    switch (q.op) {
+    case Op::Copy:
+        return true;
+    case Op::Matmul:
+    case Op::RmsNorm:
+    case Op::LayerNorm:
+    case Op::Embed:
+    case Op::PosEmbedBicubic:
+        return is_float;
+    default:
+        return q.dtype == DType::F32;
+    }
+}
+
+bool Backend::matmul_rounds_x(DType, int64_t, int64_t) const { return false; }
+
+bool Backend::recover(std::string &)
+{
+    clear_fault();
+    return true;
+}
+
+void Backend::record_fault(BackendFault kind, std::string message)
+{
+    if (failed() || kind == BackendFault::None) return;
+    fault_ = kind;
+    fault_message_ = std::move(message);
+}
+
+void Backend::clear_fault()
+{
+    fault_ = BackendFault::None;
+    fault_message_.clear();
 }
 
 DeviceBuffer::DeviceBuffer(Backend &b, DType dtype, int64_t rows, int64_t cols)

@@ -92,7 +92,7 @@ bool encode_one_image(Model &model, const ChatRequest &req, size_t i, DecodedIma
     fresh->grid = d.pixels.grids[0];
     auto t1 = std::chrono::steady_clock::now();
     if (!model.encode_images(d.pixels, fresh->embeds, err)) {
-        status = 400;
+        status = model_failure_status(model, 400);
         err = "image " + std::to_string(i + 1) + ": " + err;
         return false;
     }
@@ -120,6 +120,16 @@ bool decode_images(const PreprocessorConfig &pp, const ChatRequest &req, const V
     }
     status = 0;
     return true;
+}
+
+int model_failure_status(Model &model, int otherwise) {
+    switch (model.backend().fault()) {
+    case BackendFault::None:        return otherwise;
+    case BackendFault::Device:      return 503;
+    case BackendFault::BadArgument:
+    case BackendFault::Unsupported: return 500;
+    }
+    return 500;
 }
 
 bool prepare_prompt(Model &model, const Tokenizer &tok, const ChatRequest &req,

@@ -55,14 +55,23 @@ struct PreparedPrompt {
 };
 
 // Everything up to the decoder. On failure `status` is 400 (bad request or
-// undecodable image), 413 (over a size or context limit) or 415
-// (unsupported image type) and `err` a one-line reason. `cache` may be null.
+// undecodable image), 413 (over a size or context limit), 415 (unsupported
+// image type), or what model_failure_status says when the vision encoder's
+// backend failed; `err` is a one-line reason. `cache` may be null.
 // `decoded` (may be null) is decode_images()'s result for this request: its
 // pixels are used instead of decoding again; an image it found cached but
 // that was evicted since is decoded here.
 bool prepare_prompt(Model &model, const Tokenizer &tok, const ChatRequest &req,
                     VisionCache *cache, PreparedPrompt &out, int &status,
                     std::string &err, DecodedImages *decoded = nullptr);
+
+// The status of a request whose Model call returned false: 503 when the
+// backend failed with a device error (a CUDA error: the batch's work is
+// lost, a retry may succeed, or the device is lost and vlmd must restart),
+// 500 when the backend refused an op (a bug in the runtime), `otherwise`
+// when the backend did not fail (the request itself was bad). Reads the
+// fault the call left (backend.h); the model's next call clears it.
+int model_failure_status(Model &model, int otherwise);
 
 // Prefill chunks end at multiples of `chunk` tokens counted from the start of
 // the prompt (so a sequence's chunks are the same whatever runs beside it).

@@ -4,8 +4,11 @@
 // Errors longjmp back to us (libjpeg's default would exit()); a premature
 // end of file is an error, as it is for Pillow. Collects the EXIF APP1
 // segments (concatenated as Pillow does) and the XMP packet; ignores ICC.
+// Besides the pixel limit, the scans of a file and libjpeg's whole-image
+// buffers are bounded, so that a small file cannot buy a long decode.
 #include "image/image_codecs.h"
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -15,15 +18,40 @@
 namespace vlm {
 namespace {
 
+// A file of several scans (progressive, or one scan per component) is
+// decoded scan by scan, and each scan is a pass over every block of its
+// components: a few bytes of scan header buy a pass over the whole image.
+// Encoders write a handful (libjpeg's progressive script: 10 for colour).
+constexpr int kMaxScans = 100;
+
 struct JpegErrorManager {
     jpeg_error_mgr pub;
     jmp_buf        jump;
     char           message[JMSG_LENGTH_MAX];
+    bool           over_limit;   // message names a limit, not corruption
 };
 
 void jpeg_error_exit_to_caller(j_common_ptr cinfo) {
     auto *mgr = reinterpret_cast<JpegErrorManager *>(cinfo->err);
-    (*cinfo->err->format_message)(cinfo, mgr->message);
+    if (cinfo->err->msg_code == JERR_NO_BACKING_STORE) {
+        // jmemnobs.c's answer to a buffer over max_memory_to_use
+        std::snprintf(mgr->message, sizeof mgr->message,
+                      "JPEG needs more decoder memory than its pixel limit allows");
+        mgr->over_limit = true;
+    } else {
+        (*cinfo->err->format_message)(cinfo, mgr->message);
+    }
+    std::longjmp(mgr->jump, 1);
+}
+
+// Called before each unit of input is consumed; input_scan_number counts
+// the SOS markers read so far.
+void jpeg_limit_scans(j_common_ptr cinfo) {
+    const auto *d = reinterpret_cast<j_decompress_ptr>(cinfo);
+    if (!cinfo->is_decompressor || d->input_scan_number <= kMaxScans) return;
+    auto *mgr = reinterpret_cast<JpegErrorManager *>(cinfo->err);
+    std::snprintf(mgr->message, sizeof mgr->message, "JPEG has more than %d scans", kMaxScans);
+    mgr->over_limit = true;
     std::longjmp(mgr->jump, 1);
 }
 
@@ -49,8 +77,10 @@ bool decode_jpeg(const uint8_t *bytes, size_t size, const ImageLimits &lim, Deco
                  std::string &err) {
     jpeg_decompress_struct cinfo;
     JpegErrorManager jerr;
+    jpeg_progress_mgr progress;
     std::memset(&cinfo, 0, sizeof cinfo);
     jerr.message[0] = 0;
+    jerr.over_limit = false;
     cinfo.err = jpeg_std_error(&jerr.pub);
     jerr.pub.error_exit = jpeg_error_exit_to_caller;
     jerr.pub.emit_message = jpeg_quiet_message;
@@ -58,11 +88,24 @@ bool decode_jpeg(const uint8_t *bytes, size_t size, const ImageLimits &lim, Deco
     // `out` or in libjpeg's own pools (freed by jpeg_destroy_decompress).
     if (setjmp(jerr.jump)) {
         jpeg_destroy_decompress(&cinfo);
-        err = std::string("corrupt or truncated JPEG: ") + jerr.message;
+        err = jerr.over_limit ? std::string(jerr.message)
+                              : std::string("corrupt or truncated JPEG: ") + jerr.message;
         out = DecodedFrame{};
         return false;
     }
     jpeg_create_decompress(&cinfo);
+    std::memset(&progress, 0, sizeof progress);
+    progress.progress_monitor = jpeg_limit_scans;
+    cinfo.progress = &progress;
+    // Whole-image coefficient buffers (files of several scans) come from
+    // libjpeg's memory manager, which fails past max_memory_to_use: room for
+    // four 16-bit coefficients per pixel at the pixel limit, twice over, plus
+    // libjpeg's tables. The pixel check comes first; this is the backstop
+    // should sampling factors and padding make the buffers larger than the
+    // pixel count suggests.
+    const int64_t max_pixels = lim.max_pixels < 0 ? 0 : lim.max_pixels;
+    cinfo.mem->max_memory_to_use = static_cast<long>(
+        std::min<int64_t>(max_pixels, (int64_t(1) << 40)) * 16 + (int64_t(16) << 20));
     jpeg_mem_src(&cinfo, bytes, static_cast<unsigned long>(size));
     jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
     jpeg_read_header(&cinfo, TRUE);

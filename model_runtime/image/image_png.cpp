@@ -13,6 +13,7 @@
 
 #include <png.h>
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstring>
 
@@ -39,6 +40,41 @@ void png_error_to_caller(png_structp png, png_const_charp msg) {
 }
 
 void png_ignore_warning(png_structp, png_const_charp) {}
+
+// The rows are allocated before libpng reads any image data, and libpng
+// fails only when that data runs out. Every row holds a filter byte and
+// ceil(width * bits / 8) bytes (an interlaced image's passes hold at least
+// as much), and deflate expands at most 1032:1, so IDAT chunks shorter than
+// rows * (row + 1) / 1032 bytes cannot fill them. False, with the reason,
+// for such a file; true when it may be whole (libpng judges the rest).
+bool png_data_can_fill(const uint8_t *bytes, size_t size, std::string &err) {
+    if (size < 33 || std::memcmp(bytes + 12, "IHDR", 4) != 0) return true;
+    auto be32 = [&](size_t o) {
+        return (uint32_t(bytes[o]) << 24) | (uint32_t(bytes[o + 1]) << 16) |
+               (uint32_t(bytes[o + 2]) << 8) | bytes[o + 3];
+    };
+    const uint64_t width = be32(16), height = be32(20), depth = bytes[24];
+    const int color = bytes[25];
+    const uint64_t channels = color == 0 || color == 3 ? 1 : color == 2 ? 3 : color == 4 ? 2 : color == 6 ? 4 : 0;
+    if (channels == 0 || depth == 0 || depth > 16) return true;   // libpng refuses the header
+    // Divided before multiplying: width and height are 32-bit, bits <= 64.
+    const uint64_t row = (width * channels * depth + 7) / 8 + 1;
+    const uint64_t need = std::max<uint64_t>(1, height / 1032 * row + height % 1032 * row / 1032);
+    uint64_t idat = 0;
+    for (size_t pos = 33; size - pos >= 8;) {
+        const uint32_t len = be32(pos);
+        if (std::memcmp(bytes + pos + 4, "IDAT", 4) == 0) {
+            idat += std::min<uint64_t>(len, size - pos - 8);
+            if (idat >= need) return true;
+        }
+        if (std::memcmp(bytes + pos + 4, "IEND", 4) == 0 || size - pos < 12 || len > size - pos - 12) break;
+        pos += 12 + size_t(len);
+    }
+    err = "truncated PNG: " + std::to_string(idat) + " bytes of image data cannot fill " +
+          std::to_string(width) + "x" + std::to_string(height) + " (it needs at least " +
+          std::to_string(need) + ")";
+    return false;
+}
 
 // Everything with a destructor lives here, outside the frames that setjmp.
 struct PngState {
@@ -82,6 +118,11 @@ bool png_read_pixels(PngState &s, const ImageLimits &lim, DecodedFrame &out, std
     if (setjmp(png_jmpbuf(s.png))) return false;
     png_set_read_fn(s.png, &s.reader, png_read_from_memory);
     png_set_user_limits(s.png, 0x7FFFFFFF, 0x7FFFFFFF);  // our own pixel cap applies
+    // Ancillary chunks as Pillow bounds text: each may inflate to 1 MB and
+    // 32 are kept, the rest skipped. libpng's defaults (8 MB, 1000) let a
+    // 2 MB file of zTXt hold gigabytes behind a 1x1 image.
+    png_set_chunk_malloc_max(s.png, 1u << 20);
+    png_set_chunk_cache_max(s.png, 32);
     png_read_info(s.png, s.info);
     int interlace = 0;
     png_get_IHDR(s.png, s.info, &s.width, &s.height, &s.bit_depth, &s.color_type, &interlace,
@@ -250,6 +291,7 @@ bool decode_png(const uint8_t *bytes, size_t size, const ImageLimits &lim, Decod
     if (size >= 24 && std::memcmp(bytes + 12, "IHDR", 4) == 0) {
         if (!check_image_dimensions(be32(bytes + 16), be32(bytes + 20), lim, err)) return false;
     }
+    if (!png_data_can_fill(bytes, size, err)) return false;
     PngState s;
     s.reader = PngMemoryReader{bytes, size, 0};
     s.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &s.libpng_message, png_error_to_caller,

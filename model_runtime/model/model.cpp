@@ -2,6 +2,11 @@
 // model directory (config files, safetensors), binds and adopts the weights,
 // and delegates to the vision encoder and the text decoder. Calls are
 // serialised per model (the decoder keeps its scratch between calls).
+// Backend failures (backend.h: a refused op or a device error) are checked
+// here, once per call: a call whose ops failed returns false with the
+// backend's reason and leaves the fault set, so the caller can tell a
+// device error (503) from a bad request; the next call first recovers the
+// backend, and fails at once while the device cannot recover.
 // Leaves out: tokenizer and image preprocessing (their own modules).
 #include "model/model.h"
 
@@ -47,9 +52,10 @@ public:
         if (!tensors_.open_dir(dir, err)) return false;
         ModelWeights bound;
         if (!bind_model_weights(tensors_, config_, bound, err)) return false;
+        if (!check_backend_supports(backend_, config_, bound, err)) return false;
         if (!vision_.init(backend_, config_, bound.vision, weights_, err)) return false;
         if (!text_.init(backend_, config_, bound.text, weights_, err)) return false;
-        return true;
+        return finish("load_model", true, err);
     }
 
     const ModelConfig &config() const override { return config_; }
@@ -60,8 +66,9 @@ public:
     bool encode_images(const PixelBatch &px, std::vector<float> &out,
                        std::string &err) override {
         std::lock_guard<std::mutex> lock(mutex_);
+        if (!start("encode_images", err)) return false;
         try {
-            return vision_.encode(px, out, err);
+            return finish("encode_images", vision_.encode(px, out, err), err);
         } catch (const std::exception &e) {
             err = std::string("encode_images: ") + e.what();
             return false;
@@ -69,8 +76,10 @@ public:
     }
 
     bool new_cache(int64_t capacity, KvCache &cache, std::string &err) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!start("new_cache", err)) return false;
         try {
-            return text_.new_cache(capacity, cache, err);
+            return finish("new_cache", text_.new_cache(capacity, cache, err), err);
         } catch (const std::exception &e) {
             err = std::string("new_cache: ") + e.what();
             return false;
@@ -83,9 +92,12 @@ public:
                  bool all_logits, std::vector<float> &logits,
                  std::string &err) override {
         std::lock_guard<std::mutex> lock(mutex_);
+        if (!start("forward", err)) return false;
         try {
-            return text_.forward(ids, positions, image_embeds, n_image_rows, cache,
-                                 all_logits, logits, err);
+            return finish("forward",
+                          text_.forward(ids, positions, image_embeds, n_image_rows, cache,
+                                        all_logits, logits, err),
+                          err);
         } catch (const std::exception &e) {
             err = std::string("forward: ") + e.what();
             return false;
@@ -94,8 +106,11 @@ public:
 
     bool new_kv_pool(int64_t n_blocks, int block_tokens, KvPool &pool,
                      std::string &err) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!start("new_kv_pool", err)) return false;
         try {
-            return text_.new_kv_pool(n_blocks, block_tokens, pool, err);
+            return finish("new_kv_pool", text_.new_kv_pool(n_blocks, block_tokens, pool, err),
+                          err);
         } catch (const std::exception &e) {
             err = std::string("new_kv_pool: ") + e.what();
             return false;
@@ -105,8 +120,9 @@ public:
     bool forward_batch(const std::vector<SeqStep> &steps, KvPool &pool,
                        std::vector<float> &logits, std::string &err) override {
         std::lock_guard<std::mutex> lock(mutex_);
+        if (!start("forward_batch", err)) return false;
         try {
-            return text_.forward_batch(steps, pool, logits, err);
+            return finish("forward_batch", text_.forward_batch(steps, pool, logits, err), err);
         } catch (const std::exception &e) {
             err = std::string("forward_batch: ") + e.what();
             return false;
@@ -114,6 +130,25 @@ public:
     }
 
 private:
+    // A call begins on a working backend: a fault left by the previous call
+    // (which that call's caller has seen) is cleared, unless the device
+    // cannot recover; then this call fails with the reason.
+    bool start(const char *what, std::string &err) {
+        if (!backend_.failed()) return true;
+        std::string why;
+        if (backend_.recover(why)) return true;
+        err = std::string(what) + ": " + why;
+        return false;
+    }
+
+    // A call whose ops failed on the backend fails with the backend's reason
+    // (the fault stays set for the caller to classify).
+    bool finish(const char *what, bool ok, std::string &err) {
+        if (!backend_.failed()) return ok;
+        err = std::string(what) + ": " + backend_.fault_message();
+        return false;
+    }
+
     // Declaration order is destruction order reversed: the decoders' scratch
     // goes first, then the adopted weights, then the mappings they point into.
     Backend           &backend_;

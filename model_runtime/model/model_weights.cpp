@@ -3,8 +3,11 @@
 // Glm4vForConditionalGeneration.save_pretrained writes (model.language_model.*,
 // model.visual.*, lm_head.weight), plus the pre-4.52 layout (model.layers.*,
 // model.embed_tokens, model.norm, visual.*) that transformers still converts on
-// load. Not done here: any reshaping or conversion of the data.
+// load. Then asks the backend whether it runs every op on those dtypes. Not
+// done here: any reshaping or conversion of the data.
 #include "model/model_weights.h"
+
+#include "core/backend.h"
 
 namespace vlm {
 
@@ -35,17 +38,13 @@ public:
 
     bool has(const std::string &name) const { return st_.find(name) != nullptr; }
 
-    // Required tensor of exactly `shape`; a weight dtype (F32, BF16, F16).
+    // Required tensor of exactly `shape` (its dtype is the backend's
+    // question: check_backend_supports).
     bool need(const std::string &name, std::vector<int64_t> shape, const TensorView *&out) {
         const TensorView *tv = st_.find(name);
         if (!tv) {
             err_ = "model directory " + dir_ + ": missing tensor " + name + " (expected shape " +
                    shape_string(shape) + ")";
-            return false;
-        }
-        if (tv->dtype == DType::I32) {
-            err_ = tv->file + ": tensor " + name + ": dtype " + dtype_name(tv->dtype) +
-                   " is not a weight dtype (expected F32, BF16 or F16)";
             return false;
         }
         if (tv->shape != shape) {
@@ -162,6 +161,66 @@ bool bind_model_weights(const SafetensorsSet &st, const ModelConfig &cfg, ModelW
 
     out = std::move(w);
     return true;
+}
+
+namespace {
+
+// Asks the backend about one weight's dtype for the op that reads it.
+class SupportCheck {
+public:
+    SupportCheck(const Backend &b, std::string &err) : b_(b), err_(err) {}
+
+    bool operator()(Op op, const TensorView *tv) {
+        if (tv == nullptr || b_.supports(OpQuery{op, tv->dtype, 0})) return true;
+        err_ = tv->file + ": tensor " + tv->name + ": the " + b_.name() + " backend cannot run " +
+               op_name(op) + " with " + dtype_name(tv->dtype) +
+               " weights (convert the checkpoint to BF16 or F32, or use another backend)";
+        return false;
+    }
+
+    bool attention(const char *tower, int head_dim) {
+        if (b_.supports(OpQuery{Op::Attention, DType::F32, head_dim})) return true;
+        err_ = std::string("model: the ") + b_.name() + " backend cannot run the " + tower +
+               " attention with head_dim " + std::to_string(head_dim);
+        return false;
+    }
+
+private:
+    const Backend &b_;
+    std::string &err_;
+};
+
+}  // namespace
+
+bool check_backend_supports(const Backend &backend, const ModelConfig &cfg, const ModelWeights &w,
+                            std::string &err) {
+    SupportCheck ok(backend, err);
+    const VisionWeights &v = w.vision;
+    if (!ok(Op::Matmul, v.patch_embed_w) || !ok(Op::Matmul, v.patch_embed_b) ||
+        !ok(Op::RmsNorm, v.post_conv_norm) || !ok(Op::PosEmbedBicubic, v.pos_embed))
+        return false;
+    for (const VisionBlockWeights &b : v.blocks)
+        if (!ok(Op::RmsNorm, b.norm1) || !ok(Op::Matmul, b.qkv) || !ok(Op::Matmul, b.qkv_bias) ||
+            !ok(Op::Matmul, b.proj) || !ok(Op::Matmul, b.proj_bias) || !ok(Op::RmsNorm, b.norm2) ||
+            !ok(Op::Matmul, b.gate) || !ok(Op::Matmul, b.up) || !ok(Op::Matmul, b.down))
+            return false;
+    if (!ok(Op::RmsNorm, v.post_norm) || !ok(Op::Matmul, v.downsample_w) ||
+        !ok(Op::Matmul, v.downsample_b) || !ok(Op::Matmul, v.merger_proj) ||
+        !ok(Op::LayerNorm, v.merger_norm_w) || !ok(Op::LayerNorm, v.merger_norm_b) ||
+        !ok(Op::Matmul, v.merger_gate) || !ok(Op::Matmul, v.merger_up) || !ok(Op::Matmul, v.merger_down))
+        return false;
+    const TextWeights &t = w.text;
+    if (!ok(Op::Embed, t.embed) || !ok(Op::RmsNorm, t.norm) || !ok(Op::Matmul, t.lm_head)) return false;
+    for (const TextLayerWeights &l : t.layers)
+        if (!ok(Op::RmsNorm, l.input_norm) || !ok(Op::Matmul, l.q) || !ok(Op::Matmul, l.q_bias) ||
+            !ok(Op::Matmul, l.k) || !ok(Op::Matmul, l.k_bias) || !ok(Op::Matmul, l.v) ||
+            !ok(Op::Matmul, l.v_bias) || !ok(Op::Matmul, l.o) || !ok(Op::RmsNorm, l.post_self_attn_norm) ||
+            !ok(Op::RmsNorm, l.post_attn_norm) || !ok(Op::Matmul, l.gate_up) || !ok(Op::Matmul, l.gate) ||
+            !ok(Op::Matmul, l.up) || !ok(Op::Matmul, l.down) || !ok(Op::RmsNorm, l.post_mlp_norm))
+            return false;
+    const VisionConfig &vc = cfg.vision;
+    return ok.attention("vision", vc.num_heads > 0 ? vc.hidden_size / vc.num_heads : 0) &&
+           ok.attention("text", cfg.text.head_dim);
 }
 
 }  // namespace vlm

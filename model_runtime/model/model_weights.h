@@ -13,6 +13,8 @@
 
 namespace vlm {
 
+class Backend;
+
 struct VisionBlockWeights {
     const TensorView *norm1 = nullptr;     // (d_vis)
     const TensorView *qkv = nullptr;       // (3*d_vis, d_vis)
@@ -76,5 +78,11 @@ struct ModelWeights {
 bool bind_model_weights(const SafetensorsSet &st, const ModelConfig &cfg,
                         ModelWeights &out, std::string &err,
                         std::vector<std::string> *used = nullptr);
+
+// Asks `backend` (Backend::supports) whether it runs each op on the dtype of
+// the weight it reads, and both towers' attention head sizes. On failure
+// `err` names the file, the tensor, the op and the dtype.
+bool check_backend_supports(const Backend &backend, const ModelConfig &cfg,
+                            const ModelWeights &w, std::string &err);
 
 }  // namespace vlm

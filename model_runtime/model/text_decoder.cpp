@@ -209,8 +209,7 @@ void TextDecoder::splice_image_rows(const std::vector<int32_t> &ids,
         size_t run = 1;
         while (i + run < ids.size() && ids[i + run] == image_token_id_) ++run;
         Tensor dst = x.row_slice(int64_t(i), int64_t(run));
-        backend_->upload(dst.data, image_embeds + size_t(next_feature) * row_floats,
-                         run * row_floats * sizeof(float));
+        backend_->upload_rows(dst, image_embeds + size_t(next_feature) * row_floats);
         next_feature += int64_t(run);
         i += run;
     }
@@ -324,7 +323,7 @@ bool TextDecoder::forward(const std::vector<int32_t> &ids,
     b.matmul(xn_out, lm_head_, nullptr, logits_dev);             // (n_out, vocab)
 
     logits.resize(size_t(n_out) * size_t(c.vocab_size));
-    b.download(logits.data(), logits_dev.data, logits.size() * sizeof(float));
+    b.download_rows(logits.data(), logits_dev);
     cache.n_past = n_past + n;
     return true;
 }

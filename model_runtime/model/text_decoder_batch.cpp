@@ -109,8 +109,7 @@ void TextDecoder::splice_image_rows(const int32_t *ids, int64_t n, const float *
         int64_t run = 1;
         while (i + run < n && ids[i + run] == image_token_id_) ++run;
         Tensor dst = x.row_slice(i, run);
-        backend_->upload(dst.data, image_embeds + size_t(next_feature) * row_floats,
-                         size_t(run) * row_floats * sizeof(float));
+        backend_->upload_rows(dst, image_embeds + size_t(next_feature) * row_floats);
         next_feature += run;
         i += run;
     }
@@ -265,7 +264,7 @@ bool TextDecoder::forward_batch(const std::vector<SeqStep> &steps, KvPool &pool,
         b.matmul(last_n.row_slice(r0, m), lm_head_, nullptr, o);  // (n_out, vocab)
     }
     logits.resize(size_t(n_out) * size_t(c.vocab_size));
-    b.download(logits.data(), logits_dev.data, logits.size() * sizeof(float));
+    b.download_rows(logits.data(), logits_dev);
     return true;
 }
 

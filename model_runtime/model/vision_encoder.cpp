@@ -237,7 +237,7 @@ bool VisionEncoder::encode(const PixelBatch &px, std::vector<float> &out,
               " patches";
         return false;
     }
-    b.upload(s.pixels.t.data, px.values.data(), px.values.size() * sizeof(float));
+    b.upload_rows(s.pixels.t, px.values.data());
 
     // patch_embed: Conv3d as matmul                      (n_patch, d_vis)
     b.matmul(s.pixels.t, patch_w_, &patch_b_, s.xn.t);
@@ -303,7 +303,7 @@ bool VisionEncoder::encode(const PixelBatch &px, std::vector<float> &out,
     b.matmul(s.mact.t, merger_down_, nullptr, s.out.t);  // (n_img_tok, out_hidden)
 
     out.resize(size_t(n_img_tok) * size_t(oh));
-    b.download(out.data(), s.out.t.data, out.size() * sizeof(float));
+    b.download_rows(out.data(), s.out.t);
     return true;
 }
 

@@ -12,6 +12,11 @@
 // sequence (every subscriber gets the events). All scheduler state is under
 // one mutex, released while the model runs; sinks are called from the engine
 // thread only, never under the lock.
+// A failed step (the backend's fault: a CUDA error, or an op it refused)
+// fails every request of that batch with 503 (500 for a refused op), and the
+// engine carries on: the model recovers the backend before its next call, so
+// later requests run as before; if the device is lost (a sticky CUDA error),
+// each later step fails fast with 503 saying so, until vlmd is restarted.
 // Leaves out: preemption (a sequence reserves the KV blocks for its prompt
 // plus max_tokens when admitted, so it can never run out mid-answer).
 #include "serve/engine.h"
@@ -742,10 +747,14 @@ private:
             outbox_.clear();
             ++m_.steps;
             if (!ok) {
+                // Every sequence of the step fails (503 on a device error,
+                // see model_failure_status); the next step runs on a
+                // recovered backend, or fails fast if the device is lost.
+                const int status = model_failure_status(model_, 500);
                 for (const PlannedStep &p : steps) {
                     p.seq->in_flight = false;
                     if (p.seq->state == SeqState::FINISHED) release_blocks(p.seq);
-                    else fail(p.seq, 500, "model step failed: " + err, outbox);
+                    else fail(p.seq, status, "model step failed: " + err, outbox);
                 }
                 continue;
             }

@@ -4,6 +4,7 @@
 // loads there. Leaves out: running the model (the golden tests do that).
 #include "tools/check_model.h"
 
+#include "backend/registry.h"
 #include "model/model_weights.h"
 #include "model/safetensors.h"
 
@@ -286,6 +287,20 @@ ModelCheckReport check_model_dir(const std::string &dir, const std::string &back
     ModelWeights bound;
     std::vector<std::string> used;
     if (!bind_model_weights(tensors, cfg, bound, err, &used)) return fail(err);
+    // Whether the chosen backend runs every op on these dtypes; a backend
+    // this host cannot create (cuda without a GPU) is not asked.
+    {
+        BackendOptions bopt;
+        bopt.n_threads = 1;
+        std::string berr;
+        std::unique_ptr<Backend> backend = make_backend(backend_name, bopt, berr);
+        if (backend) {
+            if (!check_backend_supports(*backend, cfg, bound, err)) return fail(err);
+            ok("the " + backend_name + " backend runs every op on these weights");
+        } else {
+            ok("ops not checked: " + berr);
+        }
+    }
     std::set<std::string> used_set(used.begin(), used.end());
     std::vector<std::string> unexpected;
     std::set<std::string> files;

@@ -1,6 +1,7 @@
-// cuda_selftest.h: `vlm-run --selftest` (and kernels/nvcc/link_check_main.cpp
-// on GPU hosts): every op of a CUDA backend against the cpu backend on random
-// inputs, then one model step, as a pass/fail table on stdout.
+// cuda_selftest.h: `vlm-run --backend cuda --selftest` (built with nvcc by
+// kernels/nvcc_link_check.sh on GPU hosts): the op table (backend/op_suite.h)
+// on a CUDA backend against the reference, then one model step against the
+// cpu backend, as a pass/fail table on stdout.
 #pragma once
 
 #include "core/backend.h"
@@ -9,9 +10,10 @@
 
 namespace vlm {
 
-// Compares every op of `cuda` with the cpu backend on random inputs and one
-// model step of the model in `model_dir` (skipped when empty); prints a
-// pass/fail table to stdout. Returns 0 when everything passes, else 1.
-int run_cuda_selftest(Backend &cuda, const std::string &model_dir);
+// Runs the op table on `cuda` (unless `op_table` is false) and compares one
+// model step of the model in `model_dir` (skipped when empty) with the cpu
+// backend; prints the results to stdout. Returns 0 when everything passes,
+// else 1.
+int run_cuda_selftest(Backend &cuda, const std::string &model_dir, bool op_table = true);
 
 }  // namespace vlm

@@ -125,26 +125,11 @@ require_once ABSPATH . 'wp-settings.php';
 PHP
 }
 
+# One nginx for both origins: the shared development preamble
+# (conf/dev/nginx.conf.in) around the two servers.
 write_nginx_conf() {
-    user_line=""
-    [ "$(id -u)" -eq 0 ] && user_line="user root;"
-    cat > "$env/nginx.conf" <<CONF
-# written by tests/browser/wp-env.sh
-$user_line
-load_module $root/build/modules/ngx_http_vlm_module.so;
-worker_processes 2;
-daemon off;
-pid $env/nginx.pid;
-error_log $env/nginx-error.log info;
-events { worker_connections 512; }
-http {
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    client_body_temp_path $env/tmp/body;
-    proxy_temp_path $env/tmp/proxy;
-    fastcgi_temp_path $env/tmp/fastcgi;
-    uwsgi_temp_path $env/tmp/uwsgi;
-    scgi_temp_path $env/tmp/scgi;
+    sh "$root/scripts/dev-nginx-conf.sh" --run "$env" \
+        --module "$root/build/modules/ngx_http_vlm_module.so" --workers 2 --log-level info <<CONF
     client_max_body_size 32m;
     client_body_buffer_size 24m;
 
@@ -170,12 +155,7 @@ http {
             limit_req zone=wp_env_tight nodelay;
             vlm_api alt_text;
         }
-        location = /v1/chat/completions { vlm_api chat_completions; }
-        location = /v1/alt-text { vlm_api alt_text; }
-        location = /v1/summary { vlm_api summary; }
-        location = /v1/models { vlm_api models; }
-        location = /healthz { vlm_api health; }
-        location = /readyz { vlm_api ready; }
+        include $root/conf/dev/api-locations.conf;
     }
 
     # WordPress through php-fpm.
@@ -196,7 +176,6 @@ http {
             fastcgi_read_timeout 120s;
         }
     }
-}
 CONF
 }
 
@@ -212,7 +191,7 @@ start() {
     bash "$root/scripts/build-module.sh" >/dev/null
 
     rm -rf "$env"
-    mkdir -p "$env/tmp/body" "$env/tmp/proxy" "$env/tmp/fastcgi" "$env/tmp/uwsgi" "$env/tmp/scgi"
+    mkdir -p "$env"
     wp_port=${WP_PORT:-$(free_port)}
     vlm_port=${VLM_PORT:-$(free_port)}
     wp_url=http://127.0.0.1:$wp_port

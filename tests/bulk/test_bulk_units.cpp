@@ -630,33 +630,30 @@ START_TEST(pixel_bombs_are_refused_from_the_header) {
 }
 END_TEST
 
-int main() {
-    Suite* s = suite_create("vlm_bulk");
-    TCase* tc = tcase_create("core");
-    tcase_add_test(tc, weak_alts_are_recognised);
-    tcase_add_test(tc, markdown_scanner_skips_code_and_keeps_bytes);
-    tcase_add_test(tc, html_scanner_handles_attribute_forms);
-    tcase_add_test(tc, generated_text_is_cleaned);
-    tcase_add_test(tc, scanners_survive_random_input);
-    tcase_add_test(tc, lazy_html_images_use_the_real_source);
-    tcase_add_test(tc, markdown_reference_images_resolve_and_rewrite);
-    tcase_add_test(tc, image_sources_resolve_inside_dir_only);
-    tcase_add_test(tc, files_options_parse);
-    suite_add_tcase(s, tc);
-    TCase* images = tcase_create("shrink");
-    tcase_set_timeout(images, 300);  // 24 MP encodes and decodes, slow under the sanitizers
-    tcase_add_test(images, oversized_image_becomes_a_jpeg_within_limits);
-    tcase_add_test(images, images_within_limits_keep_their_bytes);
-    tcase_add_test(images, quality_then_size_step_down_until_it_fits);
-    tcase_add_test(images, exif_orientation_is_applied_before_shrinking);
-    tcase_add_test(images, alpha_is_composited_over_white);
-    tcase_add_test(images, box_filter_averages_areas);
-    tcase_add_test(images, broken_images_fail_cleanly);
-    tcase_add_test(images, pixel_bombs_are_refused_from_the_header);
-    suite_add_tcase(s, images);
-    SRunner* sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+#include "../unit/check_main.h"
+
+int main(int argc, char** argv) {
+    return vlm_check_main(argc, argv, "vlm_bulk", {
+        {"core", 0, {
+            weak_alts_are_recognised,
+            markdown_scanner_skips_code_and_keeps_bytes,
+            html_scanner_handles_attribute_forms,
+            generated_text_is_cleaned,
+            scanners_survive_random_input,
+            lazy_html_images_use_the_real_source,
+            markdown_reference_images_resolve_and_rewrite,
+            image_sources_resolve_inside_dir_only,
+            files_options_parse,
+        }},
+        {"shrink", 300, {  // 24 MP encodes and decodes, slow under the sanitizers
+            oversized_image_becomes_a_jpeg_within_limits,
+            images_within_limits_keep_their_bytes,
+            quality_then_size_step_down_until_it_fits,
+            exif_orientation_is_applied_before_shrinking,
+            alpha_is_composited_over_white,
+            box_filter_averages_areas,
+            broken_images_fail_cleanly,
+            pixel_bombs_are_refused_from_the_header,
+        }},
+    });
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds every libFuzzer target with clang (-fsanitize=fuzzer,address,undefined):
-# tests/fuzz/fuzz_*.cpp against the runtime sources, and tests/fuzz/fuzz_ngx_*.c
+# tests/fuzz/fuzz_*.cpp against the runtime sources (model_runtime/*.cpp and the
+# chat-template library model_runtime/text/jinja/*.cpp), and tests/fuzz/fuzz_ngx_*.c
 # against the nginx module's parsers (ngx_module/), Debian nginx-dev's headers
 # and tests/fuzz/ngx_harness.c. Writes seed corpora build/fuzz/seeds_<name>
 # for each target fuzz_<name>.
@@ -31,16 +32,20 @@ CXXFLAGS="-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined
 objs=""
 # every library layer of the runtime (model_runtime/<layer>/*.cpp); not the
 # programs (tools/, bench/)
-for src in "$ROOT"/model_runtime/*/*.cpp; do
+for src in "$ROOT"/model_runtime/*/*.cpp "$ROOT"/model_runtime/text/jinja/*.cpp; do
     case "$src" in */tools/*|*/bench/*|*_main.cpp) continue ;; esac
     base=$(basename "$src" .cpp)
+    case "$src" in */text/jinja/*) base=jinja_$base ;; esac
     isa=""
     case "$base" in
         *_avx512) isa="-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c" ;;
         *_avx2) isa="-mavx2 -mfma -mf16c" ;;
     esac
     obj="$OUT/obj/$base.o"
-    if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ]; then
+    hdrs=$(dirname "$src")/*.h
+    newer_hdr=""
+    case "$src" in */text/jinja/*) for h in $hdrs; do [ "$h" -nt "$obj" ] && newer_hdr=1; done ;; esac
+    if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ -n "$newer_hdr" ]; then
         # shellcheck disable=SC2086
         if ! $CXX $CXXFLAGS $isa -fsanitize=fuzzer-no-link -c "$src" -o "$obj" 2>"$OUT/obj/$base.log"; then
             echo "build.sh: warning: skipping $src (see $OUT/obj/$base.log)" >&2
@@ -130,6 +135,8 @@ else
       -I$ngx/src/http/modules -I$ngx/src/http/v2 -I$ROOT/ngx_module -I$ROOT/tests/fuzz \
       $(pkg-config --cflags jansson libcrypto 2>/dev/null || true)"
     NGX_LIBS=$(pkg-config --libs jansson libcrypto 2>/dev/null || echo "-ljansson -lcrypto")
+    # fuzz_ngx_image_sniff checks the sniffer against the decoding libraries
+    NGX_LIBS="$NGX_LIBS -lgif $(pkg-config --libs libjpeg libpng libwebp 2>/dev/null || echo "-ljpeg -lpng -lwebp")"
     ngx_objs=""
     for base in $NGX_PARSERS; do
         # shellcheck disable=SC2086
@@ -193,6 +200,15 @@ hdr='{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"k":"
 hdr='{"b":{"dtype":"BF16","shape":[1,2],"data_offsets":[0,4]},"c":{"dtype":"I64","shape":[],"data_offsets":[4,12]}}'
 { printf '\%03o\000\000\000\000\000\000\000' "${#hdr}"; printf '%s' "$hdr"; printf '\200\077\000\100\001\000\000\000\000\000\000\000'; } >"$d/two"
 
+d=$(seeds jinja)
+# the parity corpus' real chat templates, and a few constructs they do not use
+for f in "$ROOT"/tests/fixtures/chat_templates/*.jinja "$ROOT"/tests/fixtures/tokenizer/chat_template.jinja; do
+    cp "$f" "$d/$(basename "$(dirname "$f")")_$(basename "$f")"
+done
+printf '%s' '{% macro m(a, b=2) %}{{ caller(a) ~ b }}{% endmacro %}{% call(x) m(1) %}<{{ x }}>{% endcall %}{% filter upper %}{{ range(3)|map("string")|join(",") }}{% endfilter %}{% set ns = namespace(v=[]) %}{% for k, v in {"a": 1}|dictsort %}{% set ns.v = ns.v + [k] %}{% endfor %}{{ ns.v|tojson(indent=2) }}{{ "%s-%d" % ("a", 1) }}{{ x[1:] if x is string else s[::-1] }}' >"$d/constructs"
+printf '%s' '{%- for m in messages -%}{{- m.role|upper ~ ": " -}}{%- if m.content is string -%}{{ m.content|trim }}{%- else -%}{%- for p in m.content if p.type == "text" -%}{{ p.text.split()|join(" ") }}{%- endfor -%}{%- endif -%}{% if not loop.last %}
+{% endif %}{%- endfor -%}{% raw %}{{ raw }}{% endraw %}{# c #}' >"$d/messages"
+
 d=$(seeds tokenizer)
 printf 'Hello, world! 你好 <|user|>\n' >"$d/text"
 printf '{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]},"added_tokens":[]}' >"$d/json"
@@ -239,11 +255,13 @@ hexbin "$lay 00" >"$d/refused"
   head -c 400 /dev/zero
   hexbin "10 00 03 00 00 04 00 00 00 00 00 00 00 02 01"; } >"$d/raw_header"
 
-# minimal headers the module's sniffer accepts (it never decodes)
-png='\211PNG\r\n\032\n\000\000\000\rIHDR\000\000\000\002\000\000\000\003\010\002\000\000\000'
-gif='GIF89a\002\000\002\000'
+# minimal images the module's sniffer accepts (it never decodes): a PNG with
+# enough IDAT for its IHDR, a GIF with its first frame, a VP8X canvas with its
+# bitstream
+png='\211PNG\015\012\032\012\000\000\000\015IHDR\000\000\000\002\000\000\000\003\010\002\000\000\0006\210I\326\000\000\000\013IDATx\332c\140\300\002\000\000\025\000\0019\301\340#\000\000\000\000IEND\256B\140\202'
+gif='GIF89a\002\000\002\000\000\000\000,\000\000\000\000\001\000\001\000\000\002\002D\001\000;'
 jpg='\377\330\377\340\000\004ab\377\300\000\013\010\000\003\000\002\001\001\021\000'
-webp='RIFF\026\000\000\000WEBPVP8X\012\000\000\000\000\000\000\000\001\000\000\002\000\000'
+webp='RIFF\044\000\000\000WEBPVP8X\012\000\000\000\000\000\000\000\000\000\000\001\000\000VP8L\005\000\000\000/\000@\000\000\000'
 d=$(seeds ngx_body)
 # shellcheck disable=SC2059  # the argument is a printf escape string
 b64() { printf "$1" | base64 -w0; }

@@ -9,15 +9,21 @@
  * rest is header JSON '\n' claims JSON ['\n' signature bytes]; the harness
  * base64url-encodes both and signs them with the key chosen by bits 1-2
  * (HS256, RS256, ES256, or the given signature bytes), so the fuzzer reaches
- * the claims checks with arbitrary JSON.
+ * the claims checks with arbitrary JSON. ES256 signatures are made low-S;
+ * bit 3 set turns S into n - S, the high-S twin that verifies as well.
  *
  * Success must yield a subject of 1..256 readable bytes and, for an HS256
  * token, a signature that a separate HMAC over the first two segments
- * confirms; a refusal must set an error string. Seeds: build.sh writes them.
+ * confirms, and a "kid" of exactly "k1" (the HS256 key is restricted to it);
+ * an accepted ES256 token must have S <= n/2. A refusal must set an error
+ * string, which names "none" only when the header's alg says so. Seeds:
+ * build.sh writes them; tests/fuzz/regressions/ngx_jwt holds inputs that
+ * were accepted before the kid, low-S and "alg" checks.
  */
 
 #include "ngx_harness.h"
 
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
@@ -28,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 
 #define FUZZ_JWT_NOW  1700000000
@@ -36,6 +43,7 @@ static const u_char  hs_secret[] = "fuzz-hs256-secret-0123456789abcdef";
 
 static EVP_PKEY  *rs_key, *es_key;
 static ngx_http_vlm_jwt_key_t  keys[3];
+static BIGNUM    *p256_n, *p256_half_n;
 
 
 static void
@@ -74,6 +82,15 @@ init_keys(void)
 
     keys[2].alg = NGX_HTTP_VLM_JWT_ES256;
     keys[2].pkey = es_key;
+
+    /* the group order of P-256 and its half, written out independently */
+    if (BN_hex2bn(&p256_n, "FFFFFFFF00000000FFFFFFFFFFFFFFFF"
+                           "BCE6FAADA7179E84F3B9CAC2FC632551") == 0
+        || (p256_half_n = BN_dup(p256_n)) == NULL
+        || BN_rshift1(p256_half_n, p256_half_n) != 1)
+    {
+        abort();
+    }
 }
 
 
@@ -91,13 +108,17 @@ b64url(ngx_pool_t *pool, u_char *out, const u_char *in, size_t len)
 }
 
 
-/* header '\n' claims ['\n' sig]: a compact JWS signed with keys[alg] */
+/*
+ * header '\n' claims ['\n' sig]: a compact JWS signed with keys[alg]; an
+ * ES256 signature is low-S, or its high-S twin when high_s is set
+ */
 static ngx_int_t
-make_token(ngx_pool_t *pool, ngx_uint_t alg, const u_char *data, size_t size,
-    ngx_str_t *token)
+make_token(ngx_pool_t *pool, ngx_uint_t alg, ngx_uint_t high_s,
+    const u_char *data, size_t size, ngx_str_t *token)
 {
     u_char         *nl, *p, *sig_bytes, sig[512];
     size_t          hlen, clen, slen, siglen;
+    BIGNUM         *s2;
     ECDSA_SIG      *es;
     EVP_MD_CTX     *md;
     const BIGNUM   *er, *esv;
@@ -165,12 +186,24 @@ make_token(ngx_pool_t *pool, ngx_uint_t alg, const u_char *data, size_t size,
             }
 
             ECDSA_SIG_get0(es, &er, &esv);
+
+            /* s2 = the low S of the pair (S, n - S), or the high one */
+            s2 = BN_new();
+            if (s2 == NULL || BN_sub(s2, p256_n, esv) != 1) {
+                abort();
+            }
+
+            if ((BN_cmp(esv, p256_half_n) > 0) != (high_s != 0)) {
+                esv = s2;
+            }
+
             if (BN_bn2binpad(er, sig, 32) != 32
                 || BN_bn2binpad(esv, sig + 32, 32) != 32)
             {
                 abort();
             }
 
+            BN_free(s2);
             ECDSA_SIG_free(es);
             siglen = 64;
         }
@@ -229,9 +262,80 @@ check_hs256(ngx_pool_t *pool, ngx_str_t *token)
 }
 
 
+/* the token's header as JSON, or NULL when it does not decode to an object */
+static json_t *
+token_header(ngx_pool_t *pool, ngx_str_t *token)
+{
+    u_char     *dot;
+    json_t     *hdr;
+    ngx_str_t   h, src;
+
+    dot = memchr(token->data, '.', token->len);
+    if (dot == NULL) {
+        return NULL;
+    }
+
+    src.data = token->data;
+    src.len = dot - token->data;
+    h.data = ngx_pnalloc(pool, ngx_base64_decoded_length(src.len) + 1);
+
+    if (ngx_decode_base64url(&h, &src) != NGX_OK) {
+        return NULL;
+    }
+
+    hdr = json_loadb((char *) h.data, h.len, 0, NULL);
+    if (hdr != NULL && !json_is_object(hdr)) {
+        json_decref(hdr);
+        return NULL;
+    }
+
+    return hdr;
+}
+
+
+/* the JSON string v is exactly s (embedded NULs count) */
+static int
+json_str_is(json_t *v, const char *s)
+{
+    return json_is_string(v) && json_string_length(v) == strlen(s)
+           && memcmp(json_string_value(v), s, strlen(s)) == 0;
+}
+
+
+/* an accepted ES256 token's S, the last 32 bytes of its signature */
+static void
+check_low_s(ngx_pool_t *pool, ngx_str_t *token)
+{
+    u_char     *dot;
+    BIGNUM     *s;
+    ngx_str_t   src, dst;
+
+    dot = token->data + token->len;
+    while (dot > token->data && dot[-1] != '.') {
+        dot--;
+    }
+
+    src.data = dot;
+    src.len = token->data + token->len - dot;
+    dst.data = ngx_pnalloc(pool, ngx_base64_decoded_length(src.len) + 1);
+
+    if (ngx_decode_base64url(&dst, &src) != NGX_OK || dst.len != 64) {
+        __builtin_trap();
+    }
+
+    s = BN_bin2bn(dst.data + 32, 32, NULL);
+    if (s == NULL || BN_cmp(s, p256_half_n) > 0) {
+        __builtin_trap();           /* the malleable high-S twin got in */
+    }
+
+    BN_free(s);
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    json_t                   *hdr, *alg;
     ngx_int_t                 rc;
     ngx_str_t                 token, subject, error;
     ngx_uint_t                mode, i;
@@ -276,7 +380,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r = ngx_harness_request(pool, &vmcf, &vlcf);
 
     if (mode & 1) {
-        if (make_token(pool, (mode >> 1) & 3, data, size, &token) != NGX_OK) {
+        if (make_token(pool, (mode >> 1) & 3, mode & 8, data, size, &token)
+            != NGX_OK)
+        {
             ngx_destroy_pool(pool);
             return 0;
         }
@@ -310,37 +416,48 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         (void) sink;
 
-        if (token.len > 4 && memchr(token.data, '.', token.len) != NULL) {
-            /* the header says which key: only HS256 is re-checked here */
-            ngx_str_t  h, src;
-            u_char    *dot = memchr(token.data, '.', token.len);
-            json_t    *hdr;
-
-            src.data = token.data;
-            src.len = dot - token.data;
-            h.data = ngx_pnalloc(pool, ngx_base64_decoded_length(src.len) + 1);
-
-            if (ngx_decode_base64url(&h, &src) != NGX_OK) {
-                __builtin_trap();
-            }
-
-            hdr = json_loadb((char *) h.data, h.len, 0, NULL);
-            if (hdr == NULL) {
-                __builtin_trap();
-            }
-
-            if (json_string_value(json_object_get(hdr, "alg")) != NULL
-                && strcmp(json_string_value(json_object_get(hdr, "alg")),
-                          "HS256") == 0)
-            {
-                check_hs256(pool, &token);
-            }
-
-            json_decref(hdr);
+        /* the header says which key was used */
+        hdr = token_header(pool, &token);
+        if (hdr == NULL) {
+            __builtin_trap();
         }
+
+        alg = json_object_get(hdr, "alg");
+
+        if (json_str_is(alg, "HS256")) {
+            check_hs256(pool, &token);
+
+            /* keys[0] has kid=k1: no kid, or another, must not get in */
+            if (!json_str_is(json_object_get(hdr, "kid"), "k1")) {
+                __builtin_trap();
+            }
+
+        } else if (json_str_is(alg, "ES256")) {
+            check_low_s(pool, &token);
+
+        } else if (!json_str_is(alg, "RS256")) {
+            __builtin_trap();
+        }
+
+        json_decref(hdr);
 
     } else if (rc != NGX_ERROR || error.len == 0 || error.data == NULL) {
         __builtin_trap();
+
+    } else if (ngx_strlcasestrn(error.data, error.data + error.len,
+                                (u_char *) "none", 4 - 1) != NULL)
+    {
+        /* "none" in the refusal only for a header whose alg is "none" */
+        hdr = token_header(pool, &token);
+        alg = hdr ? json_object_get(hdr, "alg") : NULL;
+
+        if (!json_is_string(alg) || json_string_length(alg) != 4
+            || strncasecmp(json_string_value(alg), "none", 4) != 0)
+        {
+            __builtin_trap();
+        }
+
+        json_decref(hdr);
     }
 
     ngx_destroy_pool(pool);

@@ -34,6 +34,9 @@ REVOKED_KEY = "vlm-it-revoked-key-0123456789"
 HS_SECRET = b"integration-test-hs256-secret-0123456789abcdef"
 AUDIENCE = "vlm"
 ISSUER = "https://blog.example.test"
+KID = "wordpress"
+# order of the P-256 group: (r, s) and (r, n - s) are both valid ECDSA signatures
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 def b64url(data):
@@ -108,6 +111,8 @@ class Stack:
             sig = self.rsa.sign(signing, padding.PKCS1v15(), hashes.SHA256())
         elif alg == "ES256":
             r, s = decode_dss_signature(self.ec.sign(signing, ec.ECDSA(hashes.SHA256())))
+            # the module accepts only low-S signatures (s <= n/2); issuers must normalise
+            s = min(s, P256_N - s)
             sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
         else:
             sig = b""
@@ -160,25 +165,11 @@ class Stack:
     def wait_ready(self, timeout=30):
         wait_for(lambda: self.get("/readyz")[0] == 200, timeout, "/readyz 200")
 
-    def nginx_conf(self):
-        user = "user root;\n" if os.geteuid() == 0 else ""
+    def nginx_http_conf(self):
+        """This suite's http-level settings; scripts/dev-nginx-conf.sh puts the shared
+        development preamble (conf/dev/nginx.conf.in) around them."""
         t = self.tmp
-        return f"""{user}load_module {MODULE};
-worker_processes 1;
-worker_rlimit_core 500m;
-working_directory {t};
-daemon off;
-master_process on;
-pid {t}/nginx.pid;
-error_log {t}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    access_log {t}/access.log;
-    client_body_temp_path {t}/body;
-    proxy_temp_path {t}/proxy;
-    fastcgi_temp_path {t}/fastcgi;
-    uwsgi_temp_path {t}/uwsgi;
-    scgi_temp_path {t}/scgi;
+        return f"""    access_log {t}/access.log;
     client_max_body_size 4m;
     client_body_buffer_size 64k;
 
@@ -216,7 +207,7 @@ http {{
             limit_req zone=it_tight nodelay;
             vlm_api models;
         }}
-        location = /v1/chat/completions {{ vlm_api chat_completions; }}
+        include {ROOT}/conf/dev/api-locations.conf;
         location = /short/v1/chat/completions {{
             vlm_default_max_tokens 3;
             vlm_api chat_completions;
@@ -225,22 +216,24 @@ http {{
             vlm_max_tokens 2;
             vlm_api chat_completions;
         }}
-        location = /v1/alt-text {{ vlm_api alt_text; }}
-        location = /v1/summary {{ vlm_api summary; }}
-        location = /v1/models {{ vlm_api models; }}
-        location = /healthz {{ vlm_api health; }}
-        location = /readyz {{ vlm_api ready; }}
-        location = /metrics {{ vlm_api metrics; }}
+        location = /kid/v1/models {{
+            # keys restricted to one kid, as conf/nginx-vlm.conf shows
+            vlm_jwt_key alg=HS256 file={t}/hs256.secret kid={KID};
+            vlm_jwt_key alg=ES256 file={t}/es256.pub kid={KID};
+            vlm_api models;
+        }}
     }}
-}}
 """
 
+    def write_nginx_conf(self):
+        subprocess.run(["sh", os.path.join(ROOT, "scripts", "dev-nginx-conf.sh"), "--run", self.tmp,
+                        "--module", MODULE, "--workers", "1", "--log-level", "info"],
+                       input=self.nginx_http_conf(), text=True, check=True)
+
     def start_nginx(self):
-        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            os.makedirs(os.path.join(self.tmp, d), exist_ok=True)
-        self.write("nginx.conf", self.nginx_conf())
+        self.write_nginx_conf()
         args = ["nginx", "-p", self.tmp, "-c", os.path.join(self.tmp, "nginx.conf"),
-                "-e", os.path.join(self.tmp, "error.log")]
+                "-e", os.path.join(self.tmp, "nginx-error.log")]
         env = dict(os.environ)
         if os.environ.get("VLM_IT_NGINX_PRELOAD"):
             env["LD_PRELOAD"] = os.environ["VLM_IT_NGINX_PRELOAD"]
@@ -316,7 +309,7 @@ http {{
         return stats
 
     def error_log(self):
-        with open(os.path.join(self.tmp, "error.log")) as f:
+        with open(os.path.join(self.tmp, "nginx-error.log")) as f:
             return f.read()
 
 
@@ -335,7 +328,7 @@ def stack():
         s.stop_nginx()
         s.kill_vlmd()
         s.stop_redis()
-        log = os.path.join(tmp, "error.log")
+        log = os.path.join(tmp, "nginx-error.log")
         if os.path.exists(log):
             with open(log) as f:
                 bad = [l for l in f if "[alert]" in l or "[emerg]" in l or "Sanitizer" in l]

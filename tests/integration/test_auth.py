@@ -10,20 +10,21 @@ import time
 
 import pytest
 
-from conftest import API_KEY, REVOKED_KEY, b64url, error_of
+from conftest import API_KEY, KID, P256_N, REVOKED_KEY, b64url, error_of
 
 
 def models(stack, token):
     return stack.get("/v1/models", auth=token)
 
 
-def assert_401(stack, token, words):
-    status, headers, body = models(stack, token)
+def assert_401(stack, token, words, path="/v1/models"):
+    status, headers, body = stack.get(path, auth=token)
     assert status == 401, body
     assert headers["www-authenticate"].startswith("Bearer")
     err = error_of(body)
     assert err["type"] == "authentication_error"
     assert words in err["message"], err["message"]
+    return err["message"]
 
 
 @pytest.mark.parametrize("alg", ["HS256", "RS256", "ES256"])
@@ -74,6 +75,48 @@ def test_alg_none(stack):
     h = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
     p = b64url(json.dumps({"sub": "x", "aud": "vlm", "exp": int(time.time()) + 60}).encode())
     assert_401(stack, h + "." + p + ".", "none")
+
+
+def test_alg_missing_is_named_as_missing(stack):
+    # A header without "alg" (or with a non-string one) used to be refused as
+    # 'JWT algorithm "none" is not accepted', which sent people looking for a
+    # "none" that was never there.
+    claims = b64url(json.dumps({"sub": "x", "aud": "vlm", "exp": int(time.time()) + 60}).encode())
+    for hdr, words in (({"typ": "JWT"}, 'no "alg"'), ({"alg": 256}, '"alg" is not a string')):
+        token = b64url(json.dumps(hdr).encode()) + "." + claims + ".c2ln"
+        message = assert_401(stack, token, words)
+        assert "none" not in message, message
+
+
+KID_PATH = "/kid/v1/models"
+
+
+@pytest.mark.parametrize("alg", ["HS256", "ES256"])
+def test_kid_restricted_key_needs_that_kid(stack, alg):
+    # A key configured with kid= used to accept a token with no "kid" at all
+    # (or a non-string one), although the configuration says kid= restricts
+    # the key to tokens with that kid.
+    assert stack.get(KID_PATH, auth=stack.jwt(alg, header={"kid": KID}))[0] == 200
+    assert_401(stack, stack.jwt(alg), 'no "kid"', KID_PATH)
+    assert_401(stack, stack.jwt(alg, header={"kid": "other"}), "kid", KID_PATH)
+    assert_401(stack, stack.jwt(alg, header={"kid": 7}), '"kid" is not a string', KID_PATH)
+    # keys without kid= still take tokens with or without one
+    assert models(stack, stack.jwt(alg))[0] == 200
+    assert models(stack, stack.jwt(alg, header={"kid": "any"}))[0] == 200
+
+
+def test_es256_high_s_is_refused(stack):
+    # ECDSA signatures are malleable: if (r, s) verifies, so does (r, n - s),
+    # a different token string for the same claims. Only the low-S form
+    # (s <= n/2) is accepted now; the high-S twin used to verify too.
+    token = stack.jwt("ES256")
+    h, p, sig = token.split(".")
+    raw = base64.urlsafe_b64decode(sig + "==")
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    assert s <= P256_N // 2
+    assert models(stack, token)[0] == 200
+    twin = r.to_bytes(32, "big") + (P256_N - s).to_bytes(32, "big")
+    assert_401(stack, h + "." + p + "." + b64url(twin), "low-S")
 
 
 def test_hs_rs_confusion(stack):

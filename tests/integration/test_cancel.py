@@ -4,7 +4,6 @@ import json
 import uuid
 import os
 import socket
-import time
 
 from conftest import API_KEY, chat_body, wait_for
 
@@ -33,10 +32,11 @@ def test_disconnect_mid_stream_cancels(stack):
     s.close()   # leave after the first event
     assert b"[DONE]" not in got or True
 
-    wait_for(lambda: ' 499 ' in open(os.path.join(stack.tmp, "access.log")).read()
-             or cancel_count(stack) > before, 10, "499 or cancel")
-    time.sleep(0.5)
-    log = open(os.path.join(stack.tmp, "access.log")).read()
-    print("cancel counters before %s after %s" % (before, cancel_count(stack)))
-    assert cancel_count(stack) > before, "vlmd did not count a cancel"
-    assert " 499 " in log
+    # Each on its own deadline: on a loaded machine vlmd may count the cancel well before
+    # nginx writes the access log line (or the other way round).
+    access_log = os.path.join(stack.tmp, "access.log")
+    try:
+        wait_for(lambda: cancel_count(stack) > before, 10, "vlmd to count a cancel")
+    finally:
+        print("cancel counters before %s after %s" % (before, cancel_count(stack)))
+    wait_for(lambda: " 499 " in open(access_log).read(), 10, "nginx to log a 499")

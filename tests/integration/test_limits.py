@@ -2,8 +2,10 @@
 DESIGN.md, before anything reaches vlmd."""
 import base64
 import json
+import os
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 from conftest import chat_body, data_url, error_of
 
@@ -176,3 +178,183 @@ def test_error_quoting_non_utf8_client_bytes_still_answers(stack):
                                 headers={"Content-Type": "application/json"})
     assert status == 404, data
     assert "model" in error_of(data)["message"]
+
+
+# ---- images whose first header understates what vlmd decodes (issue 12) ----
+# The module used to read one header per format: a GIF's logical screen, the
+# first thing after a JPEG marker that looked like a segment, a PNG's IHDR
+# without its data, a WebP's VP8X canvas without its frames. Each image below
+# lies in one of those places; it must be refused by nginx, and vlmd must not
+# spend a byte of memory or a millisecond of CPU on it.
+
+def gif_lzw_flat(n_pixels, min_code=2):
+    """LZW data (sub-blocks) for n_pixels of colour 0, coded as giflib's
+    encoder codes a flat run: each code one pixel longer than the last, a
+    clear code when the 4096-entry table is full. 9 Mpx take 7 KB."""
+    clear, eoi = 1 << min_code, (1 << min_code) + 1
+    out, acc, nacc = bytearray(), 0, 0
+    state = {"next": eoi + 1, "bits": min_code + 1}
+
+    def emit(code):
+        nonlocal acc, nacc
+        acc |= code << nacc
+        nacc += state["bits"]
+        while nacc >= 8:
+            out.append(acc & 0xFF)
+            acc >>= 8
+            nacc -= 8
+        if state["next"] >= 1 << state["bits"] and code <= 4095:
+            state["bits"] += 1
+
+    def code_of(run):
+        return 0 if run == 1 else eoi - 1 + run
+
+    emit(clear)
+    longest, run, left = 1, 1, n_pixels - 1
+    while left > 0:
+        step = min(longest - run, left)
+        run += step
+        left -= step
+        if left == 0:
+            break
+        emit(code_of(run))          # the next pixel does not extend the run
+        left -= 1
+        if state["next"] >= 4095:
+            emit(clear)
+            state["next"], state["bits"], longest = eoi + 1, min_code + 1, 1
+        else:
+            state["next"] += 1
+            longest = run + 1
+        run = 1
+    emit(code_of(run))
+    emit(eoi)
+    if nacc:
+        out.append(acc & 0xFF)
+    blocks = bytearray([min_code])
+    for i in range(0, len(out), 255):
+        blocks += bytes([len(out[i:i + 255])]) + out[i:i + 255]
+    return bytes(blocks + b"\x00")
+
+
+def gif(screen, frames):
+    """GIF89a with a 4-colour global table; frames: (left, top, width, height)."""
+    data = b"GIF89a" + struct.pack("<HHBBB", screen[0], screen[1], 0x81, 0, 0)
+    data += b"\x00" * 6 + b"\xff" * 6
+    for left, top, width, height in frames:
+        data += b"," + struct.pack("<HHHHB", left, top, width, height, 0)
+        data += gif_lzw_flat(width * height)
+    return data + b";"
+
+
+def jpeg_flat_gray(width, height):
+    """A baseline greyscale JPEG that decodes to flat grey: one quantisation
+    table, one-code Huffman tables, two zero bits per 8x8 block."""
+    def seg(marker, body):
+        return b"\xff" + bytes([marker]) + struct.pack(">H", len(body) + 2) + body
+    one_code = b"\x01" + b"\x00" * 15 + b"\x00"      # a 1-bit code for symbol 0
+    bits = 2 * ((width + 7) // 8) * ((height + 7) // 8)
+    data = b"\x00" * (bits // 8) + (bytes([0xFF >> (bits % 8)]) if bits % 8 else b"")
+    return (b"\xff\xd8" + seg(0xDB, b"\x00" + b"\x01" * 64)
+            + seg(0xC0, struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00")
+            + seg(0xC4, b"\x00" + one_code + b"\x10" + one_code)
+            + seg(0xDA, b"\x01\x01\x00\x00\x3f\x00") + data + b"\xff\xd9")
+
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def webp(chunks):
+    body = b"WEBP"
+    for kind, data in chunks:
+        body += struct.pack("<4sI", kind, len(data)) + data + b"\x00" * (len(data) & 1)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def vp8x(flags, width, height):
+    return struct.pack("<I", flags) + struct.pack("<I", width - 1)[:3] + struct.pack("<I", height - 1)[:3]
+
+
+def vp8l(width, height):
+    """A lossless bitstream header: signature, 14-bit width-1 and height-1."""
+    return b"\x2f" + struct.pack("<I", (width - 1) | (height - 1) << 14) + b"\x00" * 8
+
+
+def vlmd_engine_counters(stack):
+    return {k: v for k, v in stack.vlmd_stats().items() if "request" in k or "token" in k}
+
+
+def vlmd_cpu_seconds(stack):
+    with open("/proc/%d/stat" % stack.vlmd.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def assert_refused_before_vlmd(stack, raw, mime, status, code, words=""):
+    before = vlmd_engine_counters(stack)
+    got, _, body = post_chat(stack, image_chat(raw, mime))
+    assert got == status, body
+    err = error_of(body)
+    assert err["code"] == code and words in err["message"], err
+    assert vlmd_engine_counters(stack) == before, "vlmd saw the image"
+
+
+def test_gif_frame_larger_than_its_screen_is_413_before_vlmd(stack):
+    # The issue's attack: a 1x1 logical screen passed the pixel limit while
+    # vlmd decoded the first frame, 3000x3000 here (9 Mpx against the 4 Mpx
+    # limit) in 7 KB, onto a canvas grown to hold it. Eight at once cost
+    # vlmd seconds of CPU and hundreds of MB.
+    raw = gif((1, 1), [(0, 0, 3000, 3000)])
+    assert len(raw) < 10000
+    before, cpu = vlmd_engine_counters(stack), vlmd_cpu_seconds(stack)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: post_chat(stack, image_chat(raw, "image/gif")), range(8)))
+    for status, _, body in answers:
+        assert status == 413, body
+        err = error_of(body)
+        assert err["code"] == "image_too_many_pixels" and "3000x3000" in err["message"], err
+    assert vlmd_engine_counters(stack) == before, "vlmd saw the image"
+    assert vlmd_cpu_seconds(stack) - cpu < 0.5
+    # the limit is on what is decoded, not on the frame: a frame that sticks
+    # out of a small screen, but fits the limit, is decoded as before
+    status, _, body = post_chat(stack, image_chat(gif((5, 3), [(1, 1, 17, 9)]), "image/gif"))
+    assert status == 200, body
+
+
+def test_gif_later_frame_larger_than_its_screen_is_413(stack):
+    # vlmd decodes only the first frame, but a decoder that composites the
+    # others would grow the canvas for this one: refused from its descriptor.
+    raw = gif((1, 1), [(0, 0, 1, 1), (0, 0, 3000, 3000)])
+    assert_refused_before_vlmd(stack, raw, "image/gif", 413, "image_too_many_pixels", "3000x3000")
+
+
+def test_jpeg_frame_hidden_from_the_marker_walk_is_400(stack):
+    # libjpeg skips "ff 00" and any bytes that are not a marker; the module
+    # took "ff 00" for a segment and skipped its "length", jumping over the
+    # 3000x3000 frame libjpeg decodes to a 16x16 decoy.
+    hidden = jpeg_flat_gray(3000, 3000)[2:]
+    raw = (b"\xff\xd8\xff\x00" + struct.pack(">H", len(hidden) + 2) + hidden
+           + jpeg_flat_gray(16, 16)[2:])
+    assert_refused_before_vlmd(stack, raw, "image/jpeg", 400, "invalid_image")
+
+
+def test_png_with_too_little_image_data_is_400(stack):
+    # 1900x2000 RGBA16 is under the pixel limit, but vlmd allocated its 30 MB
+    # of rows before libpng found that 1 KB of IDAT cannot fill them (deflate
+    # expands at most 1032:1).
+    ihdr = struct.pack(">IIBBBBB", 1900, 2000, 16, 6, 0, 0, 0)
+    raw = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+           + png_chunk(b"IDAT", zlib.compress(b"\x00" * 1000000)[:1024]) + png_chunk(b"IEND", b""))
+    assert_refused_before_vlmd(stack, raw, "image/png", 400, "invalid_image")
+
+
+def test_webp_frame_larger_than_its_canvas_is_400(stack):
+    # A VP8X canvas of 64x64 with a 3000x3000 bitstream, and an animation
+    # whose first frame does not fit its canvas: libwebp and vlmd refuse
+    # both, now nginx does first.
+    still = webp([(b"VP8X", vp8x(0, 64, 64)), (b"VP8L", vp8l(3000, 3000))])
+    assert_refused_before_vlmd(stack, still, "image/webp", 400, "invalid_image")
+    frame = (b"\x00" * 6 + struct.pack("<I", 2999)[:3] * 2 + b"\x64\x00\x00\x00"
+             + struct.pack("<4sI", b"VP8L", 13) + vp8l(3000, 3000) + b"\x00")
+    animated = webp([(b"VP8X", vp8x(0x02, 64, 64)), (b"ANIM", b"\x00" * 6), (b"ANMF", frame)])
+    assert_refused_before_vlmd(stack, animated, "image/webp", 400, "invalid_image")

@@ -111,7 +111,7 @@ def test_no_request_content_in_any_log(stack):
     vlmd = vlmd_log(stack)
     assert "level=debug event=request_start" in vlmd, "vlmd does not run at log_level debug"
     logs = {"vlmd.log": vlmd}
-    for name in ("error.log", "access.log"):
+    for name in ("nginx-error.log", "access.log"):
         with open(os.path.join(stack.tmp, name), errors="replace") as f:
             logs[name] = f.read()
     secrets_sent = {

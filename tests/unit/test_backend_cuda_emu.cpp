@@ -391,33 +391,27 @@ START_TEST(selftest_passes)
     BackendOptions opt;
     auto cuda = make_cuda_backend(true, opt, err);
     ck_assert_msg(cuda != nullptr, "%s", err.c_str());
-    ck_assert_int_eq(run_cuda_selftest(*cuda, model_dir("tiny-flash")), 0);
-    ck_assert_int_eq(run_cuda_selftest(*cuda, model_dir("tiny-flash-bf16")), 0);
+    // The model steps; the op table part runs in test_backend_ops (every
+    // target) and, through the program, in test_vlm_run.
+    ck_assert_int_eq(run_cuda_selftest(*cuda, model_dir("tiny-flash"), false), 0);
+    ck_assert_int_eq(run_cuda_selftest(*cuda, model_dir("tiny-flash-bf16"), false), 0);
     // The wrong flavour is refused with a reason.
     ck_assert(make_cuda_backend(false, opt, err) == nullptr);
     ck_assert_msg(!err.empty(), "no reason given");
 }
 END_TEST
 
-static Suite *cuda_emu_suite()
-{
-    Suite *s = suite_create("backend_cuda_emu");
-    TCase *tc = tcase_create("golden");
-    tcase_set_timeout(tc, 1200);
-    tcase_add_test(tc, vision_output_matches_reference);
-    tcase_add_test(tc, prompt_logits_match_reference);
-    tcase_add_test(tc, greedy_tokens_match_cpu_backend);
-    tcase_add_test(tc, batched_paged_forward_matches_cpu_backend);
-    tcase_add_test(tc, selftest_passes);
-    suite_add_tcase(s, tc);
-    return s;
-}
+#include "check_main.h"
 
-int main()
+int main(int argc, char **argv)
 {
-    SRunner *sr = srunner_create(cuda_emu_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return vlm_check_main(argc, argv, "backend_cuda_emu", {
+        {"golden", 1200, {
+            vision_output_matches_reference,
+            prompt_logits_match_reference,
+            greedy_tokens_match_cpu_backend,
+            batched_paged_forward_matches_cpu_backend,
+            selftest_passes,
+        }},
+    });
 }

@@ -388,18 +388,15 @@ START_TEST(image_count_errors) {
 }
 END_TEST
 
-int main() {
-    Suite *s = suite_create("chat_prompt");
-    TCase *tc = tcase_create("chat_prompt");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, renders_like_jinja_and_tokenizes_like_transformers);
-    tcase_add_test(tc, corpus_template_cases_render);
-    tcase_add_test(tc, model_golden_prompts_match);
-    tcase_add_test(tc, image_count_errors);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+#include "check_main.h"
+
+int main(int argc, char **argv) {
+    return vlm_check_main(argc, argv, "chat_prompt", {
+        {"chat_prompt", 60, {
+            renders_like_jinja_and_tokenizes_like_transformers,
+            corpus_template_cases_render,
+            model_golden_prompts_match,
+            image_count_errors,
+        }},
+    });
 }

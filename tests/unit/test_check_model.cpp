@@ -224,7 +224,7 @@ START_TEST(broken_directories_fail_with_one_line)
         s.replace(d, 5, "\"I32\"");
         write_all(dir + "/model.safetensors", s);
     }
-    expect_problem(dir, "tensor model.language_model.norm.weight: dtype I32 is not a weight dtype");
+    expect_problem(dir, "tensor model.language_model.norm.weight: the cpu backend cannot run rms_norm with I32");
 
     // A template error.
     dir = copy_model("tiny-flash", "template-error");
@@ -268,8 +268,11 @@ START_TEST(template_blocks)
 }
 END_TEST
 
-int main()
+#include "check_main.h"
+
+int main(int argc, char **argv)
 {
+    vlm_check_default_env();
     const char *f = std::getenv("VLM_FIXTURES"), *b = std::getenv("VLM_BIN");
     if (!f || !b) {
         std::fprintf(stderr, "VLM_FIXTURES and VLM_BIN must be set\n");
@@ -280,18 +283,14 @@ int main()
     char tmpl[] = "/tmp/vlm_test_check_model_XXXXXX";
     if (!mkdtemp(tmpl)) return 1;
     temp_root = tmpl;
-    Suite *s = suite_create("check_model");
-    TCase *tc = tcase_create("check_model");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, fixture_models_pass);
-    tcase_add_test(tc, real_structure_sharded_directory_passes_and_runs);
-    tcase_add_test(tc, broken_directories_fail_with_one_line);
-    tcase_add_test(tc, template_blocks);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    const int status = vlm_check_main(argc, argv, "check_model", {
+        {"check_model", 300, {
+            fixture_models_pass,
+            real_structure_sharded_directory_passes_and_runs,
+            broken_directories_fail_with_one_line,
+            template_blocks,
+        }},
+    });
     fs::remove_all(temp_root);
-    return failed == 0 ? 0 : 1;
+    return status;
 }

@@ -824,33 +824,26 @@ START_TEST(test_memory_errors_are_caught) {
 END_TEST
 #endif
 
-Suite* emu_suite() {
-  Suite* s = suite_create("emu");
-  TCase* tc = tcase_create("emu");
-  tcase_set_timeout(tc, 120);
-  tcase_add_test(tc, test_block_reduction_odd_size);
-  tcase_add_test(tc, test_warp_shuffles_and_votes);
-  tcase_add_test(tc, test_atomics);
-  tcase_add_test(tc, test_dynamic_shared_and_limits);
-  tcase_add_test(tc, test_3d_grid_covers_every_thread_once);
-  tcase_add_test(tc, test_invalid_launches);
-  tcase_add_test(tc, test_memcpy_and_free_errors);
-  tcase_add_test(tc, test_graph_capture_and_replay);
-  tcase_add_test(tc, test_cublas_gemm_all_patterns);
-  tcase_add_test(tc, test_cublaslt_bias_epilogue);
-  tcase_add_test(tc, test_divergence_is_fatal);
-  tcase_add_test(tc, test_memory_errors_are_caught);
-  suite_add_tcase(s, tc);
-  return s;
-}
-
 }  // namespace
+
+#include "check_main.h"
 
 int main(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "--bad") return run_bad_case(argv[2]);
-  SRunner* sr = srunner_create(emu_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return vlm_check_main(argc, argv, "emu", {
+    {"emu", 120, {
+      test_block_reduction_odd_size,
+      test_warp_shuffles_and_votes,
+      test_atomics,
+      test_dynamic_shared_and_limits,
+      test_3d_grid_covers_every_thread_once,
+      test_invalid_launches,
+      test_memcpy_and_free_errors,
+      test_graph_capture_and_replay,
+      test_cublas_gemm_all_patterns,
+      test_cublaslt_bias_epilogue,
+      test_divergence_is_fatal,
+      test_memory_errors_are_caught,
+    }},
+  });
 }

@@ -563,25 +563,22 @@ START_TEST(test_errors_do_not_stop_the_engine) {
 }
 END_TEST
 
-int main() {
-    Suite *s = suite_create("engine");
-    TCase *tc = tcase_create("engine");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_parity_default_chunks);
-    tcase_add_test(tc, test_parity_small_chunks);
-    tcase_add_test(tc, test_cancel_frees_blocks);
-    tcase_add_test(tc, test_interactive_before_bulk);
-    tcase_add_test(tc, test_large_image_does_not_stall_text);
-    tcase_add_test(tc, test_clients_take_turns);
-    tcase_add_test(tc, test_queue_full);
-    tcase_add_test(tc, test_prefix_and_vision_cache);
-    tcase_add_test(tc, test_coalescing);
-    tcase_add_test(tc, test_deadline);
-    tcase_add_test(tc, test_errors_do_not_stop_the_engine);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+#include "check_main.h"
+
+int main(int argc, char **argv) {
+    return vlm_check_main(argc, argv, "engine", {
+        {"engine", 120, {
+            test_parity_default_chunks,
+            test_parity_small_chunks,
+            test_cancel_frees_blocks,
+            test_interactive_before_bulk,
+            test_large_image_does_not_stall_text,
+            test_clients_take_turns,
+            test_queue_full,
+            test_prefix_and_vision_cache,
+            test_coalescing,
+            test_deadline,
+            test_errors_do_not_stop_the_engine,
+        }},
+    });
 }

@@ -4,12 +4,17 @@
 // (max diff <= 1), pixel_values and grids; smart_resize on a table computed
 // with the reference smart_resize; and hostile inputs (truncated files of
 // every format, garbage, empty, over the byte cap, pixel-bomb headers,
-// unsupported formats), each refused with a one-line reason.
+// unsupported formats), each refused with a one-line reason; and headers
+// that understate what the decoders would decode or allocate (a GIF frame
+// outside its screen, PNG rows with no data behind them, a JPEG of many
+// scans, a WebP frame unlike its canvas), refused before the allocation.
 #include "image/image.h"
 #include "model/model_config.h"
 #include "model/safetensors.h"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -17,8 +22,27 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <new>
 #include <string>
 #include <vector>
+
+#include <jpeglib.h>
+#include <sys/resource.h>
+
+// The largest single allocation through operator new (every std::vector the
+// decoders fill), so a test can say that a refused image cost no memory.
+// GCC cannot see that the replaced new and delete below pair malloc/free.
+static std::atomic<size_t> largest_new{0};
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+void *operator new(std::size_t n) {
+    size_t seen = largest_new.load(std::memory_order_relaxed);
+    while (n > seen && !largest_new.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {}
+    if (void *p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void *p) noexcept { std::free(p); }
+void operator delete(void *p, std::size_t) noexcept { std::free(p); }
 
 // After the standard headers: check.h defines a `fail` macro that breaks
 // <istream> when it is parsed later.
@@ -474,7 +498,211 @@ std::vector<uint8_t> webp_bomb_header() {
     return v;
 }
 
+// GIF89a with no colour table: a 1x1 screen, then frames (left, top, width,
+// height), the first with the 1x1 LZW data of gif_bomb_header, the others
+// with no data at all (only their descriptors matter).
+std::vector<uint8_t> gif_with_frames(std::initializer_list<std::array<int, 4>> frames) {
+    std::vector<uint8_t> v = {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0x00, 0x00, 0x00};
+    bool first = true;
+    for (const auto &f : frames) {
+        v.push_back(',');
+        for (int x : f) { v.push_back(uint8_t(x)); v.push_back(uint8_t(x >> 8)); }
+        v.push_back(0);
+        if (first) v.insert(v.end(), {0x02, 0x02, 0x44, 0x01, 0x00});
+        else v.insert(v.end(), {0x02, 0x00});
+        first = false;
+    }
+    v.push_back(';');
+    return v;
+}
+
+// A PNG whose IHDR asks for width x height RGBA16 (8 bytes a pixel) and
+// whose IDAT holds only idat_bytes: a zlib header, then filler.
+std::vector<uint8_t> png_with_idat(uint32_t width, uint32_t height, size_t idat_bytes) {
+    std::vector<uint8_t> v = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    auto chunk = [&](const char *type, const std::vector<uint8_t> &data) {
+        put_be32(v, uint32_t(data.size()));
+        std::vector<uint8_t> td(type, type + 4);
+        td.insert(td.end(), data.begin(), data.end());
+        v.insert(v.end(), td.begin(), td.end());
+        put_be32(v, crc32_of(td.data(), td.size()));
+    };
+    std::vector<uint8_t> ihdr;
+    put_be32(ihdr, width);
+    put_be32(ihdr, height);
+    ihdr.insert(ihdr.end(), {16, 6, 0, 0, 0});
+    chunk("IHDR", ihdr);
+    std::vector<uint8_t> idat(idat_bytes, 0x55);
+    idat[0] = 0x78;
+    idat[1] = 0x9C;
+    chunk("IDAT", idat);
+    chunk("IEND", {});
+    return v;
+}
+
+// A 1x1 PNG carrying n_chunks zTXt chunks that each inflate to about
+// inflated_mb MB of 'A': fixed-Huffman deflate, one literal then matches of
+// 258 at distance 1 (13 bits each), with the zlib header and Adler-32.
+std::vector<uint8_t> png_with_text_bombs(int n_chunks, int inflated_mb) {
+    std::vector<uint8_t> z = {0x78, 0x01};
+    uint32_t acc = 0;
+    int nacc = 0;
+    auto put = [&](uint32_t v, int n) {   // LSB first
+        acc |= v << nacc;
+        nacc += n;
+        while (nacc >= 8) { z.push_back(uint8_t(acc)); acc >>= 8; nacc -= 8; }
+    };
+    auto code = [&](uint32_t c, int n) {  // Huffman codes go MSB first
+        for (int i = n - 1; i >= 0; --i) put((c >> i) & 1, 1);
+    };
+    put(1, 1);                      // BFINAL
+    put(1, 2);                      // fixed Huffman
+    code(0x30 + 'A', 8);            // literal 'A' (text stops at a NUL)
+    const uint32_t matches = uint32_t(inflated_mb) * (1u << 20) / 258;
+    for (uint32_t m = 0; m < matches; ++m) {
+        code(0xC5, 8);              // length 258 (code 285)
+        code(0, 5);                 // distance 1
+    }
+    code(0, 7);                     // end of block
+    if (nacc) put(0, 8 - nacc);
+    const uint64_t n = 1 + uint64_t(matches) * 258;
+    const uint64_t a = (1 + 'A' * n) % 65521, b = (n + 'A' * (n * (n + 1) / 2 % 65521)) % 65521;
+    put_be32(z, uint32_t(b << 16 | a));
+
+    std::vector<uint8_t> v = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    auto chunk = [&](const char *type, const std::vector<uint8_t> &data) {
+        put_be32(v, uint32_t(data.size()));
+        std::vector<uint8_t> td(type, type + 4);
+        td.insert(td.end(), data.begin(), data.end());
+        v.insert(v.end(), td.begin(), td.end());
+        put_be32(v, crc32_of(td.data(), td.size()));
+    };
+    chunk("IHDR", {0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0});   // 1x1 grey
+    std::vector<uint8_t> ztxt = {'C', 'o', 'm', 'm', 'e', 'n', 't', 0, 0};
+    ztxt.insert(ztxt.end(), z.begin(), z.end());
+    for (int i = 0; i < n_chunks; ++i) chunk("zTXt", ztxt);
+    // zlib of the one row "filter 0, pixel 0x80", stored
+    chunk("IDAT", {0x78, 0x01, 0x01, 0x02, 0x00, 0xFD, 0xFF, 0x00, 0x80, 0x00, 0x82, 0x00, 0x81});
+    chunk("IEND", {});
+    return v;
+}
+
+long max_rss_kb() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+// A 64x64 greyscale progressive JPEG of n_bands single-coefficient AC bands,
+// each sent in a first and a refinement scan, after the DC scans: 2 + 2 *
+// n_bands scans (libjpeg's own progressive script has 6).
+std::vector<uint8_t> jpeg_with_scans(int n_bands) {
+    jpeg_compress_struct c;
+    jpeg_error_mgr e;
+    c.err = jpeg_std_error(&e);
+    jpeg_create_compress(&c);
+    unsigned char *buf = nullptr;
+    unsigned long size = 0;
+    jpeg_mem_dest(&c, &buf, &size);
+    c.image_width = 64;
+    c.image_height = 64;
+    c.input_components = 1;
+    c.in_color_space = JCS_GRAYSCALE;
+    jpeg_set_defaults(&c);
+    std::vector<jpeg_scan_info> scans;
+    scans.push_back({1, {0}, 0, 0, 0, 1});
+    for (int k = 1; k <= n_bands; ++k) scans.push_back({1, {0}, k, k, 0, 1});
+    scans.push_back({1, {0}, 0, 0, 1, 0});
+    for (int k = 1; k <= n_bands; ++k) scans.push_back({1, {0}, k, k, 1, 0});
+    c.scan_info = scans.data();
+    c.num_scans = int(scans.size());
+    jpeg_start_compress(&c, TRUE);
+    std::vector<uint8_t> row(64);
+    while (c.next_scanline < c.image_height) {
+        for (int x = 0; x < 64; ++x) row[x] = uint8_t(x * 4 + c.next_scanline);
+        JSAMPROW r = row.data();
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    std::vector<uint8_t> out(buf, buf + size);
+    std::free(buf);
+    return out;
+}
+
+// A VP8X file: canvas width x height, then one VP8L bitstream header of the
+// given size (the pixels are never reached).
+std::vector<uint8_t> webp_canvas_and_frame(uint32_t cw, uint32_t ch, uint32_t fw, uint32_t fh) {
+    std::vector<uint8_t> v = {'R', 'I', 'F', 'F', 0, 0, 0, 0, 'W', 'E', 'B', 'P',
+                              'V', 'P', '8', 'X', 10, 0, 0, 0, 0, 0, 0, 0};
+    for (uint32_t m : {cw - 1, ch - 1}) { v.push_back(m & 0xFF); v.push_back((m >> 8) & 0xFF); v.push_back(m >> 16); }
+    v.insert(v.end(), {'V', 'P', '8', 'L', 13, 0, 0, 0, 0x2F});
+    const uint32_t bits = (fw - 1) | (fh - 1) << 14;
+    for (int k = 0; k < 4; ++k) v.push_back(uint8_t(bits >> (8 * k)));
+    v.insert(v.end(), 9, 0);
+    const uint32_t riff = uint32_t(v.size() - 8);
+    for (int k = 0; k < 4; ++k) v[4 + k] = uint8_t(riff >> (8 * k));
+    return v;
+}
+
+// Refused, with `needle` in the reason, and no allocation over 1 MB on the way.
+void expect_refused_cheaply(const std::vector<uint8_t> &bytes, const ImageLimits &lim, const char *needle,
+                            const char *what) {
+    largest_new = 0;
+    expect_refused(bytes, lim, needle, what);
+    ck_assert_msg(largest_new < (1u << 20), "%s: allocated %zu bytes before refusing", what,
+                  size_t(largest_new));
+}
+
 }  // namespace
+
+// Issue 12: headers that understate what the decoders allocate or decode.
+START_TEST(lying_headers_refused_before_allocation) {
+    ImageLimits lim;
+    lim.max_pixels = 16777216;   // the module's default vlm_max_pixels
+
+    // The first frame is what vlmd decodes, on a canvas grown to hold it: a
+    // 1x1 screen with a 7000x7000 frame is a 49 Mpx image. Frames after the
+    // first are never read, however large.
+    expect_refused_cheaply(gif_with_frames({{0, 0, 7000, 7000}}), lim,
+                           "image is 7000x7000 = 49000000 pixels, over the limit of 16777216",
+                           "GIF frame outside its screen");
+    RgbImage img;
+    std::string err;
+    const std::vector<uint8_t> later = gif_with_frames({{0, 0, 1, 1}, {0, 0, 7000, 7000}});
+    largest_new = 0;
+    ck_assert_msg(decode_image(later.data(), later.size(), lim, img, err), "%s", err.c_str());
+    ck_assert(img.width == 1 && img.height == 1 && largest_new < (1u << 20));
+
+    // 4000x4000 RGBA16 is 128 MB of rows, allocated before libpng read the
+    // 1 KB of IDAT that cannot fill them (deflate expands at most 1032:1).
+    expect_refused_cheaply(png_with_idat(4000, 4000, 1024), lim, "truncated PNG", "PNG IDAT too short for IHDR");
+
+    // A progressive JPEG is decoded scan by scan, each scan a pass over its
+    // whole component: 128 scans of 64x64 are cheap, of 4096x4096 are not.
+    RgbImage ok;
+    const std::vector<uint8_t> few = jpeg_with_scans(40), many = jpeg_with_scans(63);
+    ck_assert_msg(decode_image(few.data(), few.size(), lim, ok, err), "82 scans: %s", err.c_str());
+    ck_assert(ok.width == 64 && ok.height == 64);
+    expect_refused(many, lim, "more than 100 scans", "JPEG of 128 scans");
+
+    // Text chunks: libpng's defaults let each zTXt inflate to 8 MB and kept
+    // up to 1000 of them, so 40 chunks of 1.8 MB made 280 MB of text behind
+    // a 1x1 image. Now each may inflate to 1 MB (Pillow's limit) and at most
+    // 32 are kept; the pixels decode as before.
+    const std::vector<uint8_t> text = png_with_text_bombs(40, 7);
+    const long rss0 = max_rss_kb();
+    RgbImage px;
+    ck_assert_msg(decode_image(text.data(), text.size(), lim, px, err), "text bombs: %s", err.c_str());
+    ck_assert(px.width == 1 && px.height == 1 && px.rgb[0] == 0x80);
+    const long grown_mb = (max_rss_kb() - rss0) / 1024;
+    printf("  %-28s -> decoded, peak RSS +%ld MB\n", "PNG of 40 zTXt bombs", grown_mb);
+    ck_assert_msg(grown_mb < 64, "PNG text bombs: peak RSS grew %ld MB", grown_mb);
+
+    // libwebp refuses a VP8X canvas unlike its bitstream before decoding.
+    expect_refused_cheaply(webp_canvas_and_frame(64, 64, 3000, 3000), lim, "WebP", "WebP frame larger than canvas");
+}
+END_TEST
 
 START_TEST(hostile_inputs_refused) {
     const std::string fx = fixtures_dir() + "/images/";
@@ -537,24 +765,19 @@ START_TEST(hostile_inputs_refused) {
 }
 END_TEST
 
-Suite *image_suite(void) {
-    Suite *s = suite_create("image");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, fixtures_match_reference);
-    tcase_add_test(tc, model_goldens_pixel_values);
-    tcase_add_test(tc, transparency_fixtures_match_reference);
-    tcase_add_test(tc, batch_appends_images);
-    tcase_add_test(tc, smart_resize_table);
-    tcase_add_test(tc, hostile_inputs_refused);
-    suite_add_tcase(s, tc);
-    return s;
-}
+#include "check_main.h"
 
-int main(void) {
+int main(int argc, char **argv) {
     setvbuf(stdout, nullptr, _IONBF, 0);  // keep the measured numbers if a check aborts
-    SRunner *sr = srunner_create(image_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return vlm_check_main(argc, argv, "image", {
+        {"core", 0, {
+            fixtures_match_reference,
+            model_goldens_pixel_values,
+            transparency_fixtures_match_reference,
+            batch_appends_images,
+            smart_resize_table,
+            hostile_inputs_refused,
+            lying_headers_refused_before_allocation,
+        }},
+    });
 }

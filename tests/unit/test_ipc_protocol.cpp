@@ -838,8 +838,11 @@ START_TEST(log_level_filters_lines)
 }
 END_TEST
 
-int main()
+#include "check_main.h"
+
+int main(int argc, char **argv)
 {
+    vlm_check_default_env();
     fixtures = env_or_die("VLM_FIXTURES");
     bin = env_or_die("VLM_BIN");
     char tmpl[] = "/tmp/vlm-ipc-test-XXXXXX";
@@ -849,23 +852,19 @@ int main()
     }
     tmpdir = tmpl;
     signal(SIGPIPE, SIG_IGN);
-    Suite *s = suite_create("ipc_protocol");
-    TCase *tc = tcase_create("vlmd");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, greedy_matches_standalone);
-    tcase_add_test(tc, multi_process_stress);
-    tcase_add_test(tc, sigkill_restart);
-    tcase_add_test(tc, hostile_clients_are_disconnected);
-    tcase_add_test(tc, backpressure_and_drain);
-    tcase_add_test(tc, results_written_before_exit_are_delivered);
-    tcase_add_test(tc, task_answers_come_whole);
-    tcase_add_test(tc, log_level_filters_lines);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    const int status = vlm_check_main(argc, argv, "ipc_protocol", {
+        {"vlmd", 300, {
+            greedy_matches_standalone,
+            multi_process_stress,
+            sigkill_restart,
+            hostile_clients_are_disconnected,
+            backpressure_and_drain,
+            results_written_before_exit_are_delivered,
+            task_answers_come_whole,
+            log_level_filters_lines,
+        }},
+    });
     std::string rm = "rm -rf " + tmpdir;
     if (std::system(rm.c_str()) != 0) return 1;
-    return failed == 0 ? 0 : 1;
+    return status;
 }

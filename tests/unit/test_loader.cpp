@@ -1,7 +1,10 @@
 // Model directory loader: safetensors files (single, sharded, corrupt),
 // config.json in the transformers 4.5x and 5.x forms, generation and
-// preprocessor configs, and binding every tensor by name and shape. Each
-// failure case checks the message a user would read, not just "false".
+// preprocessor configs, binding every tensor by name and shape, and asking
+// the backend about every weight's dtype. Each failure case checks the
+// message a user would read, not just "false".
+#include "backend/registry.h"
+#include "model/model.h"
 #include "model/model_config.h"
 #include "model/model_weights.h"
 #include "model/safetensors.h"
@@ -16,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -200,17 +204,20 @@ std::vector<NamedShape> tiny_model_tensors(const ModelConfig &c, bool split_mlp)
     return t;
 }
 
-// Writes the tensors (bf16 zeros) as one model.safetensors in `dir`.
-void write_model(const std::string &dir, const std::vector<NamedShape> &tensors) {
+// Writes the tensors (bf16 zeros; I32 for the one named `i32_name`) as one
+// model.safetensors in `dir`.
+void write_model(const std::string &dir, const std::vector<NamedShape> &tensors,
+                 const std::string &i32_name = "") {
     size_t max_elems = 1;
     for (const auto &t : tensors) {
         size_t n = 1;
         for (int64_t x : t.shape) n *= size_t(x);
         if (n > max_elems) max_elems = n;
     }
-    std::vector<uint16_t> zeros(max_elems, 0);
+    std::vector<uint32_t> zeros(max_elems, 0);
     std::vector<TensorToWrite> w;
-    for (const auto &t : tensors) w.push_back({t.name, DType::BF16, t.shape, zeros.data()});
+    for (const auto &t : tensors)
+        w.push_back({t.name, t.name == i32_name ? DType::I32 : DType::BF16, t.shape, zeros.data()});
     std::string err;
     ck_assert_msg(write_safetensors(dir + "/model.safetensors", w, err), "%s", err.c_str());
 }
@@ -750,6 +757,50 @@ START_TEST(bind_reports_missing_and_misshapen_tensors)
 }
 END_TEST
 
+// The loader asks the backend (Backend::supports) instead of assuming: an I32
+// weight is bound (safetensors and the shapes are fine) and then refused by
+// name because no backend multiplies by it; a head size beyond the CUDA
+// attention kernels is refused on cuda-emu and loads on cpu.
+START_TEST(load_asks_the_backend)
+{
+    std::string err;
+    BackendOptions bo;
+    bo.n_threads = 2;
+    auto cpu = make_backend("cpu", bo, err);
+    auto cuda = make_backend("cuda-emu", bo, err);
+    ck_assert_msg(cpu && cuda, "%s", err.c_str());
+
+    const std::string cfg = config_v5();
+    ModelConfig c = load_config_text(cfg);
+    std::string dir = make_temp_dir();
+    write_file(dir + "/config.json", cfg);
+    const std::string bad = "model.language_model.layers.1.mlp.down_proj.weight";
+    write_model(dir, tiny_model_tensors(c, false), bad);
+    std::unique_ptr<Model> m;
+    ck_assert(!load_model(dir, *cpu, m, err));
+    printf("  error: %s\n", err.c_str());
+    ck_assert_contains(err, "/model.safetensors: tensor " + bad +
+                                ": the cpu backend cannot run matmul with I32 weights");
+
+    // head_dim 160 (hidden 320 over 2 heads), rotary 8 of it.
+    std::string big = sub(sub(sub(config_v5("\"rope_type\": \"default\", \"rope_theta\": 500000, "
+                                            "\"partial_rotary_factor\": 0.05, \"mrope_section\": [2, 1, 1]"),
+                                  "\"hidden_size\": 64", "\"hidden_size\": 320"),
+                              "\"num_attention_heads\": 4, \"num_key_value_heads\": 2",
+                              "\"num_attention_heads\": 2, \"num_key_value_heads\": 1"),
+                          "\"out_hidden_size\": 64", "\"out_hidden_size\": 320");
+    ModelConfig cb = load_config_text(big);
+    ck_assert_int_eq(cb.text.head_dim, 160);
+    std::string dir2 = make_temp_dir();
+    write_file(dir2 + "/config.json", big);
+    write_model(dir2, tiny_model_tensors(cb, false));
+    ck_assert(!load_model(dir2, *cuda, m, err));
+    printf("  error: %s\n", err.c_str());
+    ck_assert_contains(err, "the cuda-emu backend cannot run the text attention with head_dim 160");
+    ck_assert_msg(load_model(dir2, *cpu, m, err), "%s", err.c_str());
+}
+END_TEST
+
 // ---------------------------------------------------------------------------
 // fixture models made by tests/reference (transformers save_pretrained)
 
@@ -785,40 +836,13 @@ START_TEST(fixture_models_load_and_bind)
 }
 END_TEST
 
-static Suite *loader_suite() {
-    Suite *s = suite_create("loader");
-    TCase *st = tcase_create("safetensors");
-    tcase_add_test(st, write_then_read_round_trips_values);
-    tcase_add_test(st, truncated_file_is_rejected);
-    tcase_add_test(st, absurd_header_length_is_rejected);
-    tcase_add_test(st, header_length_beyond_file_is_rejected);
-    tcase_add_test(st, bad_json_is_rejected);
-    tcase_add_test(st, metadata_is_skipped);
-    tcase_add_test(st, unknown_dtype_is_named);
-    tcase_add_test(st, bad_shapes_are_rejected);
-    tcase_add_test(st, offsets_outside_file_are_rejected);
-    tcase_add_test(st, size_mismatch_and_overlap_are_rejected);
-    tcase_add_test(st, unaligned_tensors_are_served_aligned);
-    tcase_add_test(st, sharded_set_opens_through_index);
-    suite_add_tcase(s, st);
-    TCase *cfg = tcase_create("config");
-    tcase_add_test(cfg, config_forms_4x_and_5x_agree);
-    tcase_add_test(cfg, invalid_configs_are_explained);
-    tcase_add_test(cfg, generation_and_preprocessor_configs);
-    suite_add_tcase(s, cfg);
-    TCase *bind = tcase_create("bind");
-    tcase_add_test(bind, bind_finds_every_tensor);
-    tcase_add_test(bind, bind_reports_missing_and_misshapen_tensors);
-    tcase_add_test(bind, fixture_models_load_and_bind);
-    suite_add_tcase(s, bind);
-    return s;
-}
-
 static int remove_entry(const char *path, const struct stat *, int, struct FTW *) {
     return remove(path);
 }
 
-int main() {
+#include "check_main.h"
+
+int main(int argc, char **argv) {
     const char *base = getenv("TMPDIR");
     std::string tmpl = std::string(base && *base ? base : "/tmp") + "/vlm_test_loader_XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());
@@ -828,10 +852,33 @@ int main() {
         return 1;
     }
     g_temp_root = buf.data();
-    SRunner *sr = srunner_create(loader_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    const int status = vlm_check_main(argc, argv, "loader", {
+        {"safetensors", 0, {
+            write_then_read_round_trips_values,
+            truncated_file_is_rejected,
+            absurd_header_length_is_rejected,
+            header_length_beyond_file_is_rejected,
+            bad_json_is_rejected,
+            metadata_is_skipped,
+            unknown_dtype_is_named,
+            bad_shapes_are_rejected,
+            offsets_outside_file_are_rejected,
+            size_mismatch_and_overlap_are_rejected,
+            unaligned_tensors_are_served_aligned,
+            sharded_set_opens_through_index,
+        }},
+        {"config", 0, {
+            config_forms_4x_and_5x_agree,
+            invalid_configs_are_explained,
+            generation_and_preprocessor_configs,
+        }},
+        {"bind", 0, {
+            bind_finds_every_tensor,
+            bind_reports_missing_and_misshapen_tensors,
+            load_asks_the_backend,
+            fixture_models_load_and_bind,
+        }},
+    });
     nftw(g_temp_root.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return failed == 0 ? 0 : 1;
+    return status;
 }

@@ -125,18 +125,16 @@ START_TEST(threshold)
 }
 END_TEST
 
-int main() {
-    Suite *s = suite_create("log");
-    TCase *tc = tcase_create("log");
-    tcase_add_test(tc, line_format);
-    tcase_add_test(tc, values_quoted_and_escaped);
-    tcase_add_test(tc, typed_fields);
-    tcase_add_test(tc, content_redacted);
-    tcase_add_test(tc, threshold);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+#include "check_main.h"
+
+int main(int argc, char **argv) {
+    return vlm_check_main(argc, argv, "log", {
+        {"log", 0, {
+            line_format,
+            values_quoted_and_escaped,
+            typed_fields,
+            content_redacted,
+            threshold,
+        }},
+    });
 }

@@ -551,24 +551,17 @@ START_TEST(forward_rejects_bad_requests)
 }
 END_TEST
 
-static Suite *model_suite(void) {
-    Suite *s = suite_create("model_golden");
-    TCase *tc = tcase_create("golden");
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, vision_output_matches_reference);
-    tcase_add_test(tc, prompt_logits_match_reference);
-    tcase_add_test(tc, greedy_tokens_match_reference);
-    tcase_add_test(tc, load_model_reports_bad_directories);
-    tcase_add_test(tc, forward_rejects_bad_requests);
-    suite_add_tcase(s, tc);
-    return s;
-}
+#include "check_main.h"
 
-int main(void) {
+int main(int argc, char **argv) {
     setvbuf(stdout, nullptr, _IOLBF, 0);  // keep lines printed before a failure
-    SRunner *sr = srunner_create(model_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return vlm_check_main(argc, argv, "model_golden", {
+        {"golden", 600, {
+            vision_output_matches_reference,
+            prompt_logits_match_reference,
+            greedy_tokens_match_reference,
+            load_model_reports_bad_directories,
+            forward_rejects_bad_requests,
+        }},
+    });
 }

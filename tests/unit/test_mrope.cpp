@@ -130,23 +130,17 @@ START_TEST(fixture_positions_equal_transformers)
 }
 END_TEST
 
-static Suite *mrope_suite(void) {
-    Suite *s = suite_create("mrope");
-    TCase *tc = tcase_create("positions");
-    tcase_add_test(tc, text_only_counts_up_with_zero_delta);
-    tcase_add_test(tc, one_image_uses_merged_grid_and_advances_by_longest_side);
-    tcase_add_test(tc, two_images_each_take_their_grid);
-    tcase_add_test(tc, malformed_runs_fall_back_to_text_positions);
-    tcase_add_test(tc, fixture_positions_equal_transformers);
-    suite_add_tcase(s, tc);
-    return s;
-}
+#include "check_main.h"
 
-int main(void) {
+int main(int argc, char **argv) {
     setvbuf(stdout, nullptr, _IOLBF, 0);  // keep lines printed before a failure
-    SRunner *sr = srunner_create(mrope_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return vlm_check_main(argc, argv, "mrope", {
+        {"positions", 0, {
+            text_only_counts_up_with_zero_delta,
+            one_image_uses_merged_grid_and_advances_by_longest_side,
+            two_images_each_take_their_grid,
+            malformed_runs_fall_back_to_text_positions,
+            fixture_positions_equal_transformers,
+        }},
+    });
 }

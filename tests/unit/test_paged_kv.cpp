@@ -183,17 +183,14 @@ START_TEST(test_batched_paged_matches_contiguous) {
 }
 END_TEST
 
-int main() {
-    Suite *s = suite_create("paged_kv");
-    TCase *tc = tcase_create("paged_kv");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_allocate_release);
-    tcase_add_test(tc, test_prefix_publish_match_evict);
-    tcase_add_test(tc, test_batched_paged_matches_contiguous);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+#include "check_main.h"
+
+int main(int argc, char **argv) {
+    return vlm_check_main(argc, argv, "paged_kv", {
+        {"paged_kv", 60, {
+            test_allocate_release,
+            test_prefix_publish_match_evict,
+            test_batched_paged_matches_contiguous,
+        }},
+    });
 }

@@ -416,22 +416,19 @@ START_TEST(happy_path)
 }
 END_TEST
 
-int main() {
-    Suite *s = suite_create("remote_image");
-    TCase *tc = tcase_create("remote_image");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, disabled_by_default);
-    tcase_add_test(tc, allowlist_matching);
-    tcase_add_test(tc, scheme_and_credentials_refused);
-    tcase_add_test(tc, private_addresses_refused);
-    tcase_add_test(tc, redirects_rechecked);
-    tcase_add_test(tc, byte_cap);
-    tcase_add_test(tc, time_cap);
-    tcase_add_test(tc, happy_path);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+#include "check_main.h"
+
+int main(int argc, char **argv) {
+    return vlm_check_main(argc, argv, "remote_image", {
+        {"remote_image", 60, {
+            disabled_by_default,
+            allowlist_matching,
+            scheme_and_credentials_refused,
+            private_addresses_refused,
+            redirects_rechecked,
+            byte_cap,
+            time_cap,
+            happy_path,
+        }},
+    });
 }

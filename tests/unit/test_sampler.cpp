@@ -202,23 +202,21 @@ START_TEST(utf8_lossy_repairs_only_invalid_bytes)
 }
 END_TEST
 
-int main()
+#include "check_main.h"
+
+int main(int argc, char **argv)
 {
-    Suite *s = suite_create("sampler");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, greedy_picks_argmax_lowest_id_on_ties);
-    tcase_add_test(tc, same_seed_same_tokens_different_seed_differs);
-    tcase_add_test(tc, top_k_and_top_p_exclude_the_tail);
-    tcase_add_test(tc, repetition_penalty_as_transformers);
-    tcase_add_test(tc, generation_defaults_fill_what_the_client_left_out);
-    tcase_add_test(tc, a_request_without_seed_gets_a_fresh_one);
-    tcase_add_test(tc, logprobs_are_normalised_and_sorted);
-    tcase_add_test(tc, stop_string_split_across_pieces_never_streams);
-    tcase_add_test(tc, utf8_lossy_repairs_only_invalid_bytes);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return vlm_check_main(argc, argv, "sampler", {
+        {"core", 0, {
+            greedy_picks_argmax_lowest_id_on_ties,
+            same_seed_same_tokens_different_seed_differs,
+            top_k_and_top_p_exclude_the_tail,
+            repetition_penalty_as_transformers,
+            generation_defaults_fill_what_the_client_left_out,
+            a_request_without_seed_gets_a_fresh_one,
+            logprobs_are_normalised_and_sorted,
+            stop_string_split_across_pieces_never_streams,
+            utf8_lossy_repairs_only_invalid_bytes,
+        }},
+    });
 }

@@ -594,26 +594,23 @@ START_TEST(tasks_end_to_end_on_tiny_model)
 }
 END_TEST
 
-int main() {
-    Suite *s = suite_create("tasks");
-    TCase *tc = tcase_create("tasks");
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, shipped_templates_load);
-    tcase_add_test(tc, minimal_template_parses);
-    tcase_add_test(tc, bad_templates_refused_with_messages);
-    tcase_add_test(tc, template_directory_checks);
-    tcase_add_test(tc, language_detection);
-    tcase_add_test(tc, build_alt_text_prompt);
-    tcase_add_test(tc, build_summary_prompt_zh_auto);
-    tcase_add_test(tc, build_refusals);
-    tcase_add_loop_test(tc, postprocess_table, 0, int(sizeof post_cases / sizeof post_cases[0]));
-    tcase_add_test(tc, postprocess_never_exceeds_limit);
-    tcase_add_test(tc, task_answer_is_one_final_event);
-    tcase_add_test(tc, tasks_end_to_end_on_tiny_model);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+#include "check_main.h"
+
+int main(int argc, char **argv) {
+    return vlm_check_main(argc, argv, "tasks", {
+        {"tasks", 600, {
+            shipped_templates_load,
+            minimal_template_parses,
+            bad_templates_refused_with_messages,
+            template_directory_checks,
+            language_detection,
+            build_alt_text_prompt,
+            build_summary_prompt_zh_auto,
+            build_refusals,
+            {postprocess_table, 0, int(sizeof post_cases / sizeof post_cases[0])},
+            postprocess_never_exceeds_limit,
+            task_answer_is_one_final_event,
+            tasks_end_to_end_on_tiny_model,
+        }},
+    });
 }

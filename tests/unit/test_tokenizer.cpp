@@ -364,21 +364,18 @@ START_TEST(encode_throughput) {
 }
 END_TEST
 
-int main() {
-    Suite *s = suite_create("tokenizer");
-    TCase *tc = tcase_create("tokenizer");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, corpus_ids_match_tokenizers_library);
-    tcase_add_test(tc, decode_is_byte_exact);
-    tcase_add_test(tc, stream_decode_holds_split_characters);
-    tcase_add_test(tc, special_tokens_and_user_text);
-    tcase_add_test(tc, malformed_files_give_reasons);
-    tcase_add_test(tc, tokenizer_config_adds_tokens_as_transformers);
-    tcase_add_test(tc, encode_throughput);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+#include "check_main.h"
+
+int main(int argc, char **argv) {
+    return vlm_check_main(argc, argv, "tokenizer", {
+        {"tokenizer", 120, {
+            corpus_ids_match_tokenizers_library,
+            decode_is_byte_exact,
+            stream_decode_holds_split_characters,
+            special_tokens_and_user_text,
+            malformed_files_give_reasons,
+            tokenizer_config_adds_tokens_as_transformers,
+            encode_throughput,
+        }},
+    });
 }

@@ -371,33 +371,29 @@ START_TEST(streamed_text_equals_json_text)
 }
 END_TEST
 
-int main()
+#include "check_main.h"
+
+int main(int argc, char **argv)
 {
+    vlm_check_default_env();
     fixtures = env_or_die("VLM_FIXTURES");
     bin = env_or_die("VLM_BIN");
-    Suite *s = suite_create("vlm-run");
-    TCase *golden = tcase_create("golden");
-    tcase_set_timeout(golden, 900);
-    tcase_add_test(golden, greedy_tokens_match_transformers_fp32);
-    tcase_add_test(golden, greedy_tokens_match_transformers_colour_keys);
-    tcase_add_test(golden, greedy_tokens_match_transformers_bf16);
-    tcase_add_test(golden, cuda_emu_backend_matches_transformers);
-    suite_add_tcase(s, golden);
-    TCase *errors = tcase_create("errors");
-    tcase_set_timeout(errors, 300);
-    tcase_add_test(errors, bad_arguments_exit_2_with_reason);
-    tcase_add_test(errors, bad_model_directories_exit_1_with_reason);
-    tcase_add_test(errors, bad_images_exit_1_with_reason);
-    suite_add_tcase(s, errors);
-    TCase *output = tcase_create("output");
-    tcase_set_timeout(output, 300);
-    tcase_add_test(output, json_output_has_logprobs_and_timings);
-    tcase_add_test(output, sampling_with_a_seed_is_reproducible);
-    tcase_add_test(output, streamed_text_equals_json_text);
-    suite_add_tcase(s, output);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return vlm_check_main(argc, argv, "vlm-run", {
+        {"golden", 900, {
+            greedy_tokens_match_transformers_fp32,
+            greedy_tokens_match_transformers_colour_keys,
+            greedy_tokens_match_transformers_bf16,
+            cuda_emu_backend_matches_transformers,
+        }},
+        {"errors", 300, {
+            bad_arguments_exit_2_with_reason,
+            bad_model_directories_exit_1_with_reason,
+            bad_images_exit_1_with_reason,
+        }},
+        {"output", 300, {
+            json_output_has_logprobs_and_timings,
+            sampling_with_a_seed_is_reproducible,
+            streamed_text_equals_json_text,
+        }},
+    });
 }

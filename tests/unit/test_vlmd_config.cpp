@@ -274,19 +274,17 @@ START_TEST(help_lists_each_option_once)
 }
 END_TEST
 
-int main() {
-    Suite *s = suite_create("vlmd_config");
-    TCase *tc = tcase_create("vlmd_config");
-    tcase_add_test(tc, example_file_documents_every_key);
-    tcase_add_test(tc, good_file);
-    tcase_add_test(tc, mistakes_name_file_and_line);
-    tcase_add_test(tc, cross_key_validation);
-    tcase_add_test(tc, flags_override_file);
-    tcase_add_test(tc, help_lists_each_option_once);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+#include "check_main.h"
+
+int main(int argc, char **argv) {
+    return vlm_check_main(argc, argv, "vlmd_config", {
+        {"vlmd_config", 0, {
+            example_file_documents_every_key,
+            good_file,
+            mistakes_name_file_and_line,
+            cross_key_validation,
+            flags_override_file,
+            help_lists_each_option_once,
+        }},
+    });
 }
