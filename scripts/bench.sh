@@ -17,7 +17,7 @@ MODEL_DIR=$BUILD/bench-model
 LOGS=$BUILD/bench-logs
 THREADS=${THREADS:-0}
 
-for tool in mkmodel bench-ops bench-model bench-daemon vlmd vlm-run; do
+for tool in mkmodel bench-ops bench-model bench-daemon bench-sched vlmd vlm-run; do
     if [ ! -x "$BIN/$tool" ]; then
         echo "bench: $BIN/$tool is missing; run 'make bench' (it builds first)" >&2
         exit 1
@@ -146,6 +146,20 @@ else
 fi
 t_daemon=$(elapsed "$t0")
 
+# Scheduling: what a heavy client costs a small one on vlmd (tiny model, so
+# image decoding and queueing are what is measured), with the scheduling of
+# before issue 12 and today's, in one run (bench-sched's header says how).
+t0=$(now)
+if "$BIN/bench-sched" --model tests/fixtures/models/tiny-flash --vlmd "$BIN/vlmd" --threads "$THREADS" \
+        >"$LOGS/bench-sched.txt" 2>&1; then
+    sched=$(tail -1 "$LOGS/bench-sched.txt")
+else
+    cat "$LOGS/bench-sched.txt"
+    echo "bench: bench-sched failed (see $LOGS/bench-sched.txt)" >&2
+    sched="{}"
+fi
+t_sched=$(elapsed "$t0")
+
 t0=$(now)
 if VLMD=$BIN/vlmd VLM_RUN=$BIN/vlm-run bash scripts/bench-nginx.sh >"$LOGS/bench-nginx.txt" 2>&1; then
     nginx_line=$(grep '^BENCH ' "$LOGS/bench-nginx.txt" | tail -1)
@@ -156,9 +170,11 @@ else
 fi
 t_nginx=$(elapsed "$t0")
 
-json_num() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); v=d
+json_in() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); v=d
 for k in sys.argv[2].split("."): v=v.get(k, {}) if isinstance(v, dict) else {}
-print(v if v != {} else "-")' "$daemon" "$1"; }
+print(v if v != {} else "-")' "$1" "$2"; }
+json_num() { json_in "$daemon" "$1"; }
+sched_num() { json_in "$sched" "$1"; }
 nval() { echo "$nginx_line" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
 t1=$(json_num tokens_per_s_by_clients.1); t4=$(json_num tokens_per_s_by_clients.4)
 t16=$(json_num tokens_per_s_by_clients.16)
@@ -167,6 +183,15 @@ printf ' %-38s %s / %s / %s tok/s (16 vs 1: %sx, target >= 6x)\n' "aggregate at 
     "$t1" "$t4" "$t16" "$(awk -v a="$t16" -v b="$t1" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }')"
 printf ' %-38s %s us ping, %s ms per tiny request over the model alone\n' "protocol round trip" \
     "$(json_num ping_rtt_us_p50)" "$(json_num protocol_overhead_ms)"
+for sc in images flood; do
+    case $sc in
+        images) label="small request, 4 large images in flight" ;;
+        flood) label="small request behind 60 of another's" ;;
+    esac
+    printf ' %-38s p50 %s -> %s ms, p99 %s -> %s ms (before -> after issue 12)\n' "$label" \
+        "$(sched_num before_$sc.small_ms_p50)" "$(sched_num after_$sc.small_ms_p50)" \
+        "$(sched_num before_$sc.small_ms_p99)" "$(sched_num after_$sc.small_ms_p99)"
+done
 printf ' %-38s %s req/s (p50 %s ms, p99 %s ms)\n' "nginx cache hit" "$(nval nginx_hit_rps)" \
     "$(nval nginx_hit_p50_ms)" "$(nval nginx_hit_p99_ms)"
 printf ' %-38s %s req/s (p50 %s ms, p99 %s ms); hit/static = %s\n' "nginx static file, same size" \
@@ -174,5 +199,5 @@ printf ' %-38s %s req/s (p50 %s ms, p99 %s ms); hit/static = %s\n' "nginx static
     "$(nval nginx_hit_static_ratio)"
 printf ' %-38s %s ms median, %s ms fastest\n' "module overhead on a miss" \
     "$(nval nginx_miss_overhead_ms)" "$(nval nginx_miss_overhead_fastest_ms)"
-echo " stage times: model $t_model s, bench-ops $t_ops s, bench-model $t_run s, daemon $t_daemon s, nginx $t_nginx s"
+echo " stage times: model $t_model s, bench-ops $t_ops s, bench-model $t_run s, daemon $t_daemon s, sched $t_sched s, nginx $t_nginx s"
 echo "==================================================================================="

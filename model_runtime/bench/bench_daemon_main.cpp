@@ -10,10 +10,9 @@
 #include "model/model.h"
 #include "text/tokenizer.h"
 #include "backend/registry.h"
+#include "bench/vlmd_process.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,15 +26,11 @@
 #include <thread>
 #include <vector>
 
-extern char **environ;
 
 namespace {
 
-double now_ms()
-{
-    return std::chrono::duration<double, std::milli>(
-               std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+using vlm::bench::connect_ready;
+using vlm::bench::now_ms;
 
 double median(std::vector<double> v)
 {
@@ -44,29 +39,7 @@ double median(std::vector<double> v)
     return v[v.size() / 2];
 }
 
-[[noreturn]] void die(const std::string &m)
-{
-    std::fprintf(stderr, "bench-daemon: %s\n", m.c_str());
-    std::exit(1);
-}
-
-vlm_ipc_client *connect_ready(const std::string &sock)
-{
-    vlm_ipc_client *c = vlm_ipc_client_new();
-    char err[256];
-    if (vlm_ipc_client_connect(c, sock.c_str(), err, sizeof err) != VLM_IPC_OK) {
-        vlm_ipc_client_free(c);
-        return nullptr;
-    }
-    double t0 = now_ms();
-    while (!vlm_ipc_client_ready(c) && now_ms() - t0 < 5000)
-        if (vlm_ipc_client_wait(c, 100) == VLM_IPC_CLOSED) break;
-    if (!vlm_ipc_client_ready(c)) {
-        vlm_ipc_client_free(c);
-        return nullptr;
-    }
-    return c;
-}
+[[noreturn]] void die(const std::string &m) { vlm::bench::die("bench-daemon", m); }
 
 // Runs one text request to its final event; returns completion tokens.
 int run_request(vlm_ipc_client *c, const std::string &prompt, int max_tokens)
@@ -114,21 +87,9 @@ int main(int argc, char **argv)
         std::string self = argv[0];
         vlmd_path = (self.find('/') == std::string::npos ? std::string(".") : self.substr(0, self.rfind('/'))) + "/vlmd";
     }
-    char dir[] = "/tmp/bench-daemon-XXXXXX";
-    if (!mkdtemp(dir)) die("mkdtemp failed");
-    std::string sock = std::string(dir) + "/vlmd.sock", log = std::string(dir) + "/vlmd.log";
-    std::vector<std::string> args{vlmd_path, "--model", model_dir, "--socket", sock, "--threads", threads};
-    std::vector<char *> av;
-    for (auto &s : args) av.push_back(const_cast<char *>(s.c_str()));
-    av.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    if (posix_spawn(&pid, av[0], &fa, nullptr, av.data(), environ) != 0) die("cannot start " + vlmd_path);
-    vlm_ipc_client *c = nullptr;
-    for (double t0 = now_ms(); !c && now_ms() - t0 < 120000; usleep(20000)) c = connect_ready(sock);
-    if (!c) die("vlmd did not come up (see " + log + ")");
+    vlm::bench::VlmdProcess vlmd = vlm::bench::start_vlmd("bench-daemon", vlmd_path, model_dir, {"--threads", threads});
+    vlm_ipc_client *c = connect_ready(vlmd.socket);
+    if (!c) die("cannot connect to vlmd (see " + vlmd.log + ")");
 
     // (1) protocol round trip.
     std::vector<double> ping;
@@ -174,7 +135,7 @@ int main(int argc, char **argv)
         double t0 = now_ms(), end = t0 + seconds_per_level * 1000.0;
         for (int k = 0; k < n; k++)
             th.emplace_back([&, k] {
-                vlm_ipc_client *cc = connect_ready(sock);
+                vlm_ipc_client *cc = connect_ready(vlmd.socket);
                 if (!cc) die("client connect failed");
                 for (int r = 0; now_ms() < end; r++)
                     tokens += run_request(cc, "client " + std::to_string(k) + " run " + std::to_string(r),
@@ -188,14 +149,11 @@ int main(int argc, char **argv)
         levels += buf;
     }
     vlm_ipc_client_free(c);
-    kill(pid, SIGTERM);
-    int st;
-    waitpid(pid, &st, 0);
+    const int vlmd_exit = vlm::bench::stop_vlmd(vlmd);
     std::printf("{\"ping_rtt_us_p50\":%.1f,\"tiny_request_ms_via_vlmd_p50\":%.3f,"
                 "\"tiny_request_ms_in_process_p50\":%.3f,\"protocol_overhead_ms\":%.3f,"
                 "\"tokens_per_s_by_clients\":{%s},\"max_tokens\":%d,\"vlmd_exit\":%d}\n",
                 median(ping), median(via), median(alone), median(via) - median(alone), levels.c_str(),
-                tokens_per_request, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-    std::string rm = std::string("rm -rf ") + dir;
-    return std::system(rm.c_str()) == 0 ? 0 : 1;
+                tokens_per_request, vlmd_exit);
+    return vlmd_exit == 0 ? 0 : 1;
 }

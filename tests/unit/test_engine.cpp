@@ -9,10 +9,10 @@
 #include "model/model.h"
 #include "text/tokenizer.h"
 #include "backend/registry.h"
+#include "bench/synthetic_image.h"
 
 #include <check.h>
 #include <jansson.h>
-#include <zlib.h>
 
 #include <dirent.h>
 
@@ -253,39 +253,6 @@ void check_parity(int chunk) {
     }
 }
 
-// A grey PNG of w x h pixels (a diagonal ramp), made here: big images are
-// costly to decode, not to store.
-std::vector<uint8_t> big_png(uint32_t w, uint32_t h) {
-    std::vector<uint8_t> raw;
-    raw.reserve(size_t(w + 1) * h);
-    for (uint32_t y = 0; y < h; ++y) {
-        raw.push_back(0);   // filter: none
-        for (uint32_t x = 0; x < w; ++x) raw.push_back(uint8_t(x + y));
-    }
-    uLongf zlen = compressBound(uLong(raw.size()));
-    std::vector<uint8_t> z(zlen);
-    ck_assert(compress2(z.data(), &zlen, raw.data(), uLong(raw.size()), 1) == Z_OK);
-    z.resize(zlen);
-    std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    auto be32 = [&](uint32_t v) {
-        for (int s = 24; s >= 0; s -= 8) png.push_back(uint8_t(v >> s));
-    };
-    auto chunk = [&](const char *type, const std::vector<uint8_t> &data) {
-        be32(uint32_t(data.size()));
-        const size_t start = png.size();
-        png.insert(png.end(), type, type + 4);
-        png.insert(png.end(), data.begin(), data.end());
-        be32(uint32_t(crc32(0, png.data() + start, uInt(png.size() - start))));
-    };
-    std::vector<uint8_t> ihdr = {uint8_t(w >> 24), uint8_t(w >> 16), uint8_t(w >> 8), uint8_t(w),
-                                 uint8_t(h >> 24), uint8_t(h >> 16), uint8_t(h >> 8), uint8_t(h),
-                                 8, 0, 0, 0, 0};   // 8-bit grey
-    chunk("IHDR", ihdr);
-    chunk("IDAT", z);
-    chunk("IEND", {});
-    return png;
-}
-
 }  // namespace
 
 START_TEST(test_parity_default_chunks) { check_parity(kDefaultPrefillChunk); }
@@ -360,7 +327,7 @@ START_TEST(test_large_image_does_not_stall_text) {
     auto engine = start(l, opt);
     Collector c;
     ChatRequest img = make_request("", "Describe the image.", {}, 4);
-    img.images.push_back(ImageBytes::copy_of(big_png(6000, 6000)));
+    img.images.push_back(ImageBytes::copy_of(synthetic_grey_png(6000, 6000)));
     img.messages.back().parts.insert(img.messages.back().parts.begin(), {ChatPart::IMAGE, "", 0});
     const auto t0 = Clock::now();
     submit_ok(*engine, 1, img, c);
