@@ -330,7 +330,9 @@ static int stress_client(const std::string &sock, int total, unsigned seed)
     int submitted = 0, finished = 0, cancelled_sent = 0;
     double t0 = now_ms();
     while (finished < total) {
-        if (now_ms() - t0 > 60000) return 11;
+        // A hang detector, not a speed test: under ASan beside other suites
+        // on 2 loaded cores the run took over 60 s; the test case allows 300.
+        if (now_ms() - t0 > 240000) return 11;
         while (submitted < total && live.size() < 8) {
             uint32_t slot, gen;
             int rc = submit_text(c, "stress " + std::to_string(submitted), 1 + int(rng() % 4), nullptr,
