@@ -2,6 +2,8 @@
 // Leaves out: language detection and any model-based quality scoring.
 #include "alt_quality.h"
 
+#include "util/utf8.h"
+
 #include <cstring>
 
 #include <algorithm>
@@ -100,26 +102,6 @@ bool is_weak_alt(const std::string& alt_raw, const std::string& src) {
     return false;
 }
 
-namespace {
-
-// Length of the well-formed UTF-8 sequence at `i` (RFC 3629: no overlong forms, no
-// surrogates, nothing above U+10FFFF), or 0.
-size_t utf8_sequence_at(const std::string& text, size_t i) {
-    auto byte = [&](size_t k) { return static_cast<unsigned char>(text[i + k]); };
-    unsigned char c = byte(0);
-    if (c < 0x80) return 1;
-    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (len == 0 || i + len > text.size()) return 0;
-    for (size_t k = 1; k < len; ++k)
-        if ((byte(k) & 0xC0) != 0x80) return 0;
-    unsigned char c1 = byte(1);
-    if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 > 0x8F))
-        return 0;
-    return len;
-}
-
-}  // namespace
-
 std::string clean_generated_alt(const std::string& text) {
     std::string out;
     out.reserve(text.size());
@@ -127,7 +109,8 @@ std::string clean_generated_alt(const std::string& text) {
     size_t i = 0;
     while (i < text.size()) {
         unsigned char c = static_cast<unsigned char>(text[i]);
-        size_t len = utf8_sequence_at(text, i);
+        const vlm::utf8::ScanResult r = vlm::utf8::scan(text, i);
+        size_t len = r.kind == vlm::utf8::Scan::VALID ? r.length : 0;
         if (len == 0) { ++i; continue; }
         if (len == 1 && (c < 0x20 || c == 0x7F || c == ' ')) {
             pending_space = !out.empty();

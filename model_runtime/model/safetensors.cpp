@@ -46,15 +46,6 @@ bool dtype_from_string(const char *s, DType &out) {
     return false;
 }
 
-std::string shape_string(const std::vector<int64_t> &shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) {
-        if (i) s += ", ";
-        s += std::to_string(shape[i]);
-    }
-    return s + "]";
-}
-
 // A JSON integer >= 0, as uint64. Reals, negatives and other types fail.
 bool json_nonneg_int(const json_t *v, uint64_t &out) {
     if (!json_is_integer(v)) return false;
@@ -465,6 +456,15 @@ bool write_safetensors(const std::string &path, const std::vector<TensorToWrite>
         return false;
     }
     return true;
+}
+
+std::string shape_string(const std::vector<int64_t> &shape) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) {
+        if (i) s += ", ";
+        s += std::to_string(shape[i]);
+    }
+    return s + "]";
 }
 
 }  // namespace vlm

@@ -49,6 +49,9 @@ private:
 
 // Parses a safetensors header from `bytes` (the whole file, `size` bytes) into
 // views pointing inside it. Exposed for the fuzz target and unit tests.
+// "[2, 3]": a shape as error messages print it.
+std::string shape_string(const std::vector<int64_t> &shape);
+
 bool parse_safetensors(const uint8_t *bytes, size_t size, const std::string &file,
                        std::map<std::string, TensorView> &out, std::string &err);
 

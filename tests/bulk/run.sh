@@ -26,7 +26,7 @@ if [ ! -x "$bin" ]; then
     g++ -std=c++20 -O2 -Wall -Wextra -Wno-unused-parameter -I"$root/model_runtime" -o "$bin" "$root"/editor_plugin/bulk/*.cpp \
         "$root"/model_runtime/image/image_decode.cpp "$root"/model_runtime/image/image_jpeg.cpp \
         "$root"/model_runtime/image/image_png.cpp "$root"/model_runtime/image/image_webp.cpp \
-        "$root"/model_runtime/image/image_gif.cpp \
+        "$root"/model_runtime/image/image_gif.cpp "$root"/model_runtime/util/utf8.cpp \
         -lcurl -ljansson -ljpeg -lpng16 -lwebp -lgif -lexif -pthread
 fi
 

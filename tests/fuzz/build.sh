@@ -94,7 +94,7 @@ status=0
 for target in "$ROOT"/tests/fuzz/fuzz_*.cpp; do
     name=$(basename "$target" .cpp)
     # shellcheck disable=SC2086
-    if $CXX $CXXFLAGS -fsanitize=fuzzer "$target" "$OUT/libvlm_runtime_fuzz.a" "$OUT/libvlm_bulk_fuzz.a" $PKG_LIBS \
+    if $CXX $CXXFLAGS -fsanitize=fuzzer "$target" "$OUT/libvlm_bulk_fuzz.a" "$OUT/libvlm_runtime_fuzz.a" $PKG_LIBS \
             -lgif -lpthread -o "$OUT/$name"; then
         echo "built $OUT/$name"
     else

@@ -13,7 +13,8 @@ function vlm_asset_url( string $rel ): string {
 
 /** File modification time as the version, so browsers pick up edits. */
 function vlm_asset_ver( string $rel ): string {
-	$mtime = @filemtime( VLM_PLUGIN_DIR . '/' . $rel );
+	$path  = VLM_PLUGIN_DIR . '/' . $rel;
+	$mtime = is_file( $path ) ? filemtime( $path ) : false;
 	return $mtime ? VLM_PLUGIN_VERSION . '.' . $mtime : VLM_PLUGIN_VERSION;
 }
 
