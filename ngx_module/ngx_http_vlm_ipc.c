@@ -517,10 +517,11 @@ ngx_http_vlm_ipc_submit(ngx_http_request_t *r, ngx_http_vlm_task_t *task,
 {
     int                       rc;
     char                     *s;
+    u_char                   *p;
     json_t                   *images, *img;
-    size_t                    len;
+    size_t                    len, total;
     uint32_t                  slot, gen;
-    uint64_t                  regions[VLM_IPC_MAX_REGIONS];
+    uint64_t                  regions[2], offset;
     ngx_int_t                 status;
     ngx_uint_t                i, n;
     ngx_http_vlm_image_t     *im;
@@ -542,10 +543,6 @@ ngx_http_vlm_ipc_submit(ngx_http_request_t *r, ngx_http_vlm_task_t *task,
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    if (task->images->nelts + 1 > VLM_IPC_MAX_REGIONS) {
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
     n = 0;
     status = NGX_HTTP_TOO_MANY_REQUESTS;
     im = task->images->elts;
@@ -557,21 +554,38 @@ ngx_http_vlm_ipc_submit(ngx_http_request_t *r, ngx_http_vlm_task_t *task,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /*
+     * Every image in one arena region and the body in a second: two
+     * regions whatever the number of images. One region per image plus
+     * the body needed nine for vlm_max_images 8, one more than the client
+     * library frees with a request (VLM_IPC_MAX_REGIONS), and 8 images
+     * were refused.
+     */
+    total = 0;
+
     for (i = 0; i < task->images->nelts; i++) {
-        if (ngx_http_vlm_ipc_alloc_copy(r, im[i].data.data, im[i].data.len,
-                                        &regions[n])
-            != NGX_OK)
-        {
+        total += im[i].data.len;
+    }
+
+    if (total) {
+        p = vlm_ipc_alloc(ngx_http_vlm_ipc.client, total, &regions[n]);
+        if (p == NULL) {
             goto failed;
         }
 
-        img = json_pack("{s:I, s:I}", "offset", (json_int_t) regions[n],
-                        "length", (json_int_t) im[i].data.len);
-        n++;
+        offset = regions[n++];
 
-        if (img == NULL || json_array_append_new(images, img) != 0) {
-            status = NGX_HTTP_INTERNAL_SERVER_ERROR;
-            goto failed;
+        for (i = 0; i < task->images->nelts; i++) {
+            p = ngx_cpymem(p, im[i].data.data, im[i].data.len);
+
+            img = json_pack("{s:I, s:I}", "offset", (json_int_t) offset,
+                            "length", (json_int_t) im[i].data.len);
+            offset += im[i].data.len;
+
+            if (img == NULL || json_array_append_new(images, img) != 0) {
+                status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+                goto failed;
+            }
         }
     }
 
