@@ -3,8 +3,8 @@
  * Copyright (C) vlm authors
  *
  * ngx_http_vlm_body: the request body, from memory or the temp file, as one
- * buffer, then one JSON object: parsed with its nesting checked before
- * jansson recurses into it, or built from multipart/form-data (alt text),
+ * buffer, then one JSON object: parsed within the location's limits
+ * (ngx_http_vlm_json.c), or built from multipart/form-data (alt text),
  * whose files become images. The object is then checked against the
  * endpoint's schema (ngx_http_vlm_schema.c). Errors are left in ctx->error
  * in OpenAI's shape for the caller to send.
@@ -16,7 +16,13 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_http_vlm_module.h"
+#if (__GLIBC__)
+#include <malloc.h>
+#endif
 
+
+/* a tree this large leaves enough free heap to be worth returning */
+#define NGX_HTTP_VLM_TRIM_VALUES       8192
 
 #define NGX_HTTP_VLM_MAX_PARTS         16
 #define NGX_HTTP_VLM_MAX_BOUNDARY      70      /* RFC 2046 */
@@ -33,10 +39,13 @@ typedef struct {
 static ngx_int_t ngx_http_vlm_json_cleanup_add(ngx_pool_t *pool,
     json_t *json);
 static void ngx_http_vlm_json_cleanup(void *data);
+static void ngx_http_vlm_trim_cleanup(void *data);
 static ngx_int_t ngx_http_vlm_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
-static ngx_int_t ngx_http_vlm_json_depth_ok(ngx_str_t *body,
-    ngx_uint_t max);
+static ngx_int_t ngx_http_vlm_parse_json(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_str_t *body, json_t **in);
+static void ngx_http_vlm_release_body(ngx_http_request_t *r,
+    ngx_str_t *body);
 static ngx_int_t ngx_http_vlm_parse_multipart(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx, ngx_str_t *body, json_t *in);
 static ngx_int_t ngx_http_vlm_split_multipart(ngx_http_request_t *r,
@@ -73,7 +82,7 @@ ngx_http_vlm_parse_body(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
     ngx_int_t                  rc;
     ngx_str_t                  body;
     ngx_uint_t                 multipart;
-    json_error_t               err;
+    ngx_pool_cleanup_t        *cln;
     ngx_http_vlm_task_t       *task;
     ngx_http_vlm_loc_conf_t   *vlcf;
     ngx_http_vlm_main_conf_t  *vmcf;
@@ -85,6 +94,15 @@ ngx_http_vlm_parse_body(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
     if (task == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    /* registered first, so it runs after every json_decref of the request */
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_vlm_trim_cleanup;
+    cln->data = task;
 
     ctx->task = task;
     task->model = vmcf->model_name;
@@ -134,28 +152,9 @@ ngx_http_vlm_parse_body(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
         }
 
     } else {
-        if (!ngx_http_vlm_json_depth_ok(&body, vlcf->max_json_depth)) {
-            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                          "json_too_deep",
-                                          "JSON nesting deeper than %ui",
-                                          vlcf->max_json_depth);
-        }
-
-        in = json_loadb((char *) body.data, body.len,
-                        JSON_REJECT_DUPLICATES, &err);
-        if (in == NULL) {
-            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                          "invalid_json",
-                                          "invalid JSON at line %d column "
-                                          "%d: %s", err.line, err.column,
-                                          err.text);
-        }
-
-        if (!json_is_object(in)) {
-            json_decref(in);
-            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                          "invalid_json",
-                                          "the body must be a JSON object");
+        rc = ngx_http_vlm_parse_json(r, ctx, &body, &in);
+        if (rc != NGX_OK) {
+            return rc;
         }
     }
 
@@ -200,25 +199,59 @@ ngx_http_vlm_json_cleanup(void *data)
 }
 
 
+/*
+ * After a large tree is freed, glibc keeps the pages in its heap unless
+ * asked; a hostile body must not leave the worker bigger than it was.
+ */
+static void
+ngx_http_vlm_trim_cleanup(void *data)
+{
+    ngx_http_vlm_task_t *task = data;
+
+#if (__GLIBC__)
+    if (task->json_values > NGX_HTTP_VLM_TRIM_VALUES) {
+        (void) malloc_trim(0);
+    }
+#endif
+}
+
+
+/*
+ * The body as one writable buffer. One memory buffer is used where it
+ * lies. Several (the part read with the headers, then the rest) are copied
+ * once and nginx's large buffer is freed right after, so a 24 MB body
+ * holds 48 MB only while it is copied; a body in a temp file is read.
+ */
 static ngx_int_t
 ngx_http_vlm_read_body(ngx_http_request_t *r, ngx_str_t *body)
 {
-    off_t         len;
-    u_char       *p;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
+    off_t                     len;
+    u_char                   *p;
+    ssize_t                   n;
+    ngx_buf_t                *b;
+    ngx_chain_t              *cl;
+    ngx_http_request_body_t  *rb;
 
     body->len = 0;
     body->data = NULL;
 
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+    rb = r->request_body;
+
+    if (rb == NULL || rb->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    b = rb->bufs->buf;
+
+    if (rb->bufs->next == NULL && !b->in_file) {
+        body->data = b->pos;
+        body->len = b->last - b->pos;
         return NGX_OK;
     }
 
     len = 0;
 
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+    for (cl = rb->bufs; cl; cl = cl->next) {
         b = cl->buf;
         len += b->in_file ? b->file_last - b->file_pos : b->last - b->pos;
     }
@@ -231,7 +264,7 @@ ngx_http_vlm_read_body(ngx_http_request_t *r, ngx_str_t *body)
 
     body->data = p;
 
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+    for (cl = rb->bufs; cl; cl = cl->next) {
         b = cl->buf;
 
         if (b->in_file) {
@@ -251,56 +284,110 @@ ngx_http_vlm_read_body(ngx_http_request_t *r, ngx_str_t *body)
     *p = '\0';
     body->len = p - body->data;
 
+    /*
+     * The chain points into rb->buf (or the header buffer, which is not
+     * freed here); from now on it is the copy.
+     */
+    b = ngx_calloc_buf(r->pool);
+    cl = ngx_alloc_chain_link(r->pool);
+    if (b == NULL || cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->temporary = 1;
+    b->start = body->data;
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->end = b->last;
+    b->last_buf = 1;
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    if (rb->buf != NULL && rb->buf->start != NULL) {
+        (void) ngx_pfree(r->pool, rb->buf->start);
+    }
+
+    rb->buf = b;
+    rb->bufs = cl;
+
     return NGX_OK;
 }
 
 
-static ngx_int_t
-ngx_http_vlm_json_depth_ok(ngx_str_t *body, ngx_uint_t max)
+/*
+ * The tree holds copies of the strings: the body's bytes go back to the
+ * system now, before images are decoded, not when the request ends. A
+ * 24 MB body then peaks at body + strings, not body + strings + images.
+ */
+static void
+ngx_http_vlm_release_body(ngx_http_request_t *r, ngx_str_t *body)
 {
-    u_char      *p, *last;
-    ngx_uint_t   depth, in_string;
+    ngx_http_request_body_t  *rb;
 
-    depth = 0;
-    in_string = 0;
-    last = body->data + body->len;
+    rb = r->request_body;
 
-    /* jansson recurses up to 2048 levels; refuse deep input before it */
-    for (p = body->data; p < last; p++) {
-
-        if (in_string) {
-            if (*p == '\\') {
-                p++;
-
-            } else if (*p == '"') {
-                in_string = 0;
-            }
-
-            continue;
-        }
-
-        switch (*p) {
-        case '"':
-            in_string = 1;
-            break;
-
-        case '[':
-        case '{':
-            if (++depth > max) {
-                return 0;
-            }
-            break;
-
-        case ']':
-        case '}':
-            if (depth) {
-                depth--;
-            }
-            break;
-        }
+    /*
+     * rb->buf is our copy, or nginx's buffer when the body was in one; a
+     * body read with the headers is in no large block, and stays
+     */
+    if (rb->buf != NULL && rb->buf->start != NULL) {
+        (void) ngx_pfree(r->pool, rb->buf->start);
     }
 
-    return 1;
+    /* $request_body, if anything asks, is empty rather than freed memory */
+    rb->bufs = NULL;
+    rb->buf = NULL;
+
+    ngx_str_null(body);
+}
+
+
+static ngx_int_t
+ngx_http_vlm_parse_json(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
+    ngx_str_t *body, json_t **in)
+{
+    ngx_http_vlm_json_t       jp;
+    ngx_http_vlm_loc_conf_t  *vlcf;
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
+
+    jp.max_depth = vlcf->max_json_depth;
+    jp.max_values = vlcf->max_json_values;
+
+    *in = ngx_http_vlm_json_parse(body->data, body->len, &jp);
+
+    ctx->task->json_values = jp.values;
+
+    ngx_http_vlm_release_body(r, body);
+
+    if (*in != NULL) {
+        return NGX_OK;
+    }
+
+    if (jp.code == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_strcmp(jp.code, "json_too_deep") == 0) {
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                      jp.code,
+                                      "JSON nested deeper than %ui levels "
+                                      "(at byte %uz)", vlcf->max_json_depth,
+                                      jp.offset);
+    }
+
+    if (ngx_strcmp(jp.code, "json_too_complex") == 0) {
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                      jp.code,
+                                      "JSON refused at byte %uz: %s (at "
+                                      "most %ui values)", jp.offset,
+                                      jp.reason, vlcf->max_json_values);
+    }
+
+    return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                  jp.code, "invalid JSON at byte %uz: %s",
+                                  jp.offset, jp.reason);
 }
 
 

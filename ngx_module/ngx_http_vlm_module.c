@@ -12,6 +12,18 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_http_vlm_module.h"
+#if (__GLIBC__)
+#include <malloc.h>
+#endif
+
+
+/*
+ * Allocations this large get their own mapping, returned to the system on
+ * free. glibc would otherwise raise the threshold to the largest block
+ * freed (up to 32 MB), and the next request bodies of that size would stay
+ * in the heap after the request.
+ */
+#define NGX_HTTP_VLM_MMAP_THRESHOLD  (256 * 1024)
 
 
 static ngx_int_t ngx_http_vlm_add_variables(ngx_conf_t *cf);
@@ -60,6 +72,12 @@ static ngx_conf_enum_t  ngx_http_vlm_log_levels[] = {
 
 static ngx_conf_num_bounds_t  ngx_http_vlm_positive_bounds = {
     ngx_conf_check_num_bounds, 1, 1000000000
+};
+
+
+/* the JSON parser recurses once per level */
+static ngx_conf_num_bounds_t  ngx_http_vlm_depth_bounds = {
+    ngx_conf_check_num_bounds, 1, 1024
 };
 
 
@@ -210,6 +228,13 @@ static ngx_command_t  ngx_http_vlm_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_vlm_loc_conf_t, max_json_depth),
+      &ngx_http_vlm_depth_bounds },
+
+    { ngx_string("vlm_max_json_values"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_vlm_loc_conf_t, max_json_values),
       &ngx_http_vlm_positive_bounds },
 
     { ngx_string("vlm_cors_origin"),
@@ -508,6 +533,7 @@ ngx_http_vlm_create_loc_conf(ngx_conf_t *cf)
     vlcf->max_tokens = NGX_CONF_UNSET_UINT;
     vlcf->default_max_tokens = NGX_CONF_UNSET_UINT;
     vlcf->max_json_depth = NGX_CONF_UNSET_UINT;
+    vlcf->max_json_values = NGX_CONF_UNSET_UINT;
     vlcf->cors_origins = NGX_CONF_UNSET_PTR;
     vlcf->remote_images = NGX_CONF_UNSET;
     vlcf->request_timeout = NGX_CONF_UNSET_MSEC;
@@ -551,6 +577,8 @@ ngx_http_vlm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->default_max_tokens,
                               prev->default_max_tokens, 512);
     ngx_conf_merge_uint_value(conf->max_json_depth, prev->max_json_depth, 16);
+    ngx_conf_merge_uint_value(conf->max_json_values, prev->max_json_values,
+                              65536);
     ngx_conf_merge_ptr_value(conf->cors_origins, prev->cors_origins, NULL);
     ngx_conf_merge_value(conf->remote_images, prev->remote_images, 0);
     ngx_conf_merge_msec_value(conf->request_timeout, prev->request_timeout,
@@ -779,6 +807,10 @@ ngx_http_vlm_init_process(ngx_cycle_t *cycle)
     {
         return NGX_OK;
     }
+
+#if (__GLIBC__)
+    (void) mallopt(M_MMAP_THRESHOLD, NGX_HTTP_VLM_MMAP_THRESHOLD);
+#endif
 
     /* neither is fatal: a missing Redis or vlmd is retried on a timer */
     (void) ngx_http_vlm_redis_init(cycle);

@@ -112,6 +112,7 @@ typedef struct {
     ngx_uint_t                  max_tokens;
     ngx_uint_t                  default_max_tokens; /* when not asked */
     ngx_uint_t                  max_json_depth;
+    ngx_uint_t                  max_json_values;    /* per body */
     ngx_array_t                *cors_origins;   /* ngx_str_t */
     ngx_flag_t                  remote_images;
     ngx_msec_t                  request_timeout;    /* ms, whole answer */
@@ -134,6 +135,17 @@ typedef struct {
 } ngx_http_vlm_error_t;
 
 
+/* limits in, and the refusal out, of ngx_http_vlm_json_parse() */
+typedef struct {
+    ngx_uint_t                  max_depth;
+    ngx_uint_t                  max_values;
+    const char                 *code;       /* error code; NULL: no memory */
+    const char                 *reason;     /* never quotes the body */
+    size_t                      offset;     /* bytes into the body */
+    ngx_uint_t                  values;     /* parsed, or up to the error */
+} ngx_http_vlm_json_t;
+
+
 /*
  * a validated request: "body" is the JSON sent to vlmd (vlm_ipc.h) without
  * its "images" member, which needs arena offsets known only at submit time;
@@ -147,6 +159,7 @@ typedef struct {
     json_t                     *body;
     ngx_array_t                *images;         /* ngx_http_vlm_image_t */
     size_t                      prompt_bytes;   /* all text, bytes */
+    ngx_uint_t                  json_values;    /* in the body */
 
     unsigned                    stream:1;
     unsigned                    include_usage:1;
@@ -249,6 +262,10 @@ char *ngx_http_vlm_jwt_load_key(ngx_conf_t *cf, ngx_http_vlm_jwt_key_t *key,
 /* ngx_http_vlm_body.c */
 ngx_int_t ngx_http_vlm_parse_body(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx);
+
+/* ngx_http_vlm_json.c */
+json_t *ngx_http_vlm_json_parse(u_char *data, size_t len,
+    ngx_http_vlm_json_t *jp);
 
 /* ngx_http_vlm_schema.c */
 ngx_int_t ngx_http_vlm_schema_parse(ngx_http_request_t *r,

@@ -6,7 +6,7 @@
  *
  * Stand-ins written here: the pool (one malloc per allocation so ASan sees
  * every overrun; cleanups run on destroy, so LeakSanitizer catches a missed
- * json_decref), ngx_read_file (fails; bodies are always in memory here),
+ * json_decref) and its chain links, ngx_read_file (fails; bodies are always in memory here),
  * the configuration-time helpers only ngx_http_vlm_jwt_load_key calls
  * (never reached), ngx_log_error_core (silent) and the module object.
  * SHA-256 is the module's own (ngx_http_vlm_util.c, linked in).
@@ -139,6 +139,13 @@ ngx_pfree(ngx_pool_t *pool, void *p)
 }
 
 
+ngx_chain_t *
+ngx_alloc_chain_link(ngx_pool_t *pool)
+{
+    return ngx_palloc(pool, sizeof(ngx_chain_t));
+}
+
+
 ngx_pool_cleanup_t *
 ngx_pool_cleanup_add(ngx_pool_t *p, size_t size)
 {
@@ -238,6 +245,11 @@ ngx_harness_set_body(ngx_http_request_t *r, const u_char *data, size_t len,
         cl->buf = b;
         *ll = cl;
         ll = &cl->next;
+
+        /* as nginx: the last part is rb->buf, a large pool block */
+        b->start = b->pos;
+        b->end = b->last;
+        r->request_body->buf = b;
     }
 }
 

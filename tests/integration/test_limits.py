@@ -378,3 +378,22 @@ def test_documented_max_json_depth_16(example, api):
     assert_served(example.post(path, dict(body, **{ignored_key(api): nest(15)})))
     assert_refused(example.post(path, dict(body, **{ignored_key(api): nest(16)})),
                    400, "json_too_deep")
+
+
+def count_values(v):
+    if isinstance(v, dict):
+        return 1 + sum(count_values(x) for x in v.values())
+    if isinstance(v, list):
+        return 1 + sum(count_values(x) for x in v)
+    return 1
+
+
+@pytest.mark.parametrize("api", ["chat", "alt", "summary"])
+def test_documented_max_json_values_65536(example, api):
+    path, body = images_body(api, [data_url("tiny.png")])
+    body = dict(body, **{ignored_key(api): []})
+    body[ignored_key(api)] = [0] * (65536 - count_values(body))
+    assert count_values(body) == 65536
+    assert_served(example.post(path, body))
+    body[ignored_key(api)].append(0)
+    assert_refused(example.post(path, body), 400, "json_too_complex")
