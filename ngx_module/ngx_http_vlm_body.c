@@ -7,7 +7,7 @@
  * (ngx_http_vlm_json.c), or built from multipart/form-data (alt text),
  * whose files become images. The object is then checked against the
  * endpoint's schema (ngx_http_vlm_schema.c). Errors are left in ctx->error
- * in OpenAI's shape for the caller to send.
+ * in OpenAI's shape for the caller to send; they never quote the body.
  * Not here: sending anything; what each endpoint accepts.
  */
 
@@ -635,7 +635,10 @@ ngx_http_vlm_form_field(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         return NGX_OK;
     }
 
+    /* the field's name is client bytes: not repeated */
     return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
                                   "unsupported_parameter",
-                                  "unknown form field \"%V\"", &part->name);
+                                  "unknown form field (the fields are "
+                                  "image, language, title, context and "
+                                  "max_length)");
 }
