@@ -32,6 +32,7 @@ static ngx_int_t ngx_http_vlm_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static void *ngx_http_vlm_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_vlm_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_vlm_create_srv_conf(ngx_conf_t *cf);
 static void *ngx_http_vlm_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_vlm_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -276,7 +277,7 @@ static ngx_http_module_t  ngx_http_vlm_module_ctx = {
     ngx_http_vlm_create_main_conf,         /* create main configuration */
     ngx_http_vlm_init_main_conf,           /* init main configuration */
 
-    NULL,                                  /* create server configuration */
+    ngx_http_vlm_create_srv_conf,          /* create server configuration */
     NULL,                                  /* merge server configuration */
 
     ngx_http_vlm_create_loc_conf,          /* create location configuration */
@@ -384,7 +385,9 @@ ngx_http_vlm_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     switch (data) {
 
     case NGX_HTTP_VLM_VAR_SUBJECT:
-        if (!ctx->auth_done && vlcf->auth) {
+        if (!ctx->auth_done && vlcf->auth
+            && vlcf->api != NGX_HTTP_VLM_API_NONE)
+        {
             (void) ngx_http_vlm_authenticate(r, ctx);
         }
         s = &ctx->subject;
@@ -503,6 +506,26 @@ ngx_http_vlm_init_main_conf(ngx_conf_t *cf, void *conf)
 
 
 static void *
+ngx_http_vlm_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_vlm_srv_conf_t  *vscf;
+
+    vscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_vlm_srv_conf_t));
+    if (vscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     vscf->api = 0;    set by vlm_api in one of the server's locations
+     */
+
+    return vscf;
+}
+
+
+static void *
 ngx_http_vlm_create_loc_conf(ngx_conf_t *cf)
 {
     ngx_http_vlm_loc_conf_t  *vlcf;
@@ -613,6 +636,7 @@ ngx_http_vlm_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_str_t                 *value;
     ngx_uint_t                 i;
+    ngx_http_vlm_srv_conf_t   *vscf;
     ngx_http_core_loc_conf_t  *clcf;
 
     static ngx_str_t  names[] = {
@@ -651,6 +675,10 @@ ngx_http_vlm_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_vlm_handler;
+
+    /* nginx's own errors in this server are answered as the API's */
+    vscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_vlm_module);
+    vscf->api = 1;
 
     return NGX_CONF_OK;
 }

@@ -95,6 +95,12 @@ typedef struct {
 } ngx_http_vlm_main_conf_t;
 
 
+/* per server: what nginx's own answers look like there */
+typedef struct {
+    ngx_flag_t                  api;            /* has vlm_api locations */
+} ngx_http_vlm_srv_conf_t;
+
+
 typedef struct {
     ngx_uint_t                  api;            /* NGX_HTTP_VLM_API_* */
     ngx_flag_t                  auth;
@@ -217,6 +223,7 @@ typedef struct {
     ngx_str_t                   cache_key;      /* hex, "vlm:v1:..." */
     ngx_uint_t                  cache_status;   /* NGX_HTTP_VLM_CACHE_* */
     ngx_http_vlm_cache_op_t    *cache_op;       /* a GET in flight */
+    ngx_str_t                   core_error;     /* JSON for nginx's page */
 
     ngx_http_vlm_ipc_req_t     *ipc;            /* vlmd working for us */
 
@@ -313,6 +320,8 @@ ngx_int_t ngx_http_vlm_ipc_stats(ngx_http_request_t *r,
 ngx_int_t ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const char *param, const char *code,
     const char *fmt, ...);
+ngx_int_t ngx_http_vlm_error_body(ngx_http_request_t *r, const char *message,
+    const char *type, const char *param, const char *code, ngx_str_t *out);
 ngx_int_t ngx_http_vlm_send_status_error(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *message);
 ngx_int_t ngx_http_vlm_send_json(ngx_http_request_t *r, ngx_uint_t status,

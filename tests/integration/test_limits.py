@@ -397,3 +397,15 @@ def test_documented_max_json_values_65536(example, api):
     assert_served(example.post(path, body))
     body[ignored_key(api)].append(0)
     assert_refused(example.post(path, body), 400, "json_too_complex")
+
+
+@pytest.mark.parametrize("api", ["chat", "alt", "summary"])
+def test_documented_client_max_body_size_24m(example, api):
+    path, body = images_body(api, [data_url("tiny.png")])
+    body = dict(body, **{ignored_key(api): ""})
+    body[ignored_key(api)] = "p" * (24 * MIB - len(json.dumps(body)))
+    data = json.dumps(body)
+    assert len(data) == 24 * MIB
+    assert_served(example.post(path, data, headers={"Content-Type": "application/json"}))
+    assert_refused(example.post(path, data + " ", headers={"Content-Type": "application/json"}),
+                   413, "request_too_large")
