@@ -13,6 +13,9 @@
  * filter swaps the page for that JSON, same status, and adds Retry-After on
  * 429 and 503 and the CORS headers; the body filter drops the HTML and
  * sends the JSON. Our own answers are left as they are.
+ * Also here: the request line that nginx logs ($request, the error log's
+ * 'request: "..."') loses its query string in such servers, so a key sent
+ * as ?api_key= is never written to a log.
  */
 
 
@@ -31,6 +34,8 @@ typedef struct {
 
 
 static ngx_uint_t ngx_http_vlm_in_scope(ngx_http_request_t *r);
+static ngx_int_t ngx_http_vlm_post_read(ngx_http_request_t *r);
+static void ngx_http_vlm_hide_args(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_vlm_has_header_out(ngx_http_request_t *r,
     const char *key);
 static ngx_int_t ngx_http_vlm_core_error(ngx_http_request_t *r,
@@ -104,6 +109,75 @@ ngx_http_vlm_in_scope(ngx_http_request_t *r)
     vscf = ngx_http_get_module_srv_conf(r, ngx_http_vlm_module);
 
     return vscf->api && r->loc_conf == cscf->ctx->loc_conf;
+}
+
+
+/* before anything can log the request line with its location's name */
+static ngx_int_t
+ngx_http_vlm_post_read(ngx_http_request_t *r)
+{
+    ngx_http_vlm_hide_args(r);
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * "METHOD target?query PROTOCOL" becomes "METHOD target?... PROTOCOL"
+ * for the logs, in a server with vlm_api locations (the API takes no
+ * query string, so nothing is lost). Idempotent.
+ */
+static void
+ngx_http_vlm_hide_args(ngx_http_request_t *r)
+{
+    u_char                   *p, *old, *last, *target, *end, *q;
+    size_t                    len;
+    ngx_http_vlm_srv_conf_t  *vscf;
+
+    vscf = ngx_http_get_module_srv_conf(r, ngx_http_vlm_module);
+
+    if (vscf == NULL || !vscf->api || r->request_line.len == 0) {
+        return;
+    }
+
+    old = r->request_line.data;
+    last = old + r->request_line.len;
+
+    target = ngx_strlchr(old, last, ' ');
+    if (target == NULL) {
+        return;
+    }
+
+    target++;
+
+    /* the last space ends the target; HTTP/0.9 has no protocol after it */
+    for (end = last; end > target && end[-1] != ' '; end--) { /* void */ }
+
+    end = (end > target) ? end - 1 : last;
+
+    q = ngx_strlchr(target, end, '?');
+
+    if (q == NULL
+        || (end - q == sizeof("?...") - 1
+            && ngx_strncmp(q, "?...", sizeof("?...") - 1) == 0))
+    {
+        return;
+    }
+
+    len = (q - old) + sizeof("?...") - 1 + (last - end);
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        /* the line stays as it was rather than fail the request */
+        return;
+    }
+
+    r->request_line.data = p;
+    r->request_line.len = len;
+
+    p = ngx_cpymem(p, old, q - old);
+    p = ngx_cpymem(p, "?...", sizeof("?...") - 1);
+    ngx_memcpy(p, end, last - end);
 }
 
 
@@ -195,6 +269,9 @@ ngx_http_vlm_header_filter(ngx_http_request_t *r)
     if (r != r->main) {
         return ngx_http_vlm_next_header_filter(r);
     }
+
+    /* the access log is written after this; the error log may still be */
+    ngx_http_vlm_hide_args(r);
 
     if (r->headers_out.status < NGX_HTTP_BAD_REQUEST
         || !ngx_http_vlm_in_scope(r))
@@ -295,6 +372,18 @@ ngx_http_vlm_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 ngx_int_t
 ngx_http_vlm_filter_init(ngx_conf_t *cf)
 {
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_vlm_post_read;
+
     ngx_http_vlm_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_vlm_header_filter;
 

@@ -95,7 +95,7 @@ typedef struct {
 } ngx_http_vlm_main_conf_t;
 
 
-/* per server: what nginx's own answers look like there */
+/* per server: what nginx's own answers and logs look like there */
 typedef struct {
     ngx_flag_t                  api;            /* has vlm_api locations */
 } ngx_http_vlm_srv_conf_t;

@@ -59,7 +59,9 @@ load_module $root/build/modules/ngx_http_vlm_module.so;
 worker_processes 2;
 daemon off;
 pid $run/nginx.pid;
-error_log $run/nginx-error.log info;
+# notice: at info nginx quotes client headers, a duplicated Authorization
+# included (see "logs" in conf/nginx-vlm.conf)
+error_log $run/nginx-error.log notice;
 events { worker_connections 512; }
 http {
     access_log $run/nginx-access.log;

@@ -377,6 +377,7 @@ class ExampleNginx:
              f"{user}load_module {MODULE};\ndaemon off;\nmaster_process on;\n"
              f"pid {t}/nginx.pid;\nworking_directory {t};"),
             ("worker_processes auto;", "worker_processes %d;" % self.WORKERS),
+            ("error_log /var/log/nginx/vlm.error.log", f"error_log {t}/error.log"),
             ("access_log /var/log/nginx/vlm.access.log", f"access_log {t}/access.log"),
             ("http {\n",
              "http {\n" + "".join(f"    {d}_temp_path {t}/{d};\n" for d in

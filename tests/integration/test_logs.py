@@ -1,12 +1,17 @@
 """What reaches the client and the logs never repeats request content: no
-prompt fragment, no credential.
+prompt fragment, no credential, no key sent in a query string.
 
 Issue 12: invalid JSON quoted up to 20 bytes of the prompt (jansson's "near
 '...'") in the error message and, at info, in nginx's error log; unknown
-parameter names, model names and form field names were quoted too."""
+parameter names, model names and form field names were quoted too; a key
+sent as ?api_key= was written to the access log ($request) and to the error
+log's request: "..." (e.g. with the 413 of client_max_body_size); nginx
+core logs a duplicated Authorization header with its value at info, which
+conf/nginx-vlm.conf keeps out with "error_log ... notice"."""
+import os
 import uuid
 
-from conftest import chat_body, error_of
+from conftest import API_KEY, chat_body, error_of, parse_raw
 
 
 def secret():
@@ -50,3 +55,41 @@ def test_refusals_do_not_repeat_names_the_client_chose(stack):
                                  headers={"Content-Type": "multipart/form-data; boundary=b"})
     assert status == 400, form
     assert_nowhere(s, data, model, form, stack.error_log())
+
+
+def test_keys_in_the_query_string_are_not_logged(example):
+    s = secret()
+    status, _, _ = example.get("/v1/models?api_key=" + s)
+    assert status == 200
+    # a 413 by Content-Length is logged at error with the request line
+    answer = example.raw(("POST /v1/chat/completions?key=%s HTTP/1.1\r\nHost: x\r\n"
+                          "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                          "Content-Length: 30000000\r\n\r\n" % (s, API_KEY)).encode())
+    assert parse_raw(answer)[0] == 413
+    log = example.error_log()
+    assert "client intended to send too large body" in log
+    assert_nowhere(s, log, example.access_log())
+    assert "?..." in example.access_log()
+
+
+def test_duplicate_authorization_header_is_not_logged(example):
+    # nginx core quotes both values at info; conf/nginx-vlm.conf logs from notice
+    answer = example.raw(("GET /v1/models HTTP/1.1\r\nHost: x\r\n"
+                          "Authorization: Bearer %s\r\nAuthorization: Bearer %s\r\n\r\n"
+                          % (API_KEY, API_KEY)).encode())
+    status, headers, body = parse_raw(answer)
+    assert status == 400 and headers["content-type"] == "application/json", answer[:400]
+    assert_nowhere(API_KEY, example.error_log(), example.access_log(), body)
+
+
+def test_the_example_log_format_holds_no_credential(example):
+    # what a request leaves in the access log of conf/nginx-vlm.conf
+    token = example.jwt()
+    status, _, data = example.request("POST", "/v1/chat/completions",
+                                      chat_body(image=None, max_tokens=1), auth=token)
+    assert status in (200, 429), data
+    log = example.access_log()
+    assert log.strip()
+    assert_nowhere(token.split(".")[2], log)
+    assert_nowhere(API_KEY, log)
+    assert os.path.exists(os.path.join(example.tmp, "error.log"))
