@@ -501,6 +501,10 @@ ngx_http_vlm_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&vmcf->vlmd_socket, "/run/vlmd/vlmd.sock");
     }
 
+    if (ngx_http_vlm_ipc_zone(cf, vmcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     return ngx_http_vlm_metrics_zone(cf, vmcf);
 }
 

@@ -92,6 +92,7 @@ typedef struct {
     ngx_str_t                   model_name;     /* advertised model id */
     ngx_str_t                   model_revision; /* part of the cache key */
     ngx_shm_zone_t             *metrics_zone;
+    ngx_shm_zone_t             *workers_zone;   /* attach state, /readyz */
 } ngx_http_vlm_main_conf_t;
 
 
@@ -305,9 +306,11 @@ ngx_int_t ngx_http_vlm_redis_init(ngx_cycle_t *cycle);
 void ngx_http_vlm_redis_exit(ngx_cycle_t *cycle);
 
 /* ngx_http_vlm_ipc.c */
+char *ngx_http_vlm_ipc_zone(ngx_conf_t *cf, ngx_http_vlm_main_conf_t *vmcf);
 ngx_int_t ngx_http_vlm_ipc_init(ngx_cycle_t *cycle);
 void ngx_http_vlm_ipc_exit(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_vlm_ipc_ready(void);
+ngx_int_t ngx_http_vlm_ipc_ready_all(ngx_uint_t *ready, ngx_uint_t *total);
 ngx_int_t ngx_http_vlm_ipc_submit(ngx_http_request_t *r,
     ngx_http_vlm_task_t *task, ngx_http_vlm_ipc_handler_pt handler,
     void *data, ngx_http_vlm_ipc_req_t **reqp);
