@@ -65,6 +65,10 @@ error_log $run/nginx-error.log notice;
 events { worker_connections 512; }
 http {
     access_log $run/nginx-access.log;
+    # idle or stalled clients need no key: free their connections soon
+    client_header_timeout 10s;
+    client_body_timeout 10s;
+    reset_timedout_connection on;
     client_body_temp_path $run/body;
     proxy_temp_path $run/proxy;
     fastcgi_temp_path $run/fastcgi;

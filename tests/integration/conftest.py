@@ -9,6 +9,7 @@ import hmac
 import http.client
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -377,6 +378,11 @@ class ExampleNginx:
              f"{user}load_module {MODULE};\ndaemon off;\nmaster_process on;\n"
              f"pid {t}/nginx.pid;\nworking_directory {t};"),
             ("worker_processes auto;", "worker_processes %d;" % self.WORKERS),
+            # raising the limit past the hard one needs root: nginx would alert
+            ("worker_rlimit_nofile 8192;",
+             "worker_rlimit_nofile 8192;"
+             if resource.getrlimit(resource.RLIMIT_NOFILE)[1] >= 8192 or os.geteuid() == 0
+             else ""),
             ("error_log /var/log/nginx/vlm.error.log", f"error_log {t}/error.log"),
             ("access_log /var/log/nginx/vlm.access.log", f"access_log {t}/access.log"),
             ("http {\n",
