@@ -62,6 +62,13 @@ static ngx_conf_enum_t  ngx_http_vlm_auth_values[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_vlm_cache_scopes[] = {
+    { ngx_string("shared"), NGX_HTTP_VLM_CACHE_SCOPE_SHARED },
+    { ngx_string("subject"), NGX_HTTP_VLM_CACHE_SCOPE_SUBJECT },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_enum_t  ngx_http_vlm_log_levels[] = {
     { ngx_string("info"), NGX_LOG_INFO },
     { ngx_string("notice"), NGX_LOG_NOTICE },
@@ -132,6 +139,13 @@ static ngx_command_t  ngx_http_vlm_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_vlm_loc_conf_t, cache),
       NULL },
+
+    { ngx_string("vlm_cache_scope"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_vlm_loc_conf_t, cache_scope),
+      &ngx_http_vlm_cache_scopes },
 
     { ngx_string("vlm_auth"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -553,6 +567,7 @@ ngx_http_vlm_create_loc_conf(ngx_conf_t *cf)
     vlcf->jwt_leeway = NGX_CONF_UNSET;
     vlcf->api_keys = NGX_CONF_UNSET_PTR;
     vlcf->cache = NGX_CONF_UNSET;
+    vlcf->cache_scope = NGX_CONF_UNSET_UINT;
     vlcf->max_images = NGX_CONF_UNSET_UINT;
     vlcf->max_image_bytes = NGX_CONF_UNSET_SIZE;
     vlcf->max_pixels = NGX_CONF_UNSET_UINT;
@@ -593,6 +608,8 @@ ngx_http_vlm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->jwt_leeway, prev->jwt_leeway, 30);
     ngx_conf_merge_ptr_value(conf->api_keys, prev->api_keys, NULL);
     ngx_conf_merge_value(conf->cache, prev->cache, 1);
+    ngx_conf_merge_uint_value(conf->cache_scope, prev->cache_scope,
+                              NGX_HTTP_VLM_CACHE_SCOPE_SHARED);
     ngx_conf_merge_uint_value(conf->max_images, prev->max_images, 8);
     ngx_conf_merge_size_value(conf->max_image_bytes, prev->max_image_bytes,
                               10 * 1024 * 1024);

@@ -59,6 +59,10 @@
 #define NGX_HTTP_VLM_CACHE_MISS       2
 #define NGX_HTTP_VLM_CACHE_BYPASS     3
 
+/* who shares cached answers (vlm_cache_scope) */
+#define NGX_HTTP_VLM_CACHE_SCOPE_SHARED   0
+#define NGX_HTTP_VLM_CACHE_SCOPE_SUBJECT  1
+
 #define NGX_HTTP_VLM_IMAGE_JPEG       1
 #define NGX_HTTP_VLM_IMAGE_PNG        2
 #define NGX_HTTP_VLM_IMAGE_GIF        3
@@ -112,6 +116,7 @@ typedef struct {
     time_t                      jwt_leeway;     /* seconds */
     ngx_array_t                *api_keys;       /* ngx_http_vlm_api_key_t */
     ngx_flag_t                  cache;
+    ngx_uint_t                  cache_scope;    /* NGX_HTTP_VLM_CACHE_SCOPE_* */
     ngx_uint_t                  max_images;
     size_t                      max_image_bytes;    /* decoded bytes */
     ngx_uint_t                  max_pixels;         /* width * height */

@@ -224,6 +224,10 @@ http {{
             vlm_max_tokens 2;
             vlm_api chat_completions;
         }}
+        location = /tenant/v1/chat/completions {{
+            vlm_cache_scope subject;
+            vlm_api chat_completions;
+        }}
         location = /v1/alt-text {{ vlm_api alt_text; }}
         location = /v1/summary {{ vlm_api summary; }}
         location = /v1/models {{ vlm_api models; }}
