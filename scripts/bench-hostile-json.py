@@ -3,8 +3,9 @@
 
 Sends JSON bodies of SIZE bytes shaped to hurt a parser (23 MB of "{},",
 "[[[[", keys, small strings, numbers, escapes, one long string, white
-space) to POST PATH of an nginx with ONE worker (its pid is read from
-/proc), and for each reports:
+space), and two multipart forms (part headers that never end, a field full
+of near-boundaries), to POST PATH of an nginx with ONE worker (its pid is
+read from /proc), and for each reports:
   answer ms   from the last byte sent to the whole answer (parsing + refusal)
   cpu ms      CPU time the worker used meanwhile (/proc/PID/schedstat): what
               the request cost, whatever else runs on the machine
@@ -41,6 +42,8 @@ def shapes(size):
         k = '"k%d":0' % len(keys)
         keys.append(k)
         n += len(k) + 1
+    boundary = "b" * 69 + "x"
+    form = "--%s\r\n" % boundary
     return [
         ("empty objects", fill(head + "[", "{},", "{}]}")),
         ("nesting [[[[", fill(head, "[", "")),
@@ -52,6 +55,10 @@ def shapes(size):
         ("escapes \\/", fill(head + '"', "\\/", '"}')),
         ("escapes \\u", fill(head + '"', "\\u4f60", '"}')),
         ("white space", fill(head + "1", " ", "}")),
+        ("form: no header end", fill(form, "x: y\r\n", ""), boundary),
+        ("form: near-boundaries",
+         fill(form + 'Content-Disposition: form-data; name="context"\r\n\r\n',
+              "\r\n--" + "b" * 69 + "y", ""), boundary),
     ]
 
 
@@ -124,11 +131,14 @@ def main():
 
     print("hostile JSON, %d MB bodies to POST %s, 1 worker; probe: GET %s every 5 ms"
           % (size // MIB, path, probe_path))
-    print("%-18s %6s %-18s %10s %8s %8s %8s %10s %7s" % (
+    print("%-22s %6s %-18s %10s %8s %8s %8s %10s %7s" % (
         "shape", "status", "code", "answer ms", "cpu ms", "peak MB", "kept MB", "probe ms",
         "probes"))
     worst = {"answer": 0.0, "cpu": 0.0, "peak": 0.0, "kept": 0.0, "probe": 0.0}
-    for name, body in shapes(size):
+    for shape in shapes(size):
+        name, body = shape[:2]
+        ctype = ("multipart/form-data; boundary=" + shape[2]) if len(shape) > 2 \
+            else "application/json"
         data = body.encode()
         with open("/proc/%d/clear_refs" % worker, "w") as f:
             f.write("5")
@@ -140,8 +150,8 @@ def main():
         s = socket.create_connection((host, port), 10)
         s.settimeout(600)
         s.sendall(("POST %s HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer %s\r\n"
-                   "Content-Type: application/json\r\nContent-Length: %d\r\n"
-                   "Connection: close\r\n\r\n" % (path, key, len(data))).encode())
+                   "Content-Type: %s\r\nContent-Length: %d\r\n"
+                   "Connection: close\r\n\r\n" % (path, key, ctype, len(data))).encode())
         s.sendall(data)
         t = time.monotonic()
         answer = read_answer(s)
@@ -159,7 +169,7 @@ def main():
         if b'"code":"' in answer:
             code = answer.split(b'"code":"', 1)[1].split(b'"', 1)[0].decode()
         slowest = max(probe.latencies) if probe.latencies else float("nan")
-        print("%-18s %6s %-18s %10.1f %8.1f %8.1f %8.1f %10.1f %7d" % (
+        print("%-22s %6s %-18s %10.1f %8.1f %8.1f %8.1f %10.1f %7d" % (
             name, status, code, answer_ms, cpu, peak, kept, slowest, len(probe.latencies)))
         worst["answer"] = max(worst["answer"], answer_ms)
         worst["cpu"] = max(worst["cpu"], cpu)
