@@ -42,6 +42,8 @@ static void ngx_http_vlm_json_cleanup(void *data);
 static void ngx_http_vlm_trim_cleanup(void *data);
 static ngx_int_t ngx_http_vlm_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
+static ngx_int_t ngx_http_vlm_join_in_place(ngx_http_request_t *r,
+    ngx_str_t *body);
 static ngx_int_t ngx_http_vlm_parse_json(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx, ngx_str_t *body, json_t **in);
 static void ngx_http_vlm_release_body(ngx_http_request_t *r,
@@ -218,9 +220,9 @@ ngx_http_vlm_trim_cleanup(void *data)
 
 /*
  * The body as one writable buffer. One memory buffer is used where it
- * lies. Several (the part read with the headers, then the rest) are copied
- * once and nginx's large buffer is freed right after, so a 24 MB body
- * holds 48 MB only while it is copied; a body in a temp file is read.
+ * lies, and so is the usual pair (see ngx_http_vlm_join_in_place). Any
+ * other chain is copied once and nginx's large buffer is freed right
+ * after; a body in a temp file is read.
  */
 static ngx_int_t
 ngx_http_vlm_read_body(ngx_http_request_t *r, ngx_str_t *body)
@@ -228,6 +230,7 @@ ngx_http_vlm_read_body(ngx_http_request_t *r, ngx_str_t *body)
     off_t                     len;
     u_char                   *p;
     ssize_t                   n;
+    ngx_int_t                 rc;
     ngx_buf_t                *b;
     ngx_chain_t              *cl;
     ngx_http_request_body_t  *rb;
@@ -247,6 +250,12 @@ ngx_http_vlm_read_body(ngx_http_request_t *r, ngx_str_t *body)
         body->data = b->pos;
         body->len = b->last - b->pos;
         return NGX_OK;
+    }
+
+    rc = ngx_http_vlm_join_in_place(r, body);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     len = 0;
@@ -340,6 +349,81 @@ ngx_http_vlm_release_body(ngx_http_request_t *r, ngx_str_t *body)
     rb->buf = NULL;
 
     ngx_str_null(body);
+}
+
+
+/*
+ * The usual chain of a body larger than what came with the headers: its
+ * first bytes in the header buffer, the rest from the start of rb->buf,
+ * which request_body_in_single_buf (set by the content handler) made
+ * larger by those first bytes, and nginx leaves that room unused. The rest
+ * moves up, the first bytes go in front: one buffer, without a second
+ * allocation of the body's size and its page faults. NGX_DECLINED for any
+ * other chain.
+ */
+static ngx_int_t
+ngx_http_vlm_join_in_place(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char                   *next;
+    size_t                    head, rest;
+    ngx_buf_t                *first, *b;
+    ngx_chain_t              *cl;
+    ngx_http_request_body_t  *rb;
+
+    rb = r->request_body;
+    first = rb->bufs->buf;
+
+    if (rb->buf == NULL || rb->buf->start == NULL || first->in_file
+        || (first->pos >= rb->buf->start && first->pos <= rb->buf->end))
+    {
+        return NGX_DECLINED;
+    }
+
+    next = rb->buf->start;
+
+    for (cl = rb->bufs->next; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file || b->pos != next || b->last < b->pos
+            || b->last > rb->buf->end)
+        {
+            return NGX_DECLINED;
+        }
+
+        next = b->last;
+    }
+
+    head = first->last - first->pos;
+    rest = next - rb->buf->start;
+
+    if ((size_t) (rb->buf->end - next) < head) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memmove(rb->buf->start + head, rb->buf->start, rest);
+    ngx_memcpy(rb->buf->start, first->pos, head);
+
+    body->data = rb->buf->start;
+    body->len = head + rest;
+
+    cl = ngx_alloc_chain_link(r->pool);
+    b = ngx_calloc_buf(r->pool);
+    if (cl == NULL || b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->temporary = 1;
+    b->start = body->data;
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->end = rb->buf->end;
+    b->last_buf = 1;
+
+    cl->buf = b;
+    cl->next = NULL;
+    rb->bufs = cl;
+
+    return NGX_OK;
 }
 
 

@@ -54,10 +54,10 @@ static ngx_int_t ngx_http_vlm_json_string(ngx_http_vlm_json_parser_t *p,
     u_char **str, size_t *len);
 static ngx_inline ngx_uint_t ngx_http_vlm_json_plain8(uint64_t x);
 static ngx_inline ngx_uint_t ngx_http_vlm_json_blank8(uint64_t x);
-static ngx_int_t ngx_http_vlm_json_escape(ngx_http_vlm_json_parser_t *p,
-    u_char **w);
-static ngx_int_t ngx_http_vlm_json_hex4(ngx_http_vlm_json_parser_t *p,
-    uint32_t *ch);
+static ngx_inline ngx_int_t ngx_http_vlm_json_escape(
+    ngx_http_vlm_json_parser_t *p, u_char **w);
+static ngx_inline ngx_int_t ngx_http_vlm_json_hex4(
+    ngx_http_vlm_json_parser_t *p, uint32_t *ch);
 static ngx_inline ngx_uint_t ngx_http_vlm_json_utf8(u_char *p,
     u_char *last);
 static ngx_int_t ngx_http_vlm_json_number(ngx_http_vlm_json_parser_t *p,
@@ -443,11 +443,18 @@ ngx_http_vlm_json_string(ngx_http_vlm_json_parser_t *p, u_char **str,
                 continue;
             }
 
-            if (ngx_http_vlm_json_escape(p, &w) != NGX_OK) {
-                return NGX_ERROR;
-            }
+            /* a \u escape, and those right after it */
+            do {
+                p->pos = q;
 
-            q = p->pos;
+                if (ngx_http_vlm_json_escape(p, &w) != NGX_OK) {
+                    return NGX_ERROR;
+                }
+
+                q = p->pos;
+
+            } while (last - q >= 2 && q[0] == '\\' && q[1] == 'u');
+
             continue;
         }
 
@@ -498,7 +505,7 @@ ngx_http_vlm_json_plain8(uint64_t x)
 
 
 /* p->pos is at a backslash not followed by a one-letter escape */
-static ngx_int_t
+static ngx_inline ngx_int_t
 ngx_http_vlm_json_escape(ngx_http_vlm_json_parser_t *p, u_char **w)
 {
     u_char    *o;
@@ -575,7 +582,7 @@ ngx_http_vlm_json_escape(ngx_http_vlm_json_parser_t *p, u_char **w)
 }
 
 
-static ngx_int_t
+static ngx_inline ngx_int_t
 ngx_http_vlm_json_hex4(ngx_http_vlm_json_parser_t *p, uint32_t *ch)
 {
     u_char  *h;

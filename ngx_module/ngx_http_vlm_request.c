@@ -234,6 +234,12 @@ ngx_http_vlm_handler(ngx_http_request_t *r)
                                        ? " or multipart/form-data" : "");
     }
 
+    /*
+     * room in nginx's body buffer for what came with the headers, so that
+     * the body can be made one buffer in place (ngx_http_vlm_body.c)
+     */
+    r->request_body_in_single_buf = 1;
+
     rc = ngx_http_read_client_request_body(r, ngx_http_vlm_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {

@@ -217,7 +217,7 @@ void
 ngx_harness_set_body(ngx_http_request_t *r, const u_char *data, size_t len,
     size_t split)
 {
-    size_t         part[2];
+    size_t         part[2], room;
     ngx_uint_t     i;
     ngx_buf_t     *b;
     ngx_chain_t  **ll, *cl;
@@ -228,14 +228,20 @@ ngx_harness_set_body(ngx_http_request_t *r, const u_char *data, size_t len,
     part[0] = split < len ? split : len;
     part[1] = len - part[0];
 
-    /* each buffer is its own exact-size block: ASan sees reads past it */
+    /*
+     * each buffer is its own block: ASan sees reads past it. With an even
+     * split the last one has room for the first part after its data, as
+     * nginx makes it for request_body_in_single_buf.
+     */
+    room = (split % 2 == 0) ? part[0] : 0;
+
     for (i = 0; i < 2; i++) {
         if (part[i] == 0 && !(i == 0 && len == 0)) {
             continue;
         }
 
         b = ngx_pcalloc(r->pool, sizeof(ngx_buf_t));
-        b->pos = ngx_pnalloc(r->pool, part[i]);
+        b->pos = ngx_pnalloc(r->pool, part[i] + (i == 1 ? room : 0));
         ngx_memcpy(b->pos, data, part[i]);
         b->last = b->pos + part[i];
         b->temporary = 1;
@@ -248,7 +254,7 @@ ngx_harness_set_body(ngx_http_request_t *r, const u_char *data, size_t len,
 
         /* as nginx: the last part is rb->buf, a large pool block */
         b->start = b->pos;
-        b->end = b->last;
+        b->end = b->last + (i == 1 ? room : 0);
         r->request_body->buf = b;
     }
 }
