@@ -219,10 +219,10 @@ ngx_http_vlm_trim_cleanup(void *data)
 
 
 /*
- * The body as one writable buffer. One memory buffer is used where it
- * lies, and so is the usual pair (see ngx_http_vlm_join_in_place). Any
- * other chain is copied once and nginx's large buffer is freed right
- * after; a body in a temp file is read.
+ * The body as one writable buffer. Memory buffers that follow each other
+ * are used where they lie, and so is the usual pair (see
+ * ngx_http_vlm_join_in_place). Any other chain is copied once and nginx's
+ * large buffer is freed right after; a body in a temp file is read.
  */
 static ngx_int_t
 ngx_http_vlm_read_body(ngx_http_request_t *r, ngx_str_t *body)
@@ -244,11 +244,22 @@ ngx_http_vlm_read_body(ngx_http_request_t *r, ngx_str_t *body)
         return NGX_OK;
     }
 
-    b = rb->bufs->buf;
+    /* memory buffers one after the other, as reads into rb->buf leave them */
+    p = rb->bufs->buf->pos;
 
-    if (rb->bufs->next == NULL && !b->in_file) {
-        body->data = b->pos;
-        body->len = b->last - b->pos;
+    for (cl = rb->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file || b->pos != p) {
+            break;
+        }
+
+        p = b->last;
+    }
+
+    if (cl == NULL) {
+        body->data = rb->bufs->buf->pos;
+        body->len = p - body->data;
         return NGX_OK;
     }
 
