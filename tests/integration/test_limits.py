@@ -409,3 +409,24 @@ def test_documented_client_max_body_size_24m(example, api):
     assert_served(example.post(path, data, headers={"Content-Type": "application/json"}))
     assert_refused(example.post(path, data + " ", headers={"Content-Type": "application/json"}),
                    413, "request_too_large")
+
+
+def test_documented_max_images_8_through_vlm_run_daemon(stack):
+    # vlm-run --daemon puts each image in its own arena region and the body
+    # in one more: 8 images needed 9 regions, one more than the IPC client
+    # freed with a request, and it stopped with "too many images".
+    import os
+    import subprocess
+    from conftest import BIN, IMAGES
+
+    def run(n):
+        cmd = [os.path.join(BIN, "vlm-run"), "--daemon", stack.vlmd_sock, "--prompt", "hi",
+               "--max-tokens", "1"]
+        for _ in range(n):
+            cmd += ["--image", os.path.join(IMAGES, "tiny.png")]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    done = run(8)
+    assert done.returncode == 0, done.stderr
+    refused = run(9)
+    assert refused.returncode != 0 and "images" in refused.stderr, refused.stderr
