@@ -6,9 +6,10 @@
  *
  * Stand-ins written here: the pool (one malloc per allocation so ASan sees
  * every overrun; cleanups run on destroy, so LeakSanitizer catches a missed
- * json_decref) and its chain links, ngx_read_file (fails; bodies are always in memory here),
- * the configuration-time helpers only ngx_http_vlm_jwt_load_key calls
- * (never reached), ngx_log_error_core (silent) and the module object.
+ * json_decref) and its chain links, ngx_read_file (fails; bodies are always
+ * in memory here), the configuration-time helpers only
+ * ngx_http_vlm_jwt_load_key calls (never reached), ngx_log_error_core
+ * (silent) and the module object.
  * SHA-256 is the module's own (ngx_http_vlm_util.c, linked in).
  *
  * Also ours, at the end of the file: the string, base64, array and
