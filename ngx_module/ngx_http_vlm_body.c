@@ -3,11 +3,11 @@
  * Copyright (C) vlm authors
  *
  * ngx_http_vlm_body: the request body, from memory or the temp file, as one
- * buffer, then one JSON object: parsed with its nesting checked before
- * jansson recurses into it, or built from multipart/form-data (alt text),
+ * buffer, then one JSON object: parsed within the location's limits
+ * (ngx_http_vlm_json.c), or built from multipart/form-data (alt text),
  * whose files become images. The object is then checked against the
  * endpoint's schema (ngx_http_vlm_schema.c). Errors are left in ctx->error
- * in OpenAI's shape for the caller to send.
+ * in OpenAI's shape for the caller to send; they never quote the body.
  * Not here: sending anything; what each endpoint accepts.
  */
 
@@ -16,7 +16,13 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_http_vlm_module.h"
+#if (__GLIBC__)
+#include <malloc.h>
+#endif
 
+
+/* a tree this large leaves enough free heap to be worth returning */
+#define NGX_HTTP_VLM_TRIM_VALUES       8192
 
 #define NGX_HTTP_VLM_MAX_PARTS         16
 #define NGX_HTTP_VLM_MAX_BOUNDARY      70      /* RFC 2046 */
@@ -33,10 +39,15 @@ typedef struct {
 static ngx_int_t ngx_http_vlm_json_cleanup_add(ngx_pool_t *pool,
     json_t *json);
 static void ngx_http_vlm_json_cleanup(void *data);
+static void ngx_http_vlm_trim_cleanup(void *data);
 static ngx_int_t ngx_http_vlm_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
-static ngx_int_t ngx_http_vlm_json_depth_ok(ngx_str_t *body,
-    ngx_uint_t max);
+static ngx_int_t ngx_http_vlm_join_in_place(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_http_vlm_parse_json(ngx_http_request_t *r,
+    ngx_http_vlm_ctx_t *ctx, ngx_str_t *body, json_t **in);
+static void ngx_http_vlm_release_body(ngx_http_request_t *r,
+    ngx_str_t *body);
 static ngx_int_t ngx_http_vlm_parse_multipart(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx, ngx_str_t *body, json_t *in);
 static ngx_int_t ngx_http_vlm_split_multipart(ngx_http_request_t *r,
@@ -73,7 +84,7 @@ ngx_http_vlm_parse_body(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
     ngx_int_t                  rc;
     ngx_str_t                  body;
     ngx_uint_t                 multipart;
-    json_error_t               err;
+    ngx_pool_cleanup_t        *cln;
     ngx_http_vlm_task_t       *task;
     ngx_http_vlm_loc_conf_t   *vlcf;
     ngx_http_vlm_main_conf_t  *vmcf;
@@ -85,6 +96,15 @@ ngx_http_vlm_parse_body(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
     if (task == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    /* registered first, so it runs after every json_decref of the request */
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_vlm_trim_cleanup;
+    cln->data = task;
 
     ctx->task = task;
     task->model = vmcf->model_name;
@@ -134,28 +154,9 @@ ngx_http_vlm_parse_body(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
         }
 
     } else {
-        if (!ngx_http_vlm_json_depth_ok(&body, vlcf->max_json_depth)) {
-            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                          "json_too_deep",
-                                          "JSON nesting deeper than %ui",
-                                          vlcf->max_json_depth);
-        }
-
-        in = json_loadb((char *) body.data, body.len,
-                        JSON_REJECT_DUPLICATES, &err);
-        if (in == NULL) {
-            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                          "invalid_json",
-                                          "invalid JSON at line %d column "
-                                          "%d: %s", err.line, err.column,
-                                          err.text);
-        }
-
-        if (!json_is_object(in)) {
-            json_decref(in);
-            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
-                                          "invalid_json",
-                                          "the body must be a JSON object");
+        rc = ngx_http_vlm_parse_json(r, ctx, &body, &in);
+        if (rc != NGX_OK) {
+            return rc;
         }
     }
 
@@ -200,25 +201,77 @@ ngx_http_vlm_json_cleanup(void *data)
 }
 
 
+/*
+ * After a large tree is freed, glibc keeps the pages in its heap unless
+ * asked; a hostile body must not leave the worker bigger than it was.
+ */
+static void
+ngx_http_vlm_trim_cleanup(void *data)
+{
+    ngx_http_vlm_task_t *task = data;
+
+#if (__GLIBC__)
+    if (task->json_values > NGX_HTTP_VLM_TRIM_VALUES) {
+        (void) malloc_trim(0);
+    }
+#endif
+}
+
+
+/*
+ * The body as one writable buffer. Memory buffers that follow each other
+ * are used where they lie, and so is the usual pair (see
+ * ngx_http_vlm_join_in_place). Any other chain is copied once and nginx's
+ * large buffer is freed right after; a body in a temp file is read.
+ */
 static ngx_int_t
 ngx_http_vlm_read_body(ngx_http_request_t *r, ngx_str_t *body)
 {
-    off_t         len;
-    u_char       *p;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
+    off_t                     len;
+    u_char                   *p;
+    ssize_t                   n;
+    ngx_int_t                 rc;
+    ngx_buf_t                *b;
+    ngx_chain_t              *cl;
+    ngx_http_request_body_t  *rb;
 
     body->len = 0;
     body->data = NULL;
 
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+    rb = r->request_body;
+
+    if (rb == NULL || rb->bufs == NULL) {
         return NGX_OK;
+    }
+
+    /* memory buffers one after the other, as reads into rb->buf leave them */
+    p = rb->bufs->buf->pos;
+
+    for (cl = rb->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file || b->pos != p) {
+            break;
+        }
+
+        p = b->last;
+    }
+
+    if (cl == NULL) {
+        body->data = rb->bufs->buf->pos;
+        body->len = p - body->data;
+        return NGX_OK;
+    }
+
+    rc = ngx_http_vlm_join_in_place(r, body);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     len = 0;
 
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+    for (cl = rb->bufs; cl; cl = cl->next) {
         b = cl->buf;
         len += b->in_file ? b->file_last - b->file_pos : b->last - b->pos;
     }
@@ -231,7 +284,7 @@ ngx_http_vlm_read_body(ngx_http_request_t *r, ngx_str_t *body)
 
     body->data = p;
 
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+    for (cl = rb->bufs; cl; cl = cl->next) {
         b = cl->buf;
 
         if (b->in_file) {
@@ -251,56 +304,185 @@ ngx_http_vlm_read_body(ngx_http_request_t *r, ngx_str_t *body)
     *p = '\0';
     body->len = p - body->data;
 
+    /*
+     * The chain points into rb->buf (or the header buffer, which is not
+     * freed here); from now on it is the copy.
+     */
+    b = ngx_calloc_buf(r->pool);
+    cl = ngx_alloc_chain_link(r->pool);
+    if (b == NULL || cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->temporary = 1;
+    b->start = body->data;
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->end = b->last;
+    b->last_buf = 1;
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    if (rb->buf != NULL && rb->buf->start != NULL) {
+        (void) ngx_pfree(r->pool, rb->buf->start);
+    }
+
+    rb->buf = b;
+    rb->bufs = cl;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The tree holds copies of the strings: the body's bytes go back to the
+ * system now, before images are decoded, not when the request ends. A
+ * 24 MB body then peaks at body + strings, not body + strings + images.
+ */
+static void
+ngx_http_vlm_release_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    ngx_http_request_body_t  *rb;
+
+    rb = r->request_body;
+
+    /*
+     * rb->buf is our copy, or nginx's buffer when the body was in one; a
+     * body read with the headers is in no large block, and stays
+     */
+    if (rb->buf != NULL && rb->buf->start != NULL) {
+        (void) ngx_pfree(r->pool, rb->buf->start);
+    }
+
+    /* $request_body, if anything asks, is empty rather than freed memory */
+    rb->bufs = NULL;
+    rb->buf = NULL;
+
+    ngx_str_null(body);
+}
+
+
+/*
+ * The usual chain of a body larger than what came with the headers: its
+ * first bytes in the header buffer, the rest from the start of rb->buf,
+ * which request_body_in_single_buf (set by the content handler) made
+ * larger by those first bytes, and nginx leaves that room unused. The rest
+ * moves up, the first bytes go in front: one buffer, without a second
+ * allocation of the body's size and its page faults. NGX_DECLINED for any
+ * other chain.
+ */
+static ngx_int_t
+ngx_http_vlm_join_in_place(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char                   *next;
+    size_t                    head, rest;
+    ngx_buf_t                *first, *b;
+    ngx_chain_t              *cl;
+    ngx_http_request_body_t  *rb;
+
+    rb = r->request_body;
+    first = rb->bufs->buf;
+
+    if (rb->buf == NULL || rb->buf->start == NULL || first->in_file
+        || (first->pos >= rb->buf->start && first->pos <= rb->buf->end))
+    {
+        return NGX_DECLINED;
+    }
+
+    next = rb->buf->start;
+
+    for (cl = rb->bufs->next; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file || b->pos != next || b->last < b->pos
+            || b->last > rb->buf->end)
+        {
+            return NGX_DECLINED;
+        }
+
+        next = b->last;
+    }
+
+    head = first->last - first->pos;
+    rest = next - rb->buf->start;
+
+    if ((size_t) (rb->buf->end - next) < head) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memmove(rb->buf->start + head, rb->buf->start, rest);
+    ngx_memcpy(rb->buf->start, first->pos, head);
+
+    body->data = rb->buf->start;
+    body->len = head + rest;
+
+    cl = ngx_alloc_chain_link(r->pool);
+    b = ngx_calloc_buf(r->pool);
+    if (cl == NULL || b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->temporary = 1;
+    b->start = body->data;
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->end = rb->buf->end;
+    b->last_buf = 1;
+
+    cl->buf = b;
+    cl->next = NULL;
+    rb->bufs = cl;
+
     return NGX_OK;
 }
 
 
 static ngx_int_t
-ngx_http_vlm_json_depth_ok(ngx_str_t *body, ngx_uint_t max)
+ngx_http_vlm_parse_json(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
+    ngx_str_t *body, json_t **in)
 {
-    u_char      *p, *last;
-    ngx_uint_t   depth, in_string;
+    ngx_http_vlm_json_t       jp;
+    ngx_http_vlm_loc_conf_t  *vlcf;
 
-    depth = 0;
-    in_string = 0;
-    last = body->data + body->len;
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
 
-    /* jansson recurses up to 2048 levels; refuse deep input before it */
-    for (p = body->data; p < last; p++) {
+    jp.max_depth = vlcf->max_json_depth;
+    jp.max_values = vlcf->max_json_values;
 
-        if (in_string) {
-            if (*p == '\\') {
-                p++;
+    *in = ngx_http_vlm_json_parse(body->data, body->len, &jp);
 
-            } else if (*p == '"') {
-                in_string = 0;
-            }
+    ctx->task->json_values = jp.values;
 
-            continue;
-        }
+    ngx_http_vlm_release_body(r, body);
 
-        switch (*p) {
-        case '"':
-            in_string = 1;
-            break;
-
-        case '[':
-        case '{':
-            if (++depth > max) {
-                return 0;
-            }
-            break;
-
-        case ']':
-        case '}':
-            if (depth) {
-                depth--;
-            }
-            break;
-        }
+    if (*in != NULL) {
+        return NGX_OK;
     }
 
-    return 1;
+    if (jp.code == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_strcmp(jp.code, "json_too_deep") == 0) {
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                      jp.code,
+                                      "JSON nested deeper than %ui levels "
+                                      "(at byte %uz)", vlcf->max_json_depth,
+                                      jp.offset);
+    }
+
+    if (ngx_strcmp(jp.code, "json_too_complex") == 0) {
+        return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                      jp.code,
+                                      "JSON refused at byte %uz: %s (at "
+                                      "most %ui values)", jp.offset,
+                                      jp.reason, vlcf->max_json_values);
+    }
+
+    return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                  jp.code, "invalid JSON at byte %uz: %s",
+                                  jp.offset, jp.reason);
 }
 
 
@@ -411,14 +593,24 @@ ngx_http_vlm_split_multipart(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
 
         p += 2;
 
-        hdr_end = ngx_strlcasestrn(p, last, ngx_http_vlm_headers_end.data,
-                                   ngx_http_vlm_headers_end.len - 1);
-        if (hdr_end == NULL || hdr_end - p > NGX_HTTP_VLM_MAX_PART_HEADERS) {
+        /*
+         * memmem() is linear; nginx's ngx_strlcasestrn() compares the
+         * pattern at every candidate, and looking for the headers' end up
+         * to the body's end let a hostile 24 MB form cost 100 ms each time.
+         * Boundaries are matched exactly, as RFC 2046 has them.
+         */
+        hdr_end = memmem(p, ngx_min((size_t) (last - p),
+                                    NGX_HTTP_VLM_MAX_PART_HEADERS
+                                    + ngx_http_vlm_headers_end.len),
+                         ngx_http_vlm_headers_end.data,
+                         ngx_http_vlm_headers_end.len);
+        if (hdr_end == NULL) {
             goto invalid;
         }
 
-        next = ngx_strlcasestrn(hdr_end + ngx_http_vlm_headers_end.len, last,
-                                boundary.data, blen - 1);
+        q = hdr_end + ngx_http_vlm_headers_end.len;
+
+        next = memmem(q, last - q, boundary.data, blen);
         if (next == NULL) {
             goto invalid;
         }
@@ -548,7 +740,10 @@ ngx_http_vlm_form_field(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         return NGX_OK;
     }
 
+    /* the field's name is client bytes: not repeated */
     return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
                                   "unsupported_parameter",
-                                  "unknown form field \"%V\"", &part->name);
+                                  "unknown form field (the fields are "
+                                  "image, language, title, context and "
+                                  "max_length)");
 }

@@ -5,7 +5,8 @@
  * ngx_http_vlm_cache: finished answers in Redis. The key is a SHA-256 over
  * the model revision, the prompt-template version, the canonical vlmd body
  * (task, language, generation parameters, prompt text, image positions;
- * keys sorted) and the SHA-256 of each image's bytes. The record is JSON,
+ * keys sorted), the SHA-256 of each image's bytes and, with
+ * vlm_cache_scope subject, the caller's subject. The record is JSON,
  * written and read only here: {"text", "finish_reason" ("stop" or
  * "length": complete answers only), "language", "prompt_tokens",
  * "completion_tokens", and "logprobs" when they were asked for}.
@@ -85,14 +86,17 @@ ngx_int_t
 ngx_http_vlm_cache_key(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     ngx_str_t *revision)
 {
-    char                  *canon;
-    u_char                *p;
-    ngx_uint_t             i;
-    EVP_MD_CTX            *md;
-    unsigned int           n;
-    ngx_http_vlm_image_t  *img;
-    u_char                 version[NGX_INT_T_LEN];
-    u_char                 digest[NGX_HTTP_VLM_SHA256_LEN];
+    char                     *canon;
+    u_char                   *p;
+    ngx_uint_t                i;
+    EVP_MD_CTX               *md;
+    unsigned int              n;
+    ngx_http_vlm_image_t     *img;
+    ngx_http_vlm_loc_conf_t  *vlcf;
+    u_char                    version[NGX_INT_T_LEN];
+    u_char                    digest[NGX_HTTP_VLM_SHA256_LEN];
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
 
     /* sorted keys make the serialisation canonical for equal requests */
     canon = json_dumps(ctx->task->body, JSON_COMPACT | JSON_SORT_KEYS);
@@ -130,6 +134,17 @@ ngx_http_vlm_cache_key(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
             EVP_MD_CTX_free(md);
             return NGX_ERROR;
         }
+    }
+
+    /* vlm_cache_scope subject: another caller's answers are never seen */
+    if (vlcf->cache_scope == NGX_HTTP_VLM_CACHE_SCOPE_SUBJECT
+        && (EVP_DigestUpdate(md, "\0subject\0", sizeof("\0subject\0") - 1)
+            != 1
+            || EVP_DigestUpdate(md, ctx->subject.data, ctx->subject.len)
+               != 1))
+    {
+        EVP_MD_CTX_free(md);
+        return NGX_ERROR;
     }
 
     if (EVP_DigestFinal_ex(md, digest, &n) != 1) {

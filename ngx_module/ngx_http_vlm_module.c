@@ -12,6 +12,18 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_http_vlm_module.h"
+#if (__GLIBC__)
+#include <malloc.h>
+#endif
+
+
+/*
+ * Allocations this large get their own mapping, returned to the system on
+ * free. glibc would otherwise raise the threshold to the largest block
+ * freed (up to 32 MB), and the next request bodies of that size would stay
+ * in the heap after the request.
+ */
+#define NGX_HTTP_VLM_MMAP_THRESHOLD  (256 * 1024)
 
 
 static ngx_int_t ngx_http_vlm_add_variables(ngx_conf_t *cf);
@@ -20,6 +32,7 @@ static ngx_int_t ngx_http_vlm_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static void *ngx_http_vlm_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_vlm_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_vlm_create_srv_conf(ngx_conf_t *cf);
 static void *ngx_http_vlm_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_vlm_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -49,6 +62,13 @@ static ngx_conf_enum_t  ngx_http_vlm_auth_values[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_vlm_cache_scopes[] = {
+    { ngx_string("shared"), NGX_HTTP_VLM_CACHE_SCOPE_SHARED },
+    { ngx_string("subject"), NGX_HTTP_VLM_CACHE_SCOPE_SUBJECT },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_enum_t  ngx_http_vlm_log_levels[] = {
     { ngx_string("info"), NGX_LOG_INFO },
     { ngx_string("notice"), NGX_LOG_NOTICE },
@@ -60,6 +80,12 @@ static ngx_conf_enum_t  ngx_http_vlm_log_levels[] = {
 
 static ngx_conf_num_bounds_t  ngx_http_vlm_positive_bounds = {
     ngx_conf_check_num_bounds, 1, 1000000000
+};
+
+
+/* the JSON parser recurses once per level */
+static ngx_conf_num_bounds_t  ngx_http_vlm_depth_bounds = {
+    ngx_conf_check_num_bounds, 1, 1024
 };
 
 
@@ -113,6 +139,13 @@ static ngx_command_t  ngx_http_vlm_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_vlm_loc_conf_t, cache),
       NULL },
+
+    { ngx_string("vlm_cache_scope"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_vlm_loc_conf_t, cache_scope),
+      &ngx_http_vlm_cache_scopes },
 
     { ngx_string("vlm_auth"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -210,6 +243,13 @@ static ngx_command_t  ngx_http_vlm_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_vlm_loc_conf_t, max_json_depth),
+      &ngx_http_vlm_depth_bounds },
+
+    { ngx_string("vlm_max_json_values"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_vlm_loc_conf_t, max_json_values),
       &ngx_http_vlm_positive_bounds },
 
     { ngx_string("vlm_cors_origin"),
@@ -251,7 +291,7 @@ static ngx_http_module_t  ngx_http_vlm_module_ctx = {
     ngx_http_vlm_create_main_conf,         /* create main configuration */
     ngx_http_vlm_init_main_conf,           /* init main configuration */
 
-    NULL,                                  /* create server configuration */
+    ngx_http_vlm_create_srv_conf,          /* create server configuration */
     NULL,                                  /* merge server configuration */
 
     ngx_http_vlm_create_loc_conf,          /* create location configuration */
@@ -359,7 +399,9 @@ ngx_http_vlm_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     switch (data) {
 
     case NGX_HTTP_VLM_VAR_SUBJECT:
-        if (!ctx->auth_done && vlcf->auth) {
+        if (!ctx->auth_done && vlcf->auth
+            && vlcf->api != NGX_HTTP_VLM_API_NONE)
+        {
             (void) ngx_http_vlm_authenticate(r, ctx);
         }
         s = &ctx->subject;
@@ -473,7 +515,31 @@ ngx_http_vlm_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&vmcf->vlmd_socket, "/run/vlmd/vlmd.sock");
     }
 
+    if (ngx_http_vlm_ipc_zone(cf, vmcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     return ngx_http_vlm_metrics_zone(cf, vmcf);
+}
+
+
+static void *
+ngx_http_vlm_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_vlm_srv_conf_t  *vscf;
+
+    vscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_vlm_srv_conf_t));
+    if (vscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     vscf->api = 0;    set by vlm_api in one of the server's locations
+     */
+
+    return vscf;
 }
 
 
@@ -501,6 +567,7 @@ ngx_http_vlm_create_loc_conf(ngx_conf_t *cf)
     vlcf->jwt_leeway = NGX_CONF_UNSET;
     vlcf->api_keys = NGX_CONF_UNSET_PTR;
     vlcf->cache = NGX_CONF_UNSET;
+    vlcf->cache_scope = NGX_CONF_UNSET_UINT;
     vlcf->max_images = NGX_CONF_UNSET_UINT;
     vlcf->max_image_bytes = NGX_CONF_UNSET_SIZE;
     vlcf->max_pixels = NGX_CONF_UNSET_UINT;
@@ -508,6 +575,7 @@ ngx_http_vlm_create_loc_conf(ngx_conf_t *cf)
     vlcf->max_tokens = NGX_CONF_UNSET_UINT;
     vlcf->default_max_tokens = NGX_CONF_UNSET_UINT;
     vlcf->max_json_depth = NGX_CONF_UNSET_UINT;
+    vlcf->max_json_values = NGX_CONF_UNSET_UINT;
     vlcf->cors_origins = NGX_CONF_UNSET_PTR;
     vlcf->remote_images = NGX_CONF_UNSET;
     vlcf->request_timeout = NGX_CONF_UNSET_MSEC;
@@ -540,6 +608,8 @@ ngx_http_vlm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->jwt_leeway, prev->jwt_leeway, 30);
     ngx_conf_merge_ptr_value(conf->api_keys, prev->api_keys, NULL);
     ngx_conf_merge_value(conf->cache, prev->cache, 1);
+    ngx_conf_merge_uint_value(conf->cache_scope, prev->cache_scope,
+                              NGX_HTTP_VLM_CACHE_SCOPE_SHARED);
     ngx_conf_merge_uint_value(conf->max_images, prev->max_images, 8);
     ngx_conf_merge_size_value(conf->max_image_bytes, prev->max_image_bytes,
                               10 * 1024 * 1024);
@@ -551,6 +621,8 @@ ngx_http_vlm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->default_max_tokens,
                               prev->default_max_tokens, 512);
     ngx_conf_merge_uint_value(conf->max_json_depth, prev->max_json_depth, 16);
+    ngx_conf_merge_uint_value(conf->max_json_values, prev->max_json_values,
+                              65536);
     ngx_conf_merge_ptr_value(conf->cors_origins, prev->cors_origins, NULL);
     ngx_conf_merge_value(conf->remote_images, prev->remote_images, 0);
     ngx_conf_merge_msec_value(conf->request_timeout, prev->request_timeout,
@@ -585,6 +657,7 @@ ngx_http_vlm_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_str_t                 *value;
     ngx_uint_t                 i;
+    ngx_http_vlm_srv_conf_t   *vscf;
     ngx_http_core_loc_conf_t  *clcf;
 
     static ngx_str_t  names[] = {
@@ -623,6 +696,10 @@ ngx_http_vlm_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_vlm_handler;
+
+    /* nginx's own errors in this server are answered as the API's */
+    vscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_vlm_module);
+    vscf->api = 1;
 
     return NGX_CONF_OK;
 }
@@ -779,6 +856,10 @@ ngx_http_vlm_init_process(ngx_cycle_t *cycle)
     {
         return NGX_OK;
     }
+
+#if (__GLIBC__)
+    (void) mallopt(M_MMAP_THRESHOLD, NGX_HTTP_VLM_MMAP_THRESHOLD);
+#endif
 
     /* neither is fatal: a missing Redis or vlmd is retried on a timer */
     (void) ngx_http_vlm_redis_init(cycle);

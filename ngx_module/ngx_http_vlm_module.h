@@ -59,6 +59,10 @@
 #define NGX_HTTP_VLM_CACHE_MISS       2
 #define NGX_HTTP_VLM_CACHE_BYPASS     3
 
+/* who shares cached answers (vlm_cache_scope) */
+#define NGX_HTTP_VLM_CACHE_SCOPE_SHARED   0
+#define NGX_HTTP_VLM_CACHE_SCOPE_SUBJECT  1
+
 #define NGX_HTTP_VLM_IMAGE_JPEG       1
 #define NGX_HTTP_VLM_IMAGE_PNG        2
 #define NGX_HTTP_VLM_IMAGE_GIF        3
@@ -92,7 +96,14 @@ typedef struct {
     ngx_str_t                   model_name;     /* advertised model id */
     ngx_str_t                   model_revision; /* part of the cache key */
     ngx_shm_zone_t             *metrics_zone;
+    ngx_shm_zone_t             *workers_zone;   /* attach state, /readyz */
 } ngx_http_vlm_main_conf_t;
+
+
+/* per server: what nginx's own answers and logs look like there */
+typedef struct {
+    ngx_flag_t                  api;            /* has vlm_api locations */
+} ngx_http_vlm_srv_conf_t;
 
 
 typedef struct {
@@ -105,6 +116,7 @@ typedef struct {
     time_t                      jwt_leeway;     /* seconds */
     ngx_array_t                *api_keys;       /* ngx_http_vlm_api_key_t */
     ngx_flag_t                  cache;
+    ngx_uint_t                  cache_scope;    /* NGX_HTTP_VLM_CACHE_SCOPE_* */
     ngx_uint_t                  max_images;
     size_t                      max_image_bytes;    /* decoded bytes */
     ngx_uint_t                  max_pixels;         /* width * height */
@@ -112,6 +124,7 @@ typedef struct {
     ngx_uint_t                  max_tokens;
     ngx_uint_t                  default_max_tokens; /* when not asked */
     ngx_uint_t                  max_json_depth;
+    ngx_uint_t                  max_json_values;    /* per body */
     ngx_array_t                *cors_origins;   /* ngx_str_t */
     ngx_flag_t                  remote_images;
     ngx_msec_t                  request_timeout;    /* ms, whole answer */
@@ -134,6 +147,17 @@ typedef struct {
 } ngx_http_vlm_error_t;
 
 
+/* limits in, and the refusal out, of ngx_http_vlm_json_parse() */
+typedef struct {
+    ngx_uint_t                  max_depth;
+    ngx_uint_t                  max_values;
+    const char                 *code;       /* error code; NULL: no memory */
+    const char                 *reason;     /* never quotes the body */
+    size_t                      offset;     /* bytes into the body */
+    ngx_uint_t                  values;     /* parsed, or up to the error */
+} ngx_http_vlm_json_t;
+
+
 /*
  * a validated request: "body" is the JSON sent to vlmd (vlm_ipc.h) without
  * its "images" member, which needs arena offsets known only at submit time;
@@ -149,6 +173,7 @@ typedef struct {
     size_t                      prompt_bytes;   /* all text, bytes */
     uint64_t                    client;         /* whose: vlmd's fairness
                                                    key, 0: unknown */
+    ngx_uint_t                  json_values;    /* in the body */
 
     unsigned                    stream:1;
     unsigned                    include_usage:1;
@@ -206,6 +231,7 @@ typedef struct {
     ngx_str_t                   cache_key;      /* hex, "vlm:v1:..." */
     ngx_uint_t                  cache_status;   /* NGX_HTTP_VLM_CACHE_* */
     ngx_http_vlm_cache_op_t    *cache_op;       /* a GET in flight */
+    ngx_str_t                   core_error;     /* JSON for nginx's page */
 
     ngx_http_vlm_ipc_req_t     *ipc;            /* vlmd working for us */
 
@@ -252,6 +278,10 @@ char *ngx_http_vlm_jwt_load_key(ngx_conf_t *cf, ngx_http_vlm_jwt_key_t *key,
 ngx_int_t ngx_http_vlm_parse_body(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx);
 
+/* ngx_http_vlm_json.c */
+json_t *ngx_http_vlm_json_parse(u_char *data, size_t len,
+    ngx_http_vlm_json_t *jp);
+
 /* ngx_http_vlm_schema.c */
 ngx_int_t ngx_http_vlm_schema_parse(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx, json_t *in);
@@ -283,9 +313,11 @@ ngx_int_t ngx_http_vlm_redis_init(ngx_cycle_t *cycle);
 void ngx_http_vlm_redis_exit(ngx_cycle_t *cycle);
 
 /* ngx_http_vlm_ipc.c */
+char *ngx_http_vlm_ipc_zone(ngx_conf_t *cf, ngx_http_vlm_main_conf_t *vmcf);
 ngx_int_t ngx_http_vlm_ipc_init(ngx_cycle_t *cycle);
 void ngx_http_vlm_ipc_exit(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_vlm_ipc_ready(void);
+ngx_int_t ngx_http_vlm_ipc_ready_all(ngx_uint_t *ready, ngx_uint_t *total);
 ngx_int_t ngx_http_vlm_ipc_submit(ngx_http_request_t *r,
     ngx_http_vlm_task_t *task, ngx_http_vlm_ipc_handler_pt handler,
     void *data, ngx_http_vlm_ipc_req_t **reqp);
@@ -298,6 +330,8 @@ ngx_int_t ngx_http_vlm_ipc_stats(ngx_http_request_t *r,
 ngx_int_t ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const char *param, const char *code,
     const char *fmt, ...);
+ngx_int_t ngx_http_vlm_error_body(ngx_http_request_t *r, const char *message,
+    const char *type, const char *param, const char *code, ngx_str_t *out);
 ngx_int_t ngx_http_vlm_send_status_error(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *message);
 ngx_int_t ngx_http_vlm_send_json(ngx_http_request_t *r, ngx_uint_t status,

@@ -22,6 +22,9 @@
 #include "ngx_http_vlm_module.h"
 
 
+#define NGX_HTTP_VLM_READY_LEN  64      /* bytes of /readyz's reason */
+
+
 static ngx_int_t ngx_http_vlm_refuse_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_vlm_simple(ngx_http_request_t *r,
     ngx_http_vlm_ctx_t *ctx);
@@ -231,6 +234,12 @@ ngx_http_vlm_handler(ngx_http_request_t *r)
                                        ? " or multipart/form-data" : "");
     }
 
+    /*
+     * room in nginx's body buffer for what came with the headers, so that
+     * the body can be made one buffer in place (ngx_http_vlm_body.c)
+     */
+    r->request_body_in_single_buf = 1;
+
     rc = ngx_http_read_client_request_body(r, ngx_http_vlm_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
@@ -258,8 +267,10 @@ ngx_http_vlm_refuse_body(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_vlm_simple(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
 {
+    u_char                   *p, *last;
     json_t                   *obj;
     ngx_int_t                 rc;
+    ngx_uint_t                ready, total;
     ngx_http_vlm_loc_conf_t  *vlcf;
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_vlm_module);
@@ -288,9 +299,23 @@ ngx_http_vlm_simple(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
         return ngx_http_vlm_models(r);
 
     case NGX_HTTP_VLM_API_READY:
-        if (ngx_http_vlm_ipc_ready() != NGX_OK) {
-            obj = json_pack("{s:s, s:s}", "status", "unavailable",
-                            "reason", "vlmd is not attached");
+        /* ready when every worker is attached, not just this one */
+        if (ngx_http_vlm_ipc_ready_all(&ready, &total) != NGX_OK) {
+            p = ngx_pnalloc(r->pool, NGX_HTTP_VLM_READY_LEN);
+            if (p == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            last = ngx_slprintf(p, p + NGX_HTTP_VLM_READY_LEN,
+                                "vlmd is attached in %ui of %ui nginx "
+                                "workers", ready, total);
+
+            obj = json_pack("{s:s, s:s%, s:{s:s%, s:s, s:n, s:s}}",
+                            "status", "unavailable",
+                            "reason", p, (size_t) (last - p),
+                            "error", "message", p, (size_t) (last - p),
+                            "type", "service_unavailable", "param",
+                            "code", "daemon_unavailable");
             rc = NGX_HTTP_SERVICE_UNAVAILABLE;
             break;
         }

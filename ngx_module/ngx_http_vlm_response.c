@@ -285,9 +285,7 @@ ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
 {
     u_char                   *p;
     va_list                   args;
-    json_t                   *obj;
-    ngx_int_t                 rc;
-    ngx_str_t                 value;
+    ngx_str_t                 value, out;
     ngx_http_vlm_loc_conf_t  *vlcf;
     u_char                    msg[512];
 
@@ -301,10 +299,9 @@ ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "vlm: %ui %s", status, msg);
 
-    obj = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error",
-                    "message", (char *) msg, "type", type,
-                    "param", param, "code", code);
-    if (obj == NULL) {
+    if (ngx_http_vlm_error_body(r, (char *) msg, type, param, code, &out)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -315,7 +312,6 @@ ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
     {
         p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
         if (p == NULL) {
-            json_decref(obj);
             return NGX_ERROR;
         }
 
@@ -323,7 +319,6 @@ ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
         value.len = ngx_sprintf(p, "%ui", vlcf->retry_after) - p;
 
         if (ngx_http_vlm_set_header(r, "Retry-After", &value) != NGX_OK) {
-            json_decref(obj);
             return NGX_ERROR;
         }
     }
@@ -333,12 +328,31 @@ ngx_http_vlm_send_error(ngx_http_request_t *r, ngx_uint_t status,
         if (ngx_http_vlm_set_header(r, "WWW-Authenticate", &value)
             != NGX_OK)
         {
-            json_decref(obj);
             return NGX_ERROR;
         }
     }
 
-    rc = ngx_http_vlm_send_json(r, status, obj);
+    return ngx_http_vlm_send_buffer(r, status, &ngx_http_vlm_json_type,
+                                    out.data, out.len);
+}
+
+
+/* {"error": {...}} and a newline, in r->pool; message is UTF-8 */
+ngx_int_t
+ngx_http_vlm_error_body(ngx_http_request_t *r, const char *message,
+    const char *type, const char *param, const char *code, ngx_str_t *out)
+{
+    json_t     *obj;
+    ngx_int_t   rc;
+
+    obj = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error",
+                    "message", message, "type", type,
+                    "param", param, "code", code);
+    if (obj == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_vlm_dump(r, obj, out);
     json_decref(obj);
 
     return rc;

@@ -124,6 +124,15 @@ static const char  *ngx_http_vlm_roles[] = {
     "system", "user", "assistant", NULL
 };
 
+/* chat parameters of OpenAI's API that vlm does not support */
+static const char  *ngx_http_vlm_openai_only[] = {
+    "tools", "tool_choice", "functions", "function_call", "response_format",
+    "presence_penalty", "frequency_penalty", "logit_bias",
+    "parallel_tool_calls", "service_tier", "store", "metadata",
+    "modalities", "audio", "prediction", "reasoning_effort",
+    "web_search_options", NULL
+};
+
 
 /* every endpoint's generation parameters */
 static ngx_http_vlm_field_t  ngx_http_vlm_sampling_fields[] = {
@@ -305,7 +314,7 @@ ngx_http_vlm_schema_parse(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     json_t                   *v, *defaults;
     ngx_int_t                 rc;
     ngx_uint_t                i;
-    const char               *key;
+    const char               *key, **s;
     json_error_t              err;
     ngx_http_vlm_task_t      *task;
     ngx_http_vlm_schema_t    *schema;
@@ -340,12 +349,28 @@ ngx_http_vlm_schema_parse(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
 
     if (schema->strict) {
         json_object_foreach(in, key, v) {
-            if (ngx_http_vlm_schema_field(schema, key) == NULL) {
-                return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                              key, "unsupported_parameter",
-                                              "parameter \"%s\" is not "
-                                              "supported", key);
+            if (ngx_http_vlm_schema_field(schema, key) != NULL) {
+                continue;
             }
+
+            /*
+             * Named only when it is a parameter of OpenAI's, from our own
+             * list: a key is client bytes, and may be anything.
+             */
+            for (s = ngx_http_vlm_openai_only; *s; s++) {
+                if (ngx_strcmp(key, *s) == 0) {
+                    return ngx_http_vlm_set_error(r, ctx,
+                                                  NGX_HTTP_BAD_REQUEST, *s,
+                                                  "unsupported_parameter",
+                                                  "parameter \"%s\" is not "
+                                                  "supported", *s);
+                }
+            }
+
+            return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
+                                          "unsupported_parameter",
+                                          "the body has a parameter that "
+                                          "this endpoint does not know");
         }
     }
 
@@ -606,11 +631,11 @@ ngx_http_vlm_field_model(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
         return NGX_OK;
     }
 
+    /* the name asked for is not repeated: it is client bytes */
     return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_NOT_FOUND, f->name,
                                   "model_not_found",
-                                  "the model \"%s\" does not exist; this "
-                                  "server has \"%V\"", json_string_value(v),
-                                  model);
+                                  "the requested model does not exist; this "
+                                  "server has \"%V\"", model);
 }
 
 

@@ -9,7 +9,12 @@
 #   2. the module's own overhead on a miss: N sequential uncached requests
 #      (unique prompts, max_tokens 1) through nginx (curl's time_total) and
 #      the same kind of request straight to vlmd (vlm-run --daemon --json,
-#      submit to done); overhead = median(nginx) - median(direct).
+#      submit to done); overhead = median(nginx) - median(direct);
+#   3. hostile JSON (issue 12): 23 MB bodies shaped to hurt a parser, to a
+#      location with client_max_body_size 24m (conf/nginx-vlm.conf's):
+#      the answer's latency, the worker's peak and kept RSS, and the
+#      slowest small request on the same worker meanwhile
+#      (scripts/bench-hostile-json.py).
 # Prints a stage table; exits non-zero on any failure; a trap stops every
 # process it started (by pid) and removes the temp directory.
 # Leaves out: model speed (bench.sh's other stages), streaming, images.
@@ -17,7 +22,8 @@
 # Environment: BUILD (default build), VLMD, VLM_RUN, VLM_NGX_MODULE, VLM_MODEL,
 #   PORT (default: a free port), DURATION (seconds per wrk run, default 5),
 #   ROUNDS (alternating hit/static wrk runs, default 2), CONNECTIONS (default
-#   32), MISS_N (default 30), KEEP=1 keeps the temp dir.
+#   32), MISS_N (default 30), HOSTILE_MB (body size, default 23; 0 skips the
+#   stage), KEEP=1 keeps the temp dir.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +36,7 @@ duration=${DURATION:-5}
 rounds=${ROUNDS:-2}
 connections=${CONNECTIONS:-32}
 miss_n=${MISS_N:-30}
+hostile_mb=${HOSTILE_MB:-23}
 threads=2
 
 die() { echo "bench-nginx: $*" >&2; exit 1; }
@@ -116,6 +123,12 @@ sh "$root/scripts/dev-nginx-conf.sh" --run "$tmp" --module "$module" \
     server {
         listen 127.0.0.1:$port;
         include $root/conf/dev/api-locations.conf;
+        # as conf/nginx-vlm.conf: bodies up to 24m, in memory
+        location = /hostile/v1/alt-text {
+            client_max_body_size 24m;
+            client_body_buffer_size 24m;
+            vlm_api alt_text;
+        }
         location = /static/answer.json {
             root $tmp;
             default_type application/json;
@@ -301,6 +314,17 @@ fastest() { sort -g "$1" | head -1; }
 overhead_min=$(awk -v a="$(fastest "$tmp/miss-nginx.txt")" -v b="$(fastest "$tmp/miss-direct.txt")" 'BEGIN { printf "%.3f", a - b }')
 t_miss=$(elapsed "$t0")
 
+# ---- stage: hostile JSON bodies (issue 12) ----
+t0=$(now)
+hostile_line="hostile_json_answer_ms_max=- hostile_json_cpu_ms_max=- hostile_json_peak_mb_max=- hostile_json_kept_mb_max=- hostile_json_probe_ms_max=-"
+if [ "$hostile_mb" -gt 0 ]; then
+    python3 "$root/scripts/bench-hostile-json.py" 127.0.0.1 "$port" /hostile/v1/alt-text /healthz \
+        "$key" "$nginx_pid" $((hostile_mb * 1024 * 1024)) >"$tmp/hostile.txt" 2>&1 \
+        || { cat "$tmp/hostile.txt" >&2; die "hostile JSON stage failed"; }
+    hostile_line=$(grep '^BENCH ' "$tmp/hostile.txt" | sed 's/^BENCH //')
+fi
+t_hostile=$(elapsed "$t0")
+
 # ---- report ----
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 ratio=$(awk -v a="$(field "$hit" rps)" -v b="$(field "$static" rps)" 'BEGIN { printf "%.2f", a / b }')
@@ -326,8 +350,12 @@ printf '%-34s %8s %8s %8s\n' "difference nginx - direct" "$overhead" "$(p90 "$tm
 echo "module overhead on a miss (median of per-request differences): $overhead ms"
 echo "  fastest nginx - fastest direct (closest to an idle machine): $overhead_min ms"
 echo "  plain HTTP on loopback (curl + TCP + nginx core) is about the static GET: $m_static ms"
+if [ "$hostile_mb" -gt 0 ]; then
+    echo
+    grep -v '^BENCH ' "$tmp/hostile.txt"
+fi
 echo
 echo "stage                 seconds"
-printf '%-21s %7s\n' start "$t_start" fill-cache "$t_fill" wrk-cache-hit "$t_hit" wrk-static "$t_static" miss-overhead "$t_miss"
+printf '%-21s %7s\n' start "$t_start" fill-cache "$t_fill" wrk-cache-hit "$t_hit" wrk-static "$t_static" miss-overhead "$t_miss" hostile-json "$t_hostile"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "BENCH nginx_hit_rps=$(field "$hit" rps) nginx_hit_p50_ms=$(ms "$(field "$hit" p50_us)") nginx_hit_p99_ms=$(ms "$(field "$hit" p99_us)") nginx_static_rps=$(field "$static" rps) nginx_static_p50_ms=$(ms "$(field "$static" p50_us)") nginx_static_p99_ms=$(ms "$(field "$static" p99_us)") nginx_hit_static_ratio=$ratio nginx_miss_overhead_ms=$overhead nginx_miss_overhead_fastest_ms=$overhead_min nginx_miss_http_baseline_ms=$m_static"
+echo "BENCH nginx_hit_rps=$(field "$hit" rps) nginx_hit_p50_ms=$(ms "$(field "$hit" p50_us)") nginx_hit_p99_ms=$(ms "$(field "$hit" p99_us)") nginx_static_rps=$(field "$static" rps) nginx_static_p50_ms=$(ms "$(field "$static" p50_us)") nginx_static_p99_ms=$(ms "$(field "$static" p99_us)") nginx_hit_static_ratio=$ratio nginx_miss_overhead_ms=$overhead nginx_miss_overhead_fastest_ms=$overhead_min nginx_miss_http_baseline_ms=$m_static $hostile_line"

@@ -127,7 +127,8 @@ for s in 448 1024; do
 done
 # Serving: vlmd through the shared-memory protocol (aggregate tokens/s at 1, 4
 # and 16 concurrent clients, protocol overhead), then nginx (cache hit vs a
-# static file of the same size, the module's overhead on a miss). The bench
+# static file of the same size, the module's overhead on a miss, hostile JSON
+# bodies: memory and event-loop blocking). The bench
 # model has no tokenizer of its own: borrow the fixture's (ids stay < 1500).
 t0=$(now)
 DAEMON_MODEL=$BUILD/bench-daemon-model
@@ -199,5 +200,9 @@ printf ' %-38s %s req/s (p50 %s ms, p99 %s ms); hit/static = %s\n' "nginx static
     "$(nval nginx_hit_static_ratio)"
 printf ' %-38s %s ms median, %s ms fastest\n' "module overhead on a miss" \
     "$(nval nginx_miss_overhead_ms)" "$(nval nginx_miss_overhead_fastest_ms)"
+printf ' %-38s answer <= %s ms (worker CPU <= %s ms), peak <= %s MB, kept <= %s MB, small requests <= %s ms\n' \
+    "hostile 23 MB JSON bodies (worst)" "$(nval hostile_json_answer_ms_max)" \
+    "$(nval hostile_json_cpu_ms_max)" "$(nval hostile_json_peak_mb_max)" \
+    "$(nval hostile_json_kept_mb_max)" "$(nval hostile_json_probe_ms_max)"
 echo " stage times: model $t_model s, bench-ops $t_ops s, bench-model $t_run s, daemon $t_daemon s, sched $t_sched s, nginx $t_nginx s"
 echo "==================================================================================="

@@ -59,10 +59,16 @@ add_header Cache-Control no-cache always;
 HDR
 
 # The shared development preamble (conf/dev/nginx.conf.in) around this
-# stack's http settings; see conf/nginx-vlm.conf for every option.
+# stack's http settings; see conf/nginx-vlm.conf for every option. Errors
+# are logged from notice: at info nginx quotes client headers, a duplicated
+# Authorization included (see "logs" in conf/nginx-vlm.conf).
 sh "$root/scripts/dev-nginx-conf.sh" --run "$run" \
-    --module "$root/build/modules/ngx_http_vlm_module.so" --workers 2 --log-level info <<CONF
+    --module "$root/build/modules/ngx_http_vlm_module.so" --workers 2 --log-level notice <<CONF
     access_log $run/nginx-access.log;
+    # idle or stalled clients need no key: free their connections soon
+    client_header_timeout 10s;
+    client_body_timeout 10s;
+    reset_timedout_connection on;
     client_max_body_size 24m;
     client_body_buffer_size 24m;
 

@@ -29,7 +29,9 @@ extern "C" {
 #define VLM_IPC_ERROR   -1     /* bad argument or protocol violation */
 #define VLM_IPC_CLOSED  -2     /* the daemon is gone (or refused us) */
 
-#define VLM_IPC_MAX_REGIONS  8  /* arena regions freed with one request */
+/* arena regions freed with one request: vlmd's default max_images (8) with
+ * one region each, and the body */
+#define VLM_IPC_MAX_REGIONS  9
 
 typedef struct vlm_ipc_client vlm_ipc_client;
 

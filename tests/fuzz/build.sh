@@ -111,7 +111,7 @@ done
 CC=${CC:-clang}
 NGX_SRC=${NGX_SRC:-/usr/share/nginx/src}
 NGX_PARSERS="ngx_http_vlm_image_sniff ngx_http_vlm_image ngx_http_vlm_body \
-  ngx_http_vlm_schema ngx_http_vlm_jwt ngx_http_vlm_util"
+  ngx_http_vlm_json ngx_http_vlm_schema ngx_http_vlm_jwt ngx_http_vlm_util"
 ngx=$OUT/ngx
 if [ ! -f "$NGX_SRC/conf_flags" ]; then
     echo "build.sh: $NGX_SRC/conf_flags missing (install nginx-dev); fuzz_ngx_* not built" >&2
@@ -276,6 +276,14 @@ printf '\005multipart/form-data; boundary=XyZ\n--XyZ\r\nContent-Disposition: for
 printf '\135multipart/form-data; boundary="a b"\n--a b\r\nContent-Disposition: form-data; name="title"\r\n\r\nT\r\n--a b\r\nContent-Disposition: form-data;name="image"\r\n\r\ndata:image/gif;base64,%s\r\n--a b--' "$(b64 "$gif")" >"$d/multipart2"
 # shellcheck disable=SC2059
 printf '\015multipart/form-data; charset=utf-8; BOUNDARY=q\n--q\r\nContent-Disposition: form-data; filename="b.gif"; name="image"\r\n\r\n'"$gif"'\r\n--q\r\nContent-Disposition: form-data; name="context"\r\n\r\nA cat.\r\n--q--\r\n' >"$d/multipart3"
+
+d=$(seeds ngx_json)
+# byte 0: bits 0-3 depth - 1, bit 4 a 64-value budget; then the body
+printf '\017{"a":[1,-0,2.5e-3,true,false,null,"x\\u00e9\\ud83d\\ude00\\n"],"b":{"c":{}},"":""}' >"$d/mixed"
+printf '\017{"s":"caf\303\251 \344\275\240\345\245\275","k\\"q":"\\/\\b\\f\\r\\t"}' >"$d/utf8"
+printf '\002{"d":[[[[1]]]]}' >"$d/deep"
+printf '\037{"v":[{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}]}' >"$d/values"
+printf '\017{"n":[9223372036854775807,-9223372036854775808,1e308,0.1]}' >"$d/numbers"
 
 d=$(seeds ngx_jwt)
 # byte 0 odd: header '\n' claims, signed by the target with key (byte 0 >> 1) & 3

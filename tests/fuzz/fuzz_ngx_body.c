@@ -1,8 +1,8 @@
 /*
  * fuzz_ngx_body.c: libFuzzer target for the nginx module's request body
- * parser (ngx_http_vlm_parse_body: JSON depth pre-check, the chat / alt-text
- * / summary schemas, multipart/form-data, strict base64 data: URLs, every
- * image sniffed and bounded). Input byte 0 picks the endpoint (bits 0-1:
+ * parser (ngx_http_vlm_parse_body: JSON within its depth and value limits,
+ * the chat / alt-text / summary schemas, multipart/form-data, strict base64
+ * data: URLs, every image sniffed and bounded). Input byte 0 picks the endpoint (bits 0-1:
  * chat, alt-text, summary, chat), multipart (bit 2) and where the body is
  * cut into two buffers (bits 3-7; bit 3 also turns vlm_remote_images on).
  * Multipart inputs carry their Content-Type value up to the first '\n';
@@ -38,7 +38,8 @@ check_task(ngx_http_vlm_task_t *task, ngx_http_vlm_loc_conf_t *vlcf)
     if (task == NULL || !json_is_object(task->body)
         || json_object_get(task->body, "task") == NULL
         || task->images->nelts > vlcf->max_images
-        || task->prompt_bytes > vlcf->max_prompt_bytes)
+        || task->prompt_bytes > vlcf->max_prompt_bytes
+        || task->json_values > vlcf->max_json_values)
     {
         __builtin_trap();
     }
@@ -130,6 +131,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vlcf.max_tokens = 2048;
     vlcf.default_max_tokens = 512;
     vlcf.max_json_depth = 16;
+    vlcf.max_json_values = 256;
     vlcf.remote_images = (mode >> 3) & 1;
 
     pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, NULL);

@@ -6,9 +6,10 @@
  *
  * Stand-ins written here: the pool (one malloc per allocation so ASan sees
  * every overrun; cleanups run on destroy, so LeakSanitizer catches a missed
- * json_decref), ngx_read_file (fails; bodies are always in memory here),
- * the configuration-time helpers only ngx_http_vlm_jwt_load_key calls
- * (never reached), ngx_log_error_core (silent) and the module object.
+ * json_decref) and its chain links, ngx_read_file (fails; bodies are always
+ * in memory here), the configuration-time helpers only
+ * ngx_http_vlm_jwt_load_key calls (never reached), ngx_log_error_core
+ * (silent) and the module object.
  * SHA-256 is the module's own (ngx_http_vlm_util.c, linked in).
  *
  * Also ours, at the end of the file: the string, base64, array and
@@ -139,6 +140,13 @@ ngx_pfree(ngx_pool_t *pool, void *p)
 }
 
 
+ngx_chain_t *
+ngx_alloc_chain_link(ngx_pool_t *pool)
+{
+    return ngx_palloc(pool, sizeof(ngx_chain_t));
+}
+
+
 ngx_pool_cleanup_t *
 ngx_pool_cleanup_add(ngx_pool_t *p, size_t size)
 {
@@ -210,7 +218,7 @@ void
 ngx_harness_set_body(ngx_http_request_t *r, const u_char *data, size_t len,
     size_t split)
 {
-    size_t         part[2];
+    size_t         part[2], room;
     ngx_uint_t     i;
     ngx_buf_t     *b;
     ngx_chain_t  **ll, *cl;
@@ -221,14 +229,20 @@ ngx_harness_set_body(ngx_http_request_t *r, const u_char *data, size_t len,
     part[0] = split < len ? split : len;
     part[1] = len - part[0];
 
-    /* each buffer is its own exact-size block: ASan sees reads past it */
+    /*
+     * each buffer is its own block: ASan sees reads past it. With an even
+     * split the last one has room for the first part after its data, as
+     * nginx makes it for request_body_in_single_buf.
+     */
+    room = (split % 2 == 0) ? part[0] : 0;
+
     for (i = 0; i < 2; i++) {
         if (part[i] == 0 && !(i == 0 && len == 0)) {
             continue;
         }
 
         b = ngx_pcalloc(r->pool, sizeof(ngx_buf_t));
-        b->pos = ngx_pnalloc(r->pool, part[i]);
+        b->pos = ngx_pnalloc(r->pool, part[i] + (i == 1 ? room : 0));
         ngx_memcpy(b->pos, data, part[i]);
         b->last = b->pos + part[i];
         b->temporary = 1;
@@ -238,6 +252,11 @@ ngx_harness_set_body(ngx_http_request_t *r, const u_char *data, size_t len,
         cl->buf = b;
         *ll = cl;
         ll = &cl->next;
+
+        /* as nginx: the last part is rb->buf, a large pool block */
+        b->start = b->pos;
+        b->end = b->last + (i == 1 ? room : 0);
+        r->request_body->buf = b;
     }
 }
 

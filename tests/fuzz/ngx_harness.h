@@ -18,7 +18,11 @@
 ngx_http_request_t *ngx_harness_request(ngx_pool_t *pool,
     ngx_http_vlm_main_conf_t *vmcf, ngx_http_vlm_loc_conf_t *vlcf);
 
-/* r->request_body->bufs: the body in two in-memory buffers cut at split */
+/*
+ * r->request_body->bufs: the body in two in-memory buffers cut at split;
+ * with an even split the second has room for the first part after its
+ * data, as nginx leaves it for request_body_in_single_buf
+ */
 void ngx_harness_set_body(ngx_http_request_t *r, const u_char *data,
     size_t len, size_t split);
 

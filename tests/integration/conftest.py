@@ -9,6 +9,7 @@ import hmac
 import http.client
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -222,6 +223,10 @@ class Stack:
             vlm_jwt_key alg=ES256 file={t}/es256.pub kid={KID};
             vlm_api models;
         }}
+        location = /tenant/v1/chat/completions {{
+            vlm_cache_scope subject;
+            vlm_api chat_completions;
+        }}
     }}
 """
 
@@ -339,6 +344,200 @@ def stack():
             print("integration files kept in", tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+EXAMPLE_CONF = os.path.join(ROOT, "conf", "nginx-vlm.conf")
+EXAMPLE_ISSUER = "https://blog.example.com"
+
+
+class ExampleNginx:
+    """A second nginx running conf/nginx-vlm.conf as shipped: only the module
+    and key paths, the sockets of the session's vlmd and Redis, the port
+    (no TLS here), the log files and the process settings are replaced, and
+    each replaced line must be found, so the example cannot drift from what
+    is tested. Three workers, so per-worker state shows."""
+
+    WORKERS = 3
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.tmp = os.path.join(stack.tmp, "example")
+        self.port = free_port()
+        self.nginx = None
+        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(self.tmp, d), exist_ok=True)
+
+    def conf(self):
+        t, st = self.tmp, self.stack.tmp
+        with open(EXAMPLE_CONF) as f:
+            text = f.read()
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        subs = [
+            ("load_module /usr/lib/nginx/modules/ngx_http_vlm_module.so;",
+             f"{user}load_module {MODULE};\ndaemon off;\nmaster_process on;\n"
+             f"pid {t}/nginx.pid;\nworking_directory {t};"),
+            ("worker_processes auto;", "worker_processes %d;" % self.WORKERS),
+            # raising the limit past the hard one needs root: nginx would alert
+            ("worker_rlimit_nofile 8192;",
+             "worker_rlimit_nofile 8192;"
+             if resource.getrlimit(resource.RLIMIT_NOFILE)[1] >= 8192 or os.geteuid() == 0
+             else ""),
+            ("error_log /var/log/nginx/vlm.error.log", f"error_log {t}/error.log"),
+            ("access_log /var/log/nginx/vlm.access.log", f"access_log {t}/access.log"),
+            ("http {\n",
+             "http {\n" + "".join(f"    {d}_temp_path {t}/{d};\n" for d in
+                                  ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))),
+            ("vlm_daemon /run/vlmd/vlmd.sock;", f"vlm_daemon {self.stack.vlmd_sock};"),
+            ("vlm_redis unix:/run/redis/redis-vlm.sock",
+             "vlm_redis unix:" + self.stack.redis_sock),
+            ("file=/etc/vlm/jwt-hs256.secret", f"file={st}/hs256.secret"),
+            ("file=/etc/vlm/jwt-rs256.pub", f"file={st}/rs256.pub"),
+            ("file=/etc/vlm/jwt-es256.pub", f"file={st}/es256.pub"),
+            ("vlm_api_keys /etc/vlm/api-keys;", f"vlm_api_keys {st}/api-keys;"),
+            ("listen 443 ssl;", f"listen 127.0.0.1:{self.port};"),
+            ("ssl_certificate     /etc/ssl/certs/vlm.example.com.pem;", ""),
+            ("ssl_certificate_key /etc/ssl/private/vlm.example.com.key;", ""),
+        ]
+        for old, new in subs:
+            assert text.count(old) == 1, "%r is not in %s exactly once" % (old, EXAMPLE_CONF)
+            text = text.replace(old, new)
+        return text
+
+    def start(self):
+        path = os.path.join(self.tmp, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(self.conf())
+        args = ["nginx", "-p", self.tmp, "-c", path, "-e", os.path.join(self.tmp, "error.log")]
+        env = dict(os.environ)
+        if os.environ.get("VLM_IT_NGINX_PRELOAD"):
+            env["LD_PRELOAD"] = os.environ["VLM_IT_NGINX_PRELOAD"]
+            env.setdefault("ASAN_OPTIONS", "detect_leaks=0:log_path=%s/asan" % self.stack.tmp)
+            env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:log_path=%s/asan" % self.stack.tmp)
+        check = subprocess.run(args + ["-t"], capture_output=True, text=True, env=env)
+        assert check.returncode == 0, check.stderr
+        self.nginx = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      env=env)
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, 10, "example nginx port")
+        wait_for(lambda: len(self.worker_pids()) == self.WORKERS, 10, "example nginx workers")
+
+    def stop(self):
+        if self.nginx:
+            self.nginx.send_signal(signal.SIGQUIT)
+            try:
+                self.nginx.wait(10)
+            except subprocess.TimeoutExpired:
+                self.nginx.kill()
+            self.nginx = None
+
+    def worker_pids(self):
+        out = subprocess.run(["pgrep", "-P", str(self.nginx.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def jwt(self, sub=None, **claims):
+        """An HS256 token the example accepts (kid, issuer, audience); a fresh
+        subject by default, so the per-subject rate limit never mixes tests."""
+        claims.setdefault("iss", EXAMPLE_ISSUER)
+        claims.setdefault("sub", sub or "it-" + os.urandom(6).hex())
+        return self.stack.jwt("HS256", claims, header={"kid": "wordpress"})
+
+    def request(self, method, path, body=None, headers=None, auth="jwt", timeout=120):
+        h = dict(headers or {})
+        if auth == "jwt":
+            auth = self.jwt()
+        if auth is not None and "Authorization" not in h:
+            h["Authorization"] = "Bearer " + auth
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn.request(method, path, body=body, headers=h)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+
+    def post(self, path, body, **kw):
+        """POST, waiting out the example's rate limits (429 + Retry-After), which
+        the boundary tests are not about."""
+        for _ in range(10):
+            status, headers, data = self.request("POST", path, body=body, **kw)
+            if status != 429:
+                break
+            time.sleep(float(headers.get("retry-after", "1")))
+        return status, headers, data
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def raw(self, data, timeout=10):
+        """Bytes as sent (http.client cannot send bad framing); the whole
+        answer once the server closes or goes quiet."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout)
+        try:
+            s.sendall(data)
+            s.settimeout(timeout)
+            out = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+                if b"\r\n\r\n" in out:
+                    head, _, rest = out.partition(b"\r\n\r\n")
+                    m = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+                    if m and len(rest) >= int(m[0].split(b":")[1]):
+                        break
+            return out
+        finally:
+            s.close()
+
+    def error_log(self):
+        with open(os.path.join(self.tmp, "error.log"), errors="replace") as f:
+            return f.read()
+
+    def access_log(self):
+        path = os.path.join(self.tmp, "access.log")
+        if not os.path.exists(path):
+            return ""
+        with open(path, errors="replace") as f:
+            return f.read()
+
+
+@pytest.fixture(scope="session")
+def example(stack):
+    ex = ExampleNginx(stack)
+    ex.start()
+    try:
+        yield ex
+    finally:
+        ex.stop()
+        log = os.path.join(ex.tmp, "error.log")
+        if os.path.exists(log):
+            with open(log, errors="replace") as f:
+                bad = [l for l in f if "[alert]" in l or "[emerg]" in l or "Sanitizer" in l]
+            assert not bad, "example nginx error.log has alerts:\n" + "".join(bad[:20])
+
+
+def parse_raw(answer):
+    """(status, {header: value}, body) of a raw HTTP/1.1 answer."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, body
 
 
 def chat_body(text="Describe the image.", image="tiny.png", **kw):

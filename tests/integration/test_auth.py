@@ -189,3 +189,38 @@ def test_refusals_are_logged_with_the_reason_never_the_credential(stack):
     assert_401(stack, None, "missing credentials")
     assert len([line for line in stack.error_log().splitlines()
                 if "vlm: credentials refused" in line]) == len(refused)
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/alt-text", "/v1/summary"])
+def test_wrong_key_floods_are_rate_limited_in_the_example(example, path):
+    # Issue 12: on /v1/alt-text and /v1/summary conf/nginx-vlm.conf limited
+    # by subject only, which is empty for refused credentials: a flood of
+    # wrong keys was never limited. Its per-IP zone (listed first) is on
+    # every model endpoint now.
+    statuses = []
+    for _ in range(40):
+        status, headers, body = example.request("POST", path, body={}, auth="wrong-key-0123456789")
+        statuses.append(status)
+        if status == 429:
+            assert headers["content-type"] == "application/json"
+            assert json.loads(body)["error"]["type"] == "rate_limit_error"
+    assert 401 in statuses and 429 in statuses, statuses
+    time.sleep(2.5)     # the zone's burst refills for the tests after this one
+
+
+def test_stalled_headers_are_closed_in_the_example(example):
+    # slowloris: a connection that never finishes its headers needs no key;
+    # conf/nginx-vlm.conf closes it after client_header_timeout (10s; nginx's
+    # default is 60s)
+    s = socket.create_connection(("127.0.0.1", example.port), 5)
+    try:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+        s.settimeout(20)
+        t = time.time()
+        try:
+            assert s.recv(4096) == b""
+        except ConnectionResetError:
+            pass        # reset_timedout_connection on
+        assert time.time() - t < 15
+    finally:
+        s.close()

@@ -97,3 +97,21 @@ def test_regenerate_without_seed_gives_a_new_answer(stack):
         assert headers["x-vlm-cache"] == "BYPASS"
         answers.add(json.loads(data)["choices"][0]["message"]["content"])
     assert len(answers) > 1, "three unseeded samples gave the same text: %r" % answers
+
+
+def test_cache_scope_subject_keeps_tenants_apart(stack):
+    # Issue 12: X-VLM-Cache: HIT told one tenant that another had sent the
+    # same prompt and image. "vlm_cache_scope subject" keeps answers per
+    # subject; the default, shared, still serves anyone's.
+    body = unique_body(max_tokens=4, temperature=0)
+    jwt = stack.jwt("HS256")       # subject "jwt-user"; the API key's is "it-user"
+    path = "/tenant/v1/chat/completions"
+    assert stack.post(path, body)[1]["x-vlm-cache"] == "MISS"
+    assert stack.post(path, body)[1]["x-vlm-cache"] == "HIT"
+    status, headers, _ = stack.post(path, body, auth=jwt)
+    assert status == 200 and headers["x-vlm-cache"] == "MISS"
+    assert stack.post(path, body, auth=jwt)[1]["x-vlm-cache"] == "HIT"
+
+    body = unique_body(max_tokens=4, temperature=0)
+    assert stack.post("/v1/chat/completions", body)[1]["x-vlm-cache"] == "MISS"
+    assert stack.post("/v1/chat/completions", body, auth=jwt)[1]["x-vlm-cache"] == "HIT"

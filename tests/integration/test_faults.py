@@ -1,6 +1,7 @@
 """Faults: Redis down (still served, BYPASS), vlmd killed (503 at once with
 Retry-After, then served again after vlmd restarts, without restarting
 nginx)."""
+import json
 import time
 import uuid
 
@@ -57,6 +58,58 @@ def test_vlmd_killed_mid_request_fails_the_request(stack):
     try:
         status = result["r"][0]
         assert status in (200, 503), result["r"]
+    finally:
+        stack.start_vlmd()
+        stack.wait_ready(30)
+
+
+def test_ready_means_every_worker_is_attached(stack, example):
+    # Issue 12: /readyz was per worker. After a vlmd restart, one worker said
+    # ready while another was still in its reconnect backoff (up to 1 s), and
+    # a request 86 ms later got 503 there. Now /readyz waits for every worker,
+    # and a request on a worker whose handshake is under way waits for it.
+    # The example nginx has 3 workers; requests on new connections spread.
+    import threading
+
+    def chat():
+        return example.request("POST", "/v1/chat/completions",
+                               chat_body(image=None, temperature=0.7, max_tokens=1))
+    try:
+        for _ in range(3):
+            stack.kill_vlmd()
+            wait_for(lambda: example.get("/readyz", auth=None)[0] == 503, 10, "/readyz 503")
+            # clients keep calling meanwhile: each 503 restarts one worker's
+            # reconnect timer, so the workers come back at different times
+            for _ in range(8):
+                assert chat()[0] == 503
+                time.sleep(0.2)
+            stack.start_vlmd()
+            wait_for(lambda: example.get("/readyz", auth=None)[0] == 200, 30, "/readyz 200")
+            results = []
+            threads = [threading.Thread(target=lambda: results.append(chat()))
+                       for _ in range(9)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(60)
+            assert sorted(r[0] for r in results) == [200] * 9, \
+                [(r[0], r[2][:200]) for r in results if r[0] != 200]
+    finally:
+        if stack.vlmd is None:
+            stack.start_vlmd()
+        stack.wait_ready(30)
+
+
+def test_readyz_names_the_workers_not_attached(stack, example):
+    stack.kill_vlmd()
+    try:
+        wait_for(lambda: example.get("/readyz", auth=None)[0] == 503, 10, "/readyz 503")
+        status, headers, data = example.get("/readyz", auth=None)
+        obj = json.loads(data)
+        assert obj["status"] == "unavailable"
+        assert "workers" in obj["reason"]
+        assert error_of(data)["code"] == "daemon_unavailable"
+        assert headers["retry-after"] == "1"
     finally:
         stack.start_vlmd()
         stack.wait_ready(30)

@@ -1,11 +1,15 @@
 """Bad input is refused with OpenAI-shaped errors and the status codes of
 DESIGN.md, before anything reaches vlmd."""
 import base64
+import functools
+import http.client
 import json
 import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from conftest import chat_body, data_url, error_of
 
@@ -260,6 +264,17 @@ def jpeg_flat_gray(width, height):
             + seg(0xDA, b"\x01\x01\x00\x00\x3f\x00") + data + b"\xff\xd9")
 
 
+# ---- documented limits at their boundary ---------------------------------
+# With conf/nginx-vlm.conf as shipped (the `example` fixture): every limit its
+# comments and README document, N accepted and N + 1 refused, on every
+# endpoint it applies to. Issue 12: "vlm_max_images 8" answered 400
+# request_too_large for 8 images (even 150-byte PNGs), because the IPC put
+# each image and the body in its own arena region and the client library
+# frees at most 8 with a request.
+
+MIB = 1024 * 1024
+
+
 def png_chunk(kind, data):
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -358,3 +373,238 @@ def test_webp_frame_larger_than_its_canvas_is_400(stack):
              + struct.pack("<4sI", b"VP8L", 13) + vp8l(3000, 3000) + b"\x00")
     animated = webp([(b"VP8X", vp8x(0x02, 64, 64)), (b"ANIM", b"\x00" * 6), (b"ANMF", frame)])
     assert_refused_before_vlmd(stack, animated, "image/webp", 400, "invalid_image")
+
+
+@functools.lru_cache(maxsize=None)
+def real_png(width, height, size=None):
+    """A decodable black PNG; with size, padded to exactly that many bytes
+    with private ancillary chunks, which decoders skip."""
+    head = (b"\x89PNG\r\n\x1a\n"
+            + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + png_chunk(b"IDAT", zlib.compress(b"\x00" * ((width * 3 + 1) * height), 9)))
+    end = png_chunk(b"IEND", b"")
+    pad = b""
+    if size is not None:
+        left = size - len(head) - len(end)
+        while left > 0:
+            n = min(left - 12, MIB)
+            if left - (n + 12) in range(1, 12):   # never leave less than a chunk
+                n -= 12
+            pad += png_chunk(b"vlMp", b"\x00" * n)
+            left -= n + 12
+        assert left == 0
+    return head + pad + end
+
+
+def b64_url(raw):
+    return "data:image/png;base64," + base64.b64encode(raw).decode()
+
+
+def images_body(api, urls, **kw):
+    """A body for api with these image data URLs (alt text takes one)."""
+    if api == "chat":
+        body = chat_body(image=None, max_tokens=1, **kw)
+        body["messages"][0]["content"][:0] = [
+            {"type": "image_url", "image_url": {"url": u}} for u in urls]
+        return "/v1/chat/completions", body
+    if api == "alt":
+        assert len(urls) == 1
+        return "/v1/alt-text", dict({"image": urls[0], "max_tokens": 1}, **kw)
+    return "/v1/summary", dict({"text": "An article.", "images": urls, "max_tokens": 1}, **kw)
+
+
+def assert_served(result):
+    status, _, data = result
+    assert status == 200, data[:500]
+
+
+def assert_refused(result, status, code):
+    got, headers, data = result
+    assert got == status, data[:500]
+    assert headers["content-type"] == "application/json"
+    assert error_of(data)["code"] == code
+
+
+@pytest.mark.parametrize("api", ["chat", "summary"])
+def test_documented_max_images_8(example, api):
+    tiny = data_url("tiny.png")
+    assert_served(example.post(*images_body(api, [tiny] * 8)))
+    assert_refused(example.post(*images_body(api, [tiny] * 9)), 400, "too_many_images")
+
+
+@pytest.mark.parametrize("api", ["chat", "alt", "summary"])
+def test_documented_max_image_bytes_10m(example, api):
+    assert_served(example.post(*images_body(api, [b64_url(real_png(64, 64, 10 * MIB))])))
+    assert_refused(example.post(*images_body(api, [b64_url(real_png(64, 64, 10 * MIB + 1))])),
+                   413, "image_too_large")
+
+
+def multipart_image(raw):
+    boundary = b"vlm-limits-boundary"
+    body = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="image"; '
+            b'filename="x.png"\r\nContent-Type: image/png\r\n\r\n' + raw + b"\r\n--"
+            + boundary + b"--\r\n")
+    return body, {"Content-Type": "multipart/form-data; boundary=" + boundary.decode()}
+
+
+def test_documented_max_image_bytes_10m_multipart(example):
+    body, headers = multipart_image(real_png(64, 64, 10 * MIB))
+    assert_served(example.post("/v1/alt-text", body, headers=headers))
+    body, headers = multipart_image(real_png(64, 64, 10 * MIB + 1))
+    assert_refused(example.post("/v1/alt-text", body, headers=headers), 413, "image_too_large")
+
+
+@pytest.mark.parametrize("api", ["chat", "alt", "summary"])
+def test_documented_max_pixels_4096x4096(example, api):
+    assert_served(example.post(*images_body(api, [b64_url(real_png(4096, 4096))])))
+    # only the header is read: a 4097 x 4096 one need not decode
+    assert_refused(example.post(*images_body(api, [b64_url(png_header(4097, 4096))])),
+                   413, "image_too_many_pixels")
+
+
+def prompt_body(api, n):
+    if api == "chat":
+        return "/v1/chat/completions", chat_body(text="a" * n, image=None, max_tokens=1)
+    if api == "alt":
+        return "/v1/alt-text", {"image": data_url("tiny.png"), "context": "a" * n,
+                                "max_tokens": 1}
+    return "/v1/summary", {"text": "a" * n, "max_tokens": 1}
+
+
+@pytest.mark.parametrize("api", ["chat", "alt", "summary"])
+def test_documented_max_prompt_bytes_64k(example, api):
+    # 64 KiB of prompt passes nginx. The tiny test model has 4096 tokens of
+    # context, so vlmd itself refuses it (its message, not nginx's code);
+    # the real model takes it.
+    status, _, data = example.post(*prompt_body(api, 64 * 1024))
+    assert status == 200 or (status == 413 and error_of(data)["code"] != "prompt_too_large"
+                             and "context" in error_of(data)["message"]), data[:500]
+    assert_refused(example.post(*prompt_body(api, 64 * 1024 + 1)), 413, "prompt_too_large")
+
+
+def first_event(example, path, body):
+    """Status of a streamed request, closed after its first event: max_tokens
+    2048 is accepted without waiting for 2048 tokens."""
+    conn = http.client.HTTPConnection("127.0.0.1", example.port, timeout=120)
+    conn.request("POST", path, body=json.dumps(body), headers={
+        "Authorization": "Bearer " + example.jwt(), "Content-Type": "application/json"})
+    resp = conn.getresponse()
+    first = resp.read(1) if resp.status == 200 else resp.read()
+    conn.close()
+    return resp.status, first
+
+
+@pytest.mark.parametrize("api", ["chat", "alt", "summary"])
+def test_documented_max_tokens_2048(example, api):
+    path, body = images_body(api, [data_url("tiny.png")], temperature=0.8)
+    if api == "chat":
+        status, first = first_event(example, path, dict(body, max_tokens=2048, stream=True))
+        assert status == 200 and first, first
+    else:
+        status, _, data = example.post(path, dict(body, max_tokens=2048))
+        assert status == 200, data[:500]
+    status, _, data = example.post(path, dict(body, max_tokens=2049))
+    assert status == 400 and error_of(data)["code"] == "max_tokens_too_large", data
+
+
+@pytest.mark.parametrize("api, kind, lo, hi", [("alt", None, 20, 400),
+                                               ("summary", "summary", 100, 3000),
+                                               ("summary", "seo_description", 50, 160)])
+def test_documented_max_length_of_the_prompt_templates(example, api, kind, lo, hi):
+    # max_chars of conf/prompts/*.json (English), which vlmd enforces
+    path, body = images_body(api, [data_url("tiny.png")], language="en")
+    if kind:
+        body["kind"] = kind
+    for n in (lo, hi):
+        assert_served(example.post(path, dict(body, max_length=n)))
+    for n in (lo - 1, hi + 1):
+        status, _, data = example.post(path, dict(body, max_length=n))
+        assert status == 400 and "max length" in error_of(data)["message"], data
+
+
+def test_documented_chat_list_limits(example):
+    # 256 messages, 64 parts in a message, 4 stop strings of 64 bytes, top_logprobs 20
+    msgs = [{"role": "user", "content": "hi"}] * 256
+    assert_served(example.post("/v1/chat/completions", chat_body(image=None) | {"messages": msgs}))
+    status, _, data = example.post("/v1/chat/completions",
+                                   chat_body(image=None) | {"messages": msgs + msgs[:1]})
+    assert status == 400 and error_of(data)["param"] == "messages", data
+    parts = [{"type": "text", "text": "x"}] * 64
+    body = chat_body(image=None)
+    body["messages"][0]["content"] = parts
+    assert_served(example.post("/v1/chat/completions", body))
+    body["messages"][0]["content"] = parts + parts[:1]
+    assert example.post("/v1/chat/completions", body)[0] == 400
+    assert_served(example.post("/v1/chat/completions", chat_body(stop=["s" * 64] * 4)))
+    assert example.post("/v1/chat/completions", chat_body(stop=["s" * 64] * 5))[0] == 400
+    assert example.post("/v1/chat/completions", chat_body(stop=["s" * 65]))[0] == 400
+    assert_served(example.post("/v1/chat/completions",
+                               chat_body(logprobs=True, top_logprobs=20)))
+    assert example.post("/v1/chat/completions", chat_body(logprobs=True, top_logprobs=21))[0] == 400
+
+
+def ignored_key(api):
+    # what each endpoint takes and ignores: chat's "user", the tasks' unknown keys
+    return "user" if api == "chat" else "x-padding"
+
+
+@pytest.mark.parametrize("api", ["chat", "alt", "summary"])
+def test_documented_max_json_depth_16(example, api):
+    path, body = images_body(api, [data_url("tiny.png")])
+    nest = lambda d: [] if d == 1 else [nest(d - 1)]  # noqa: E731
+    # the body's object is level 1
+    assert_served(example.post(path, dict(body, **{ignored_key(api): nest(15)})))
+    assert_refused(example.post(path, dict(body, **{ignored_key(api): nest(16)})),
+                   400, "json_too_deep")
+
+
+def count_values(v):
+    if isinstance(v, dict):
+        return 1 + sum(count_values(x) for x in v.values())
+    if isinstance(v, list):
+        return 1 + sum(count_values(x) for x in v)
+    return 1
+
+
+@pytest.mark.parametrize("api", ["chat", "alt", "summary"])
+def test_documented_max_json_values_65536(example, api):
+    path, body = images_body(api, [data_url("tiny.png")])
+    body = dict(body, **{ignored_key(api): []})
+    body[ignored_key(api)] = [0] * (65536 - count_values(body))
+    assert count_values(body) == 65536
+    assert_served(example.post(path, body))
+    body[ignored_key(api)].append(0)
+    assert_refused(example.post(path, body), 400, "json_too_complex")
+
+
+@pytest.mark.parametrize("api", ["chat", "alt", "summary"])
+def test_documented_client_max_body_size_24m(example, api):
+    path, body = images_body(api, [data_url("tiny.png")])
+    body = dict(body, **{ignored_key(api): ""})
+    body[ignored_key(api)] = "p" * (24 * MIB - len(json.dumps(body)))
+    data = json.dumps(body)
+    assert len(data) == 24 * MIB
+    assert_served(example.post(path, data, headers={"Content-Type": "application/json"}))
+    assert_refused(example.post(path, data + " ", headers={"Content-Type": "application/json"}),
+                   413, "request_too_large")
+
+
+def test_documented_max_images_8_through_vlm_run_daemon(stack):
+    # vlm-run --daemon puts each image in its own arena region and the body
+    # in one more: 8 images needed 9 regions, one more than the IPC client
+    # freed with a request, and it stopped with "too many images".
+    import os
+    import subprocess
+    from conftest import BIN, IMAGES
+
+    def run(n):
+        cmd = [os.path.join(BIN, "vlm-run"), "--daemon", stack.vlmd_sock, "--prompt", "hi",
+               "--max-tokens", "1"]
+        for _ in range(n):
+            cmd += ["--image", os.path.join(IMAGES, "tiny.png")]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    done = run(8)
+    assert done.returncode == 0, done.stderr
+    refused = run(9)
+    assert refused.returncode != 0 and "images" in refused.stderr, refused.stderr
