@@ -44,6 +44,11 @@ public:
     int32_t vocab_size() const;
     // tokenizer_config.json's eos_token as an id, or -1.
     int32_t eos_token_id() const;
+    // tokenizer.json's post_processor applied to one sequence: the ids it
+    // adds around `ids` (what add_special_tokens=True adds; nothing for
+    // GLM's files). TemplateProcessing, Bert/RobertaProcessing, ByteLevel and
+    // Sequence are read; another type fails load().
+    void apply_post_processor(std::vector<int32_t> &ids) const;
 
 private:
     Tokenizer();
