@@ -7,6 +7,7 @@
 // are not done here.
 #include "text/tokenizer.h"
 
+#include "text/chat_format.h"
 #include "text/tokenizer_bpe.h"
 #include "text/tokenizer_pretok.h"
 #include "text/tokenizer_regex.h"
@@ -82,6 +83,7 @@ struct Tokenizer::Impl {
     int32_t            eos_id = -1;
     // What the post_processor puts around one sequence (add_special_tokens).
     std::vector<int32_t> post_prefix, post_suffix;
+    std::shared_ptr<const ChatFormat> chat_format;
 
     bool load_added(const json_t *list, std::string &err);
     bool load_post_processor(const json_t *node, std::string &err);
@@ -508,10 +510,19 @@ std::unique_ptr<Tokenizer> Tokenizer::load_dir(const std::string &dir, std::stri
     if (!tok) return nullptr;
     const std::string cfg = dir + "/tokenizer_config.json";
     struct stat st;
-    if (::stat(cfg.c_str(), &st) != 0 && errno == ENOENT) return tok;   // optional, as for transformers
-    if (!tok->apply_config(cfg, err)) return nullptr;
+    const bool has_config = !(::stat(cfg.c_str(), &st) != 0 && errno == ENOENT);   // optional, as for transformers
+    if (has_config && !tok->apply_config(cfg, err)) return nullptr;
+    std::unique_ptr<ChatFormat> fmt = ChatFormat::load_dir(dir, err);
+    if (!fmt && !err.empty()) return nullptr;
+    tok->impl_->chat_format = std::move(fmt);
     return tok;
 }
+
+void Tokenizer::set_chat_format(std::shared_ptr<const ChatFormat> format) {
+    impl_->chat_format = std::move(format);
+}
+
+const ChatFormat *Tokenizer::chat_format() const { return impl_->chat_format.get(); }
 
 void Tokenizer::apply_post_processor(std::vector<int32_t> &ids) const {
     const Impl &im = *impl_;

@@ -1,7 +1,9 @@
 // tokenizer.h: byte-level BPE read from a Hugging Face tokenizer.json. The
 // pre-tokenizer (Split regex + ByteLevel, as GLM-4 has) is read from the file
 // and run with PCRE2; added/special tokens are matched as whole strings first.
-// Ids are identical to the `tokenizers` library's for the same file.
+// Ids are identical to the `tokenizers` library's for the same file. A
+// tokenizer loaded from a model directory also carries the directory's chat
+// template (text/chat_format.h), as transformers' processor does.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +12,8 @@
 #include <vector>
 
 namespace vlm {
+
+class ChatFormat;
 
 class Tokenizer {
 public:
@@ -21,7 +25,9 @@ public:
     // loads it: tokenizer.json, then tokenizer_config.json when present
     // (apply_config). special_tokens_map.json and the legacy
     // additional_special_tokens key are not read (transformers 5.23 ignores
-    // them too).
+    // them too). Then the directory's chat template (ChatFormat::load_dir):
+    // a template that fails to load fails this with the file, line and
+    // construct; a directory without one leaves chat_format() null.
     static std::unique_ptr<Tokenizer> load_dir(const std::string &dir,
                                                std::string &err);
     // Adds what tokenizer_config.json declares and tokenizer.json lacks, in
@@ -49,6 +55,11 @@ public:
     // GLM's files). TemplateProcessing, Bert/RobertaProcessing, ByteLevel and
     // Sequence are read; another type fails load().
     void apply_post_processor(std::vector<int32_t> &ids) const;
+
+    // The chat template prompts are rendered with (null: none, the built-in
+    // GLM format is used; see text/chat_prompt.h). Set by load_dir.
+    const ChatFormat *chat_format() const;
+    void set_chat_format(std::shared_ptr<const ChatFormat> format);
 
 private:
     Tokenizer();
