@@ -484,6 +484,11 @@ bool Tokenizer::apply_config(const std::string &path, std::string &err) {
         if (const char *text = token_text(json_object_get(root, attr))) ok = add_special(text);
     }
     const json_t *extra = ok ? json_object_get(root, "extra_special_tokens") : nullptr;
+    // transformers 5 reads the legacy additional_special_tokens in its place
+    // when extra_special_tokens is missing or empty.
+    if (ok && (!extra || json_is_null(extra) || (json_is_array(extra) && json_array_size(extra) == 0) ||
+               (json_is_object(extra) && json_object_size(extra) == 0)))
+        extra = json_object_get(root, "additional_special_tokens");
     if (ok && json_is_array(extra)) {
         for (size_t i = 0; ok && i < json_array_size(extra); ++i)
             if (const char *text = token_text(json_array_get(extra, i))) ok = add_special(text);

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -333,6 +334,19 @@ START_TEST(tokenizer_config_adds_tokens_as_transformers) {
     for (int32_t id : ids) text += dec.push(id);
     text += dec.finish();
     ck_assert_str_eq(text.c_str(), "a<|new|>bcd");   // transformers' decode(skip_special_tokens=True)
+
+    // The legacy additional_special_tokens stands in for a missing or empty
+    // extra_special_tokens (transformers 5.23 converts it), never beside it.
+    for (const char *extra : {"", ", \"extra_special_tokens\": []", ", \"extra_special_tokens\": [\"<|yyy|>\"]"}) {
+        std::ofstream(d + "/tokenizer_config.json", std::ios::trunc)
+            << "{\"additional_special_tokens\": [\"<|zzz|>\", \"<|image|>\"]" << extra << "}";
+        tok = Tokenizer::load_dir(d, err);
+        ck_assert_msg(tok != nullptr, "%s", err.c_str());
+        const bool legacy = std::strstr(extra, "yyy") == nullptr;
+        ck_assert_int_eq(tok->token_id("<|zzz|>"), legacy ? 1500 : -1);
+        ck_assert_int_eq(tok->token_id("<|yyy|>"), legacy ? -1 : 1500);
+        ck_assert_int_eq(tok->vocab_size(), 1501);
+    }
 
     // Without tokenizer_config.json: tokenizer.json alone.
     unlink((d + "/tokenizer_config.json").c_str());
