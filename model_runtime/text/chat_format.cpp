@@ -178,8 +178,10 @@ bool ChatFormat::render(const std::vector<ChatMessage> &messages, const ChatOpti
     }
     json_t *msgs = json_array();
     for (const ChatMessage &m : messages) json_array_append_new(msgs, message_json(m));
-    // {**special_tokens_map, **kwargs}, as apply_chat_template passes them
-    json_t *kwargs = json_copy(variables_);
+    // {**special_tokens_map, **kwargs}, as apply_chat_template passes them.
+    // A deep copy (a few strings): nothing of the shared format is touched by
+    // a render, even reference counts, whatever jansson was built with.
+    json_t *kwargs = json_deep_copy(variables_);
     json_object_set_new(kwargs, "add_generation_prompt", json_boolean(opt.add_generation_prompt));
     if (opt.enable_thinking.has_value()) json_object_set_new(kwargs, "enable_thinking", json_boolean(*opt.enable_thinking));
     std::string why;

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <check.h>   // after the standard headers: it defines a fail() macro
@@ -694,6 +695,30 @@ START_TEST(no_template_uses_the_builtin_format) {
 }
 END_TEST
 
+// One loaded format serves every request of vlmd's engine and tasks at once.
+START_TEST(concurrent_prompts_are_identical) {
+    std::string err;
+    auto tok = Tokenizer::load_dir(fixtures() + "/models/tiny-flash", err);
+    ck_assert_msg(tok != nullptr, "%s", err.c_str());
+    const auto msgs = number_images({{"system", {T("Alt text.")}}, {"user", {I(), T("Describe 这个.")}}});
+    ChatOptions opt;
+    opt.enable_thinking = false;
+    std::vector<int32_t> want;
+    ck_assert(vlm::build_prompt_ids(*tok, msgs, opt, {9}, want, err));
+    std::vector<int> bad(4, 0);
+    std::vector<std::thread> threads;
+    for (int k = 0; k < 4; ++k)
+        threads.emplace_back([&, k] {
+            std::vector<int32_t> ids;
+            std::string e;
+            for (int i = 0; i < 300; ++i)
+                if (!vlm::build_prompt_ids(*tok, msgs, opt, {9}, ids, e) || ids != want) ++bad[size_t(k)];
+        });
+    for (auto &th : threads) th.join();
+    for (int b : bad) ck_assert_int_eq(b, 0);
+}
+END_TEST
+
 #include "check_main.h"
 
 int main(int argc, char **argv) {
@@ -707,6 +732,7 @@ int main(int argc, char **argv) {
             template_without_one_newline,
             unsupported_construct_fails_at_load,
             no_template_uses_the_builtin_format,
+            concurrent_prompts_are_identical,
         }},
     });
 }
