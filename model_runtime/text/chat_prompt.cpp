@@ -59,7 +59,6 @@ std::string plain_text(const ChatMessage &m) {
     return out;
 }
 
-
 // The user turn: text parts and image blocks in order (the template's
 // item_text macro), then `/nothink` unless the text already ends with it.
 void render_user(std::string &out, const ChatMessage &m, bool no_think) {
