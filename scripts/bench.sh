@@ -6,9 +6,12 @@
 #   2. runs bench-ops (read bandwidth, bf16/fp32 peaks, matmul vs floor),
 #   3. runs bench-model (decode, prefill, vision; extrapolated to the full model)
 #      with bench-ops' machine limits,
-#   4. prints one summary table. Full outputs stay in build/bench-logs/.
+#   4. runs bench-jinja (the chat template's cost per alt-text prompt),
+#   5. runs bench-daemon (vlmd over shared memory), bench-sched (a small
+#      client beside a heavy one) and the nginx benches (cache hit, module
+#      overhead, hostile JSON bodies),
+#   6. prints one summary table. Full outputs stay in build/bench-logs/.
 # Environment: BUILD (default build), THREADS (default: all CPUs).
-# Leaves out: nginx / IPC / cache benchmarks (not part of this table yet).
 set -eu
 
 BUILD=${BUILD:-build}
@@ -17,7 +20,7 @@ MODEL_DIR=$BUILD/bench-model
 LOGS=$BUILD/bench-logs
 THREADS=${THREADS:-0}
 
-for tool in mkmodel bench-ops bench-model bench-daemon bench-sched vlmd vlm-run; do
+for tool in mkmodel bench-ops bench-model bench-daemon bench-sched bench-jinja vlmd vlm-run; do
     if [ ! -x "$BIN/$tool" ]; then
         echo "bench: $BIN/$tool is missing; run 'make bench' (it builds first)" >&2
         exit 1
@@ -81,7 +84,20 @@ cat "$LOGS/bench-model.txt"
 t_run=$(elapsed "$t0")
 echo "bench: stage bench-model: $t_run s"
 
-# ---- 4. summary ----
+# ---- 4. the chat template (tiny-flash's directory: its chat_template.jinja) ----
+t0=$(now)
+jinja_ok=1
+"$BIN/bench-jinja" --model tests/fixtures/models/tiny-flash >"$LOGS/bench-jinja.txt" 2>&1 || jinja_ok=0
+cat "$LOGS/bench-jinja.txt"
+[ "$jinja_ok" = 1 ] || echo "bench: bench-jinja failed (see $LOGS/bench-jinja.txt)" >&2
+t_jinja=$(elapsed "$t0")
+echo "bench: stage bench-jinja: $t_jinja s"
+jval() {   # value of a BENCH key printed by bench-jinja ("-" when absent)
+    awk -v k="$1" '$1 == "BENCH" { for (i = 2; i <= NF; i++) { split($i, kv, "=");
+        if (kv[1] == k) r = kv[2] } } END { print (r == "" ? "-" : r) }' "$LOGS/bench-jinja.txt"
+}
+
+# ---- 5. summary ----
 val() {   # value of a BENCH key printed by bench-model ("-" when absent)
     awk -v k="$1" '$1 == "BENCH" { for (i = 2; i <= NF; i++) { split($i, kv, "=");
         if (kv[1] == k) r = kv[2] } } END { print (r == "" ? "-" : r) }' "$LOGS/bench-model.txt"
@@ -204,5 +220,8 @@ printf ' %-38s answer <= %s ms (worker CPU <= %s ms), peak <= %s MB, kept <= %s 
     "hostile 23 MB JSON bodies (worst)" "$(nval hostile_json_answer_ms_max)" \
     "$(nval hostile_json_cpu_ms_max)" "$(nval hostile_json_peak_mb_max)" \
     "$(nval hostile_json_kept_mb_max)" "$(nval hostile_json_probe_ms_max)"
-echo " stage times: model $t_model s, bench-ops $t_ops s, bench-model $t_run s, daemon $t_daemon s, sched $t_sched s, nginx $t_nginx s"
+echo " -- prompt (alt text: system + image + text, thinking off; thread CPU time)"
+printf ' %-38s %s us per render (target < 50 us); %s us for the prompt ids (+ tokenize, 256 image tokens)\n' \
+    "chat template render" "$(jval prompt_render_us)" "$(jval prompt_ids_us)"
+echo " stage times: model $t_model s, bench-ops $t_ops s, bench-model $t_run s, bench-jinja $t_jinja s, daemon $t_daemon s, sched $t_sched s, nginx $t_nginx s"
 echo "==================================================================================="

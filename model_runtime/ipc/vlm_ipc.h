@@ -63,6 +63,10 @@
  *    "ignore_eos": false, "enable_thinking": false,
  *    "priority": "interactive" | "bulk"}
  *   Image regions must lie inside the request arena. Unknown keys are errors.
+ *   Chat messages reach the model's chat template as sent: a string
+ *   "content" as a string, parts as [{"type":"text","text"}, {"type":"image"}];
+ *   "enable_thinking" is passed to the template only when the body has it
+ *   (absent: the template's default).
  *
  * Results (daemon -> client), one result ring entry each (a task gets no
  * DELTA: its post-processed answer comes whole in DONE):

@@ -31,6 +31,7 @@ std::string request_key(const ChatRequest &req) {
     std::string k;
     for (const ChatMessage &m : req.messages) {
         put(k, m.role);
+        k += m.text_content ? 'S' : 'L';
         for (const ChatPart &p : m.parts) {
             k += p.kind == ChatPart::TEXT ? 'T' : 'I';
             if (p.kind == ChatPart::TEXT) put(k, p.text);
@@ -43,7 +44,7 @@ std::string request_key(const ChatRequest &req) {
         if (!sha256_of(img.data, img.size, d)) return std::string();
         put(k, hex_of(d));
     }
-    put_num(k, req.chat.enable_thinking);
+    put_num(k, req.chat.enable_thinking.has_value() ? double(*req.chat.enable_thinking) : -1.0);
     put_num(k, req.chat.add_generation_prompt);
     put_num(k, sp.temperature);
     put_num(k, sp.top_p);

@@ -114,6 +114,7 @@ bool parse_messages(json_t *arr, size_t n_images, const RequestLimits &limits,
             msg.parts.push_back({ChatPart::TEXT,
                                  std::string(json_string_value(content), json_string_length(content)),
                                  -1});
+            msg.text_content = true;   // the template sees a string, as transformers passes it
         } else if (json_is_array(content)) {
             size_t k;
             json_t *p;
@@ -276,7 +277,7 @@ DecodeStatus decode_request_body(const std::string &body, const RequestArena &ar
             return DecodeStatus::BAD_REQUEST;
         req.images = std::move(images);
         req.max_tokens = max_tokens > 0 ? int(max_tokens) : 256;
-        req.chat.enable_thinking = thinking;
+        if (json_object_get(o, "enable_thinking")) req.chat.enable_thinking = thinking;   // else the template's default
         out.task.reset();
     } else {
         if (json_object_get(o, "messages") || thinking) {

@@ -1,17 +1,14 @@
-// chat_prompt.cpp: GLM-4.6V's chat format, reproducing the committed
-// chat_template.jinja (tests/fixtures/tokenizer/) for the message shapes our
-// API produces: system / user (text and image parts in order) / assistant
-// (past reasoning dropped unless after the last user turn) / tool results,
-// `/nothink` when thinking is off, and the generation prompt. Tool
-// declarations and video parts are not rendered (our API has neither).
-//
-// Ids: template tokens become their special ids; all text between them
-// (template "\n"s and caller-supplied text) is encoded with parse_special =
-// false, so a user typing "<|assistant|>" cannot start a turn. transformers
-// tokenizes the whole rendered string with special tokens enabled, so the two
-// differ only for text that contains special-token strings.
+// chat_prompt.cpp: the built-in GLM-4.6V format (render_chat), reproducing
+// the committed chat_template.jinja (tests/fixtures/tokenizer/) for the
+// message shapes our API produces: system / user (text and image parts in
+// order) / assistant (past reasoning dropped unless after the last user turn)
+// / tool results, `/nothink` when thinking is off, and the generation prompt.
+// Tool declarations and video parts are not rendered (our API has neither).
+// And the prompt ids (build_prompt_ids): whichever format rendered the text,
+// it is tokenized and its image placeholders expanded as Glm46VProcessor does.
 #include "text/chat_prompt.h"
 
+#include "text/chat_format.h"
 #include "text/tokenizer_utf8.h"
 
 #include <string_view>
@@ -19,12 +16,6 @@
 namespace vlm {
 
 namespace {
-
-struct Segment {
-    enum Kind { TOKEN, TEXT, IMAGE } kind;
-    std::string text;        // TOKEN: the token's text; TEXT: literal text
-    int         image = -1;  // IMAGE: the part's declared index
-};
 
 // What Python's str.isspace() accepts (jinja's strip() is str.strip()).
 bool is_py_space(uint32_t c) {
@@ -68,58 +59,23 @@ std::string plain_text(const ChatMessage &m) {
     return out;
 }
 
-class Renderer {
-public:
-    std::vector<Segment> segs;
-    void token(const char *t) { segs.push_back({Segment::TOKEN, t, -1}); }
-    void text(std::string t) {
-        if (!t.empty()) segs.push_back({Segment::TEXT, std::move(t), -1});
-    }
-    void image(int index) { segs.push_back({Segment::IMAGE, "<|image|>", index}); }
-};
-
-void render_user(Renderer &r, const ChatMessage &m, bool no_think) {
-    r.token("<|user|>");
-    r.text("\n");
-    std::string rendered;   // the message text as the template sees it
+// The user turn: text parts and image blocks in order (the template's
+// item_text macro), then `/nothink` unless the text already ends with it.
+void render_user(std::string &out, const ChatMessage &m, bool no_think) {
+    std::string text;
     for (const ChatPart &p : m.parts) {
-        if (p.kind == ChatPart::TEXT) {
-            r.text(p.text);
-            rendered += p.text;
-        } else {
-            r.token("<|begin_of_image|>");
-            r.image(p.image);
-            r.token("<|end_of_image|>");
-            rendered += "<|begin_of_image|><|image|><|end_of_image|>";
-        }
+        if (p.kind == ChatPart::TEXT) text += p.text;
+        else text += "<|begin_of_image|><|image|><|end_of_image|>";
     }
+    out += "<|user|>\n";
+    out += text;
     const std::string_view suffix = "/nothink";
-    const bool has_suffix = rendered.size() >= suffix.size() &&
-                            std::string_view(rendered).substr(rendered.size() - suffix.size()) == suffix;
-    if (no_think && has_suffix) {
-        // The user's own trailing "/nothink" stands in for the template's;
-        // give it the token transformers would (it only asks for what
-        // no_think already does, so this opens no injection).
-        // The suffix lies in the text parts after the last image (an image
-        // block ends in '>'), possibly spread over several of them.
-        size_t remaining = suffix.size();
-        while (remaining > 0 && !r.segs.empty() && r.segs.back().kind == Segment::TEXT) {
-            std::string &last = r.segs.back().text;
-            if (last.size() <= remaining) {
-                remaining -= last.size();
-                r.segs.pop_back();
-            } else {
-                last.resize(last.size() - remaining);
-                remaining = 0;
-            }
-        }
-        r.token("/nothink");
-    } else if (no_think) {
-        r.token("/nothink");
-    }
+    const bool has_suffix = text.size() >= suffix.size() &&
+                            std::string_view(text).substr(text.size() - suffix.size()) == suffix;
+    if (no_think && !has_suffix) out += suffix;
 }
 
-void render_assistant(Renderer &r, const ChatMessage &m, bool after_last_user) {
+void render_assistant(std::string &out, const ChatMessage &m, bool after_last_user) {
     std::string content = plain_text(m);
     std::string reasoning;
     const size_t close = content.find("</think>");
@@ -131,118 +87,134 @@ void render_assistant(Renderer &r, const ChatMessage &m, bool after_last_user) {
         reasoning = open == std::string::npos ? before : before.substr(open + 7);
         content = content.substr(content.rfind("</think>") + 8);
     }
-    r.token("<|assistant|>");
-    r.text("\n");
-    r.token("<think>");
+    out += "<|assistant|>\n<think>";
     const std::string kept = py_strip(reasoning);
-    if (after_last_user && !kept.empty()) r.text(kept);
-    r.token("</think>");
-    r.text(after_newline(py_strip(content)));
+    if (after_last_user) out += kept;
+    out += "</think>";
+    out += after_newline(py_strip(content));
 }
 
-std::vector<Segment> render_segments(const std::vector<ChatMessage> &messages,
-                                     const ChatOptions &opt) {
-    const bool no_think = !opt.enable_thinking;
-    int last_user = -1;
-    for (size_t i = 0; i < messages.size(); ++i)
-        if (messages[i].role == "user") last_user = static_cast<int>(i);
-    Renderer r;
-    r.token("[gMASK]");
-    r.token("<sop>");
-    for (size_t i = 0; i < messages.size(); ++i) {
-        const ChatMessage &m = messages[i];
-        if (m.role == "system") {
-            r.token("<|system|>");
-            r.text(after_newline(plain_text(m)));
-        } else if (m.role == "user") {
-            render_user(r, m, no_think);
-        } else if (m.role == "assistant") {
-            render_assistant(r, m, static_cast<int>(i) > last_user);
-        } else if (m.role == "tool") {
-            if (i == 0 || messages[i - 1].role != "tool") r.token("<|observation|>");
-            r.text("\n");
-            r.token("<tool_response>");
-            r.text(after_newline(plain_text(m)) + '\n');
-            r.token("</tool_response>");
-        }   // other roles render nothing, as in the template
-    }
-    if (opt.add_generation_prompt) {
-        r.token("<|assistant|>");
-        r.text("\n");
-        if (no_think) {
-            r.token("<think>");
-            r.token("</think>");
-            r.text("\n");
-        }
-    }
-    return r.segs;
+// Non-overlapping occurrences, left to right (re.finditer on the escaped text).
+size_t count_occurrences(std::string_view text, std::string_view what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string_view::npos; at = text.find(what, at + what.size())) ++n;
+    return n;
+}
+
+const ChatFormat &builtin_format() {
+    static const std::unique_ptr<ChatFormat> f = [] {
+        std::string err;
+        return ChatFormat::load("", "", nullptr, true, err);
+    }();
+    return *f;
+}
+
+const ChatFormat &format_of(const Tokenizer &tok) {
+    const ChatFormat *f = tok.chat_format();
+    return f ? *f : builtin_format();
 }
 
 }  // namespace
 
 std::string render_chat(const std::vector<ChatMessage> &messages, const ChatOptions &opt) {
-    std::string out;
-    for (const Segment &s : render_segments(messages, opt)) out += s.text;
+    // `enable_thinking is defined and not enable_thinking`
+    const bool no_think = opt.enable_thinking.has_value() && !*opt.enable_thinking;
+    int last_user = -1;
+    for (size_t i = 0; i < messages.size(); ++i)
+        if (messages[i].role == "user") last_user = static_cast<int>(i);
+    std::string out = "[gMASK]<sop>";
+    for (size_t i = 0; i < messages.size(); ++i) {
+        const ChatMessage &m = messages[i];
+        if (m.role == "system") {
+            out += "<|system|>";
+            out += after_newline(plain_text(m));
+        } else if (m.role == "user") {
+            render_user(out, m, no_think);
+        } else if (m.role == "assistant") {
+            render_assistant(out, m, static_cast<int>(i) > last_user);
+        } else if (m.role == "tool") {
+            if (i == 0 || messages[i - 1].role != "tool") out += "<|observation|>";
+            out += "\n<tool_response>";
+            out += after_newline(plain_text(m));
+            out += "\n</tool_response>";
+        }   // other roles render nothing, as in the template
+    }
+    if (opt.add_generation_prompt) {
+        out += "<|assistant|>\n";
+        if (no_think) out += "<think></think>\n";
+    }
     return out;
+}
+
+bool render_prompt(const Tokenizer &tok, const std::vector<ChatMessage> &messages, const ChatOptions &opt,
+                   std::string &text, std::string &err) {
+    return format_of(tok).render(messages, opt, text, err);
 }
 
 bool build_prompt_ids(const Tokenizer &tok, const std::vector<ChatMessage> &messages,
                       const ChatOptions &opt, const std::vector<int> &image_tokens,
                       std::vector<int32_t> &ids, std::string &err) {
     ids.clear();
-    const std::vector<Segment> segs = render_segments(messages, opt);
-    const int32_t image_id = opt.image_token_id >= 0 ? opt.image_token_id : tok.token_id("<|image|>");
-    std::string pending;   // text between template tokens
-    auto flush = [&] {
-        if (pending.empty()) return;
-        const std::vector<int32_t> t = tok.encode(pending, false);
-        ids.insert(ids.end(), t.begin(), t.end());
-        pending.clear();
-    };
-    size_t n_images = 0;
-    for (const Segment &s : segs) {
-        if (s.kind == Segment::TEXT) {
-            pending += s.text;
-            continue;
-        }
-        if (s.kind == Segment::IMAGE) {
-            if (image_id < 0) { err = "tokenizer has no <|image|> token"; return false; }
-            if (s.image >= 0 && static_cast<size_t>(s.image) != n_images) {
-                err = "image part " + std::to_string(n_images) + " refers to image " +
-                      std::to_string(s.image) + "; images must be referenced in order";
+    // The processor takes images in the order the messages hold them.
+    size_t n_parts = 0;
+    for (const ChatMessage &m : messages)
+        for (const ChatPart &p : m.parts) {
+            if (p.kind != ChatPart::IMAGE) continue;
+            if (p.image >= 0 && static_cast<size_t>(p.image) != n_parts) {
+                err = "image part " + std::to_string(n_parts) + " refers to image " + std::to_string(p.image) +
+                      "; images must be referenced in order";
                 return false;
             }
-            if (n_images >= image_tokens.size()) {
-                err = "the prompt has more image parts than the " +
-                      std::to_string(image_tokens.size()) + " image token counts given";
-                return false;
-            }
-            const int n = image_tokens[n_images++];
-            if (n <= 0 || n > (1 << 20)) {
-                err = "image " + std::to_string(n_images - 1) + " has an invalid token count " +
-                      std::to_string(n);
-                return false;
-            }
-            flush();
-            ids.insert(ids.end(), static_cast<size_t>(n), image_id);
-            continue;
+            ++n_parts;
         }
-        const int32_t id = tok.token_id(s.text);
-        if (id < 0) {
-            // `/nothink` is a special token in GLM-4.6V's file but plain text
-            // is what the template means where a tokenizer lacks it.
-            if (s.text == "/nothink") { pending += s.text; continue; }
-            err = "tokenizer has no special token " + s.text;
-            return false;
-        }
-        flush();
-        ids.push_back(id);
-    }
-    flush();
-    if (n_images != image_tokens.size()) {
-        err = "the prompt has " + std::to_string(n_images) + " image parts but " +
+    if (n_parts != image_tokens.size()) {
+        err = "the messages have " + std::to_string(n_parts) + " image parts but " +
               std::to_string(image_tokens.size()) + " image token counts were given";
         return false;
+    }
+    const ChatFormat &fmt = format_of(tok);
+    std::string text;
+    if (!fmt.render(messages, opt, text, err)) return false;
+
+    // What Glm46VProcessor checks: one placeholder per image in the text, and
+    // as many placeholder tokens after tokenizing.
+    const std::string &placeholder = fmt.image_token();
+    const size_t n_placeholders = count_occurrences(text, placeholder);
+    if (n_placeholders != image_tokens.size()) {
+        err = "the prompt has " + std::to_string(n_placeholders) + " image placeholders (" + placeholder + ") for " +
+              std::to_string(image_tokens.size()) + " images: " +
+              (n_placeholders > image_tokens.size() ? "the text spells the placeholder"
+                                                    : "the chat template leaves an image out");
+        return false;
+    }
+    const int32_t placeholder_id = tok.token_id(placeholder);
+    if (n_placeholders > 0 && placeholder_id < 0) {
+        err = "the tokenizer has no token " + placeholder + " for image placeholders";
+        return false;
+    }
+    std::vector<int32_t> text_ids = tok.encode(text, true);
+    if (fmt.adds_special_tokens(text)) tok.apply_post_processor(text_ids);
+    size_t n_placeholder_ids = 0;
+    if (placeholder_id >= 0)
+        for (int32_t id : text_ids) n_placeholder_ids += id == placeholder_id;
+    if (n_placeholder_ids != n_placeholders) {
+        err = "the prompt text has " + std::to_string(n_placeholders) + " image placeholders but its tokens " +
+              std::to_string(n_placeholder_ids);
+        return false;
+    }
+    const int32_t image_id = opt.image_token_id >= 0 ? opt.image_token_id : placeholder_id;
+    size_t image = 0;
+    for (int32_t id : text_ids) {
+        if (n_placeholders == 0 || id != placeholder_id) {
+            ids.push_back(id);
+            continue;
+        }
+        const int n = image_tokens[image++];
+        if (n <= 0 || n > (1 << 20)) {
+            err = "image " + std::to_string(image - 1) + " has an invalid token count " + std::to_string(n);
+            return false;
+        }
+        ids.insert(ids.end(), static_cast<size_t>(n), image_id);
     }
     return true;
 }

@@ -2,10 +2,12 @@
 // text the way `tokenizers` does: added tokens are cut out first (leftmost-
 // longest over the tokens' text, honouring single_word / lstrip / rstrip),
 // the rest goes through the pre-tokenizer and the BPE model. Decoding maps
-// byte-level text back to bytes. Not done here: post-processor templates
-// (callers add template tokens themselves), truncation, padding, offsets.
+// byte-level text back to bytes. The post-processor is read (the ids it adds
+// around one sequence: apply_post_processor); truncation, padding and offsets
+// are not done here.
 #include "text/tokenizer.h"
 
+#include "text/chat_format.h"
 #include "text/tokenizer_bpe.h"
 #include "text/tokenizer_pretok.h"
 #include "text/tokenizer_regex.h"
@@ -79,8 +81,12 @@ struct Tokenizer::Impl {
     std::unique_ptr<TokRegex> word_char;   // Rust regex `\w`
 
     int32_t            eos_id = -1;
+    // What the post_processor puts around one sequence (add_special_tokens).
+    std::vector<int32_t> post_prefix, post_suffix;
+    std::shared_ptr<const ChatFormat> chat_format;
 
     bool load_added(const json_t *list, std::string &err);
+    bool load_post_processor(const json_t *node, std::string &err);
     bool add_token(AddedToken tok, std::string &err);
     bool load_decoder(const json_t *node, std::string &err);
     void build_tables();
@@ -151,6 +157,86 @@ bool Tokenizer::Impl::load_decoder(const json_t *node, std::string &err) {
             return load_decoder(json_array_get(list, 0), err);
     }
     err = "unsupported decoder '" + t + "' (only ByteLevel)";
+    return false;
+}
+
+// tokenizer.json's post_processor, for one sequence: the ids it adds before
+// and after it. Processors nest (Sequence), each wrapping what the previous
+// one produced.
+bool Tokenizer::Impl::load_post_processor(const json_t *node, std::string &err) {
+    if (!node || json_is_null(node)) return true;
+    const json_t *type = json_is_object(node) ? json_object_get(node, "type") : nullptr;
+    if (!json_is_string(type)) { err = "post_processor has no string 'type'"; return false; }
+    const std::string t = json_string_value(type);
+    auto id_of = [&](const json_t *pair, const char *what, int32_t &id) {   // ["[CLS]", 101]
+        const json_t *v = json_array_get(pair, 1);
+        if (!json_is_array(pair) || json_array_size(pair) != 2 || !json_is_integer(v) ||
+            json_integer_value(v) < 0 || json_integer_value(v) >= (json_int_t{1} << 24)) {
+            err = "post_processor " + t + ": '" + what + "' is not a [token, id] pair";
+            return false;
+        }
+        id = static_cast<int32_t>(json_integer_value(v));
+        return true;
+    };
+    if (t == "ByteLevel") return true;   // offsets only
+    if (t == "Sequence") {
+        const json_t *list = json_object_get(node, "processors");
+        if (!json_is_array(list)) { err = "post_processor Sequence has no 'processors' array"; return false; }
+        for (size_t i = 0; i < json_array_size(list); ++i)
+            if (!load_post_processor(json_array_get(list, i), err)) return false;
+        return true;
+    }
+    if (t == "BertProcessing" || t == "RobertaProcessing") {   // single: cls A sep
+        int32_t cls, sep;
+        if (!id_of(json_object_get(node, "cls"), "cls", cls) || !id_of(json_object_get(node, "sep"), "sep", sep))
+            return false;
+        post_prefix.insert(post_prefix.begin(), cls);
+        post_suffix.push_back(sep);
+        return true;
+    }
+    if (t == "TemplateProcessing") {
+        const json_t *single = json_object_get(node, "single");
+        const json_t *specials = json_object_get(node, "special_tokens");
+        if (!json_is_array(single)) { err = "post_processor TemplateProcessing has no 'single' list"; return false; }
+        std::vector<int32_t> before, after;
+        bool seen_sequence = false;
+        for (size_t i = 0; i < json_array_size(single); ++i) {
+            const json_t *piece = json_array_get(single, i);
+            const json_t *seq = json_object_get(piece, "Sequence");
+            const json_t *special = json_object_get(piece, "SpecialToken");
+            if (json_is_object(seq)) {
+                const json_t *sid = json_object_get(seq, "id");
+                if (seen_sequence || !json_is_string(sid) || std::strcmp(json_string_value(sid), "A") != 0) {
+                    err = "post_processor TemplateProcessing: 'single' must hold sequence A once";
+                    return false;
+                }
+                seen_sequence = true;
+                continue;
+            }
+            const json_t *name = json_object_get(special, "id");
+            const json_t *entry = json_is_string(name) ? json_object_get(specials, json_string_value(name)) : nullptr;
+            const json_t *ids = json_object_get(entry, "ids");
+            if (!json_is_array(ids)) {
+                err = "post_processor TemplateProcessing: 'single'[" + std::to_string(i) +
+                      "] is neither a sequence nor a special token listed in 'special_tokens'";
+                return false;
+            }
+            for (size_t k = 0; k < json_array_size(ids); ++k) {
+                const json_t *v = json_array_get(ids, k);
+                if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= (json_int_t{1} << 24)) {
+                    err = "post_processor TemplateProcessing: special token ids out of range";
+                    return false;
+                }
+                (seen_sequence ? after : before).push_back(static_cast<int32_t>(json_integer_value(v)));
+            }
+        }
+        if (!seen_sequence) { err = "post_processor TemplateProcessing: 'single' has no sequence A"; return false; }
+        post_prefix.insert(post_prefix.begin(), before.begin(), before.end());
+        post_suffix.insert(post_suffix.end(), after.begin(), after.end());
+        return true;
+    }
+    err = "unsupported post_processor '" + t + "' (TemplateProcessing, BertProcessing, RobertaProcessing, "
+          "ByteLevel and Sequence of these are)";
     return false;
 }
 
@@ -305,6 +391,7 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string &path, std::string 
     ok = ok && im.model.load(json_object_get(root, "model"), why);
     ok = ok && im.load_added(json_object_get(root, "added_tokens"), why);
     ok = ok && im.load_decoder(json_object_get(root, "decoder"), why);
+    ok = ok && im.load_post_processor(json_object_get(root, "post_processor"), why);
     if (ok) {
         im.word_char = TokRegex::compile("[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]",
                                          false, rerr);
@@ -316,6 +403,12 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string &path, std::string 
         return nullptr;
     }
     im.build_tables();
+    for (const auto *list : {&im.post_prefix, &im.post_suffix})
+        for (int32_t id : *list)
+            if (static_cast<size_t>(id) >= im.bytes_by_id.size()) {
+                err = path + ": post_processor adds id " + std::to_string(id) + ", outside the vocabulary";
+                return nullptr;
+            }
     return tok;
 }
 
@@ -391,6 +484,11 @@ bool Tokenizer::apply_config(const std::string &path, std::string &err) {
         if (const char *text = token_text(json_object_get(root, attr))) ok = add_special(text);
     }
     const json_t *extra = ok ? json_object_get(root, "extra_special_tokens") : nullptr;
+    // transformers 5 reads the legacy additional_special_tokens in its place
+    // when extra_special_tokens is missing or empty.
+    if (ok && (!extra || json_is_null(extra) || (json_is_array(extra) && json_array_size(extra) == 0) ||
+               (json_is_object(extra) && json_object_size(extra) == 0)))
+        extra = json_object_get(root, "additional_special_tokens");
     if (ok && json_is_array(extra)) {
         for (size_t i = 0; ok && i < json_array_size(extra); ++i)
             if (const char *text = token_text(json_array_get(extra, i))) ok = add_special(text);
@@ -417,9 +515,25 @@ std::unique_ptr<Tokenizer> Tokenizer::load_dir(const std::string &dir, std::stri
     if (!tok) return nullptr;
     const std::string cfg = dir + "/tokenizer_config.json";
     struct stat st;
-    if (::stat(cfg.c_str(), &st) != 0 && errno == ENOENT) return tok;   // optional, as for transformers
-    if (!tok->apply_config(cfg, err)) return nullptr;
+    const bool has_config = !(::stat(cfg.c_str(), &st) != 0 && errno == ENOENT);   // optional, as for transformers
+    if (has_config && !tok->apply_config(cfg, err)) return nullptr;
+    std::unique_ptr<ChatFormat> fmt = ChatFormat::load_dir(dir, err);
+    if (!fmt && !err.empty()) return nullptr;
+    tok->impl_->chat_format = std::move(fmt);
     return tok;
+}
+
+void Tokenizer::set_chat_format(std::shared_ptr<const ChatFormat> format) {
+    impl_->chat_format = std::move(format);
+}
+
+const ChatFormat *Tokenizer::chat_format() const { return impl_->chat_format.get(); }
+
+void Tokenizer::apply_post_processor(std::vector<int32_t> &ids) const {
+    const Impl &im = *impl_;
+    if (im.post_prefix.empty() && im.post_suffix.empty()) return;
+    ids.insert(ids.begin(), im.post_prefix.begin(), im.post_prefix.end());
+    ids.insert(ids.end(), im.post_suffix.begin(), im.post_suffix.end());
 }
 
 int32_t Tokenizer::eos_token_id() const { return impl_->eos_id; }

@@ -5,6 +5,7 @@
 #include "tools/check_model.h"
 
 #include "backend/registry.h"
+#include "text/chat_format.h"
 #include "model/model_weights.h"
 #include "model/safetensors.h"
 
@@ -13,7 +14,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -37,159 +37,7 @@ std::string human_bytes(int64_t b) {
     return buf;
 }
 
-bool read_text(const std::string &path, std::string &out, std::string &err) {
-    FILE *f = std::fopen(path.c_str(), "rb");
-    if (!f) { err = path + ": cannot open: " + std::strerror(errno); return false; }
-    char buf[65536];
-    size_t n;
-    out.clear();
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
-        out.append(buf, n);
-        if (out.size() > (16u << 20)) { std::fclose(f); err = path + ": over 16 MiB"; return false; }
-    }
-    const bool bad = std::ferror(f);
-    std::fclose(f);
-    if (bad) { err = path + ": read error"; return false; }
-    return true;
-}
-
-// Where the chat template comes from, in transformers 5.x's order
-// (processor_config.json, chat_template.json, chat_template.jinja,
-// tokenizer_config.json); empty origin: none (the built-in GLM format).
-bool find_template(const std::string &dir, std::string &source, std::string &origin,
-                   std::string &err) {
-    for (const char *json_file : {"processor_config.json", "chat_template.json"}) {
-        const std::string path = dir + "/" + json_file;
-        if (!exists(path)) continue;
-        json_error_t jerr;
-        json_t *root = json_load_file(path.c_str(), 0, &jerr);
-        if (!root) { err = path + ": invalid JSON: " + jerr.text; return false; }
-        json_t *t = json_object_get(root, "chat_template");
-        if (json_is_string(t)) {
-            source = json_string_value(t);
-            origin = json_file;
-            json_decref(root);
-            return true;
-        }
-        json_decref(root);
-    }
-    if (exists(dir + "/chat_template.jinja")) {
-        origin = "chat_template.jinja";
-        return read_text(dir + "/chat_template.jinja", source, err);
-    }
-    const std::string tc = dir + "/tokenizer_config.json";
-    if (exists(tc)) {
-        json_error_t jerr;
-        json_t *root = json_load_file(tc.c_str(), 0, &jerr);
-        if (!root) { err = tc + ": invalid JSON: " + jerr.text; return false; }
-        json_t *t = json_object_get(root, "chat_template");
-        if (json_is_array(t)) {   // [{name, template}]: "default"
-            size_t i;
-            json_t *e;
-            json_t *found = nullptr;
-            json_array_foreach(t, i, e) {
-                if (json_is_string(json_object_get(e, "name")) &&
-                    std::strcmp(json_string_value(json_object_get(e, "name")), "default") == 0)
-                    found = json_object_get(e, "template");
-            }
-            t = found;
-        }
-        if (json_is_string(t)) {
-            source = json_string_value(t);
-            origin = "tokenizer_config.json";
-        }
-        json_decref(root);
-    }
-    return true;
-}
-
 }  // namespace
-
-bool check_template_blocks(const std::string &src, std::string &err) {
-    struct Open { std::string tag; int line; };
-    std::vector<Open> stack;
-    int line = 1;
-    size_t i = 0;
-    auto line_at = [&](size_t upto) {
-        for (; i < upto; ++i)
-            if (src[i] == '\n') ++line;
-    };
-    while (true) {
-        const size_t open = src.find('{', i);
-        if (open == std::string::npos || open + 1 >= src.size()) break;
-        const char kind = src[open + 1];
-        if (kind != '{' && kind != '%' && kind != '#') { line_at(open + 1); continue; }
-        line_at(open);
-        const int tag_line = line;
-        const std::string close = kind == '{' ? "}}" : kind == '%' ? "%}" : "#}";
-        // Find the close outside string literals (comments have none).
-        size_t j = open + 2;
-        char quote = 0;
-        for (; j + 1 < src.size(); ++j) {
-            const char c = src[j];
-            if (kind != '#' && quote) {
-                if (c == '\\') ++j;
-                else if (c == quote) quote = 0;
-            } else if (kind != '#' && (c == '"' || c == '\'')) {
-                quote = c;
-            } else if (src.compare(j, 2, close) == 0) {
-                break;
-            }
-        }
-        if (j + 1 >= src.size()) {
-            err = "line " + std::to_string(tag_line) + ": '" + src.substr(open, 2) + "' is never closed";
-            return false;
-        }
-        if (kind == '%') {
-            std::string body = src.substr(open + 2, j - open - 2);
-            size_t b = body.find_first_not_of(" \t\r\n-+");
-            std::string word;
-            while (b < body.size() && (std::isalnum(static_cast<unsigned char>(body[b])) || body[b] == '_'))
-                word += body[b++];
-            const bool block_set = word == "set" && body.find('=') == std::string::npos;
-            static const std::set<std::string> blocks = {"if", "for", "macro", "call", "filter",
-                                                         "raw", "generation", "block"};
-            if (blocks.count(word) || block_set) {
-                stack.push_back({word, tag_line});
-                if (word == "raw") {   // skip to endraw verbatim
-                    const size_t end = src.find("endraw", j);
-                    if (end == std::string::npos) {
-                        err = "line " + std::to_string(tag_line) + ": {% raw %} without {% endraw %}";
-                        return false;
-                    }
-                    line_at(j);
-                    j = src.rfind("{%", end);
-                    i = j;
-                    continue;
-                }
-            } else if (word == "elif" || word == "else") {
-                if (stack.empty() || (stack.back().tag != "if" && !(word == "else" && stack.back().tag == "for"))) {
-                    err = "line " + std::to_string(tag_line) + ": {% " + word + " %} outside {% if %}";
-                    return false;
-                }
-            } else if (word.rfind("end", 0) == 0 && word.size() > 3) {
-                const std::string what = word.substr(3);
-                if (stack.empty()) {
-                    err = "line " + std::to_string(tag_line) + ": {% " + word + " %} without {% " + what + " %}";
-                    return false;
-                }
-                if (stack.back().tag != what) {
-                    err = "line " + std::to_string(tag_line) + ": {% " + word + " %} closes {% " +
-                          stack.back().tag + " %} opened on line " + std::to_string(stack.back().line);
-                    return false;
-                }
-                stack.pop_back();
-            }
-        }
-        line_at(j + 2);
-    }
-    if (!stack.empty()) {
-        err = "line " + std::to_string(stack.back().line) + ": {% " + stack.back().tag +
-              " %} is never closed (no {% end" + stack.back().tag + " %})";
-        return false;
-    }
-    return true;
-}
 
 bool render_sample_conversation(const Tokenizer &tok, const ModelConfig &cfg, std::string &rendered,
                                 std::vector<int32_t> &ids, std::string &err) {
@@ -204,9 +52,9 @@ bool render_sample_conversation(const Tokenizer &tok, const ModelConfig &cfg, st
     msgs[3].role = "user";
     msgs[3].parts.push_back({ChatPart::TEXT, "Shorter, please.", -1});
     ChatOptions opt;
+    opt.enable_thinking = false;   // as our tasks ask
     opt.image_token_id = cfg.image_token_id;
-    rendered = render_chat(msgs, opt);
-    return build_prompt_ids(tok, msgs, opt, {4}, ids, err);
+    return render_prompt(tok, msgs, opt, rendered, err) && build_prompt_ids(tok, msgs, opt, {4}, ids, err);
 }
 
 ModelCheckReport check_model_dir(const std::string &dir, const std::string &backend_name) {
@@ -266,10 +114,13 @@ ModelCheckReport check_model_dir(const std::string &dir, const std::string &back
     if (tok->vocab_size() > cfg.text.vocab_size)
         return fail(dir + "/tokenizer.json: " + std::to_string(tok->vocab_size()) +
                     " tokens, more than config.json's vocab_size " + std::to_string(cfg.text.vocab_size));
-    const int32_t tok_image = tok->token_id("<|image|>");
+    // The placeholder the processor expands (tokenizer_config.json's
+    // image_token, else <|image|>) must be the token the model looks for.
+    const std::string &placeholder = tok->chat_format()->image_token();
+    const int32_t tok_image = tok->token_id(placeholder);
     if (tok_image != cfg.image_token_id)
         return fail(dir + "/config.json: image_token_id " + std::to_string(cfg.image_token_id) +
-                    " but the tokenizer's <|image|> is " + std::to_string(tok_image) +
+                    " but the tokenizer's " + placeholder + " is " + std::to_string(tok_image) +
                     " (the processor would insert that id and the model would find no image tokens)");
     ok("generation ends at " + stop_text + (gen.has_eos ? " (generation_config.json)" : " (config.json)"));
     char sampling[160];
@@ -322,16 +173,20 @@ ModelCheckReport check_model_dir(const std::string &dir, const std::string &back
         r.lines.push_back("note  unexpected tensors (not used, as transformers ignores them): " + list);
     }
 
-    // Template and tokenizer.
-    std::string source, origin;
-    if (!find_template(dir, source, origin, err)) return fail(err);
-    if (!origin.empty() && !check_template_blocks(source, err)) return fail(dir + "/" + origin + ": " + err);
+    // Template (loaded and parsed with the tokenizer) and tokenizer: a real
+    // render of a conversation like the ones requests make.
+    const ChatFormat &format = *tok->chat_format();
+    const std::string origin = format.uses_builtin() ? std::string() : format.origin();
     std::string rendered;
     std::vector<int32_t> ids;
     if (!render_sample_conversation(*tok, cfg, rendered, ids, err))
         return fail(dir + ": the chat template cannot render a sample conversation: " + err);
-    ok("chat template (" + (origin.empty() ? std::string("none in the directory: built-in GLM format") : origin) +
+    ok("chat template (" + (origin.empty() ? std::string("none in the directory: built-in GLM-4.6V format") : origin) +
        "): sample conversation renders to " + std::to_string(ids.size()) + " tokens");
+    if (origin.empty())
+        r.lines.push_back("note  no chat template in processor_config.json, chat_template.json, chat_template.jinja, "
+                          "additional_chat_templates/default.jinja or tokenizer_config.json: prompts use the "
+                          "built-in GLM-4.6V format (transformers would refuse to render one)");
     for (int32_t id : ids)
         if (id < 0 || id >= cfg.text.vocab_size)
             return fail(dir + ": the sample conversation has token id " + std::to_string(id) +
@@ -359,7 +214,7 @@ ModelCheckReport check_model_dir(const std::string &dir, const std::string &back
     r.ok = true;
     r.summary = std::to_string(used_set.size()) + " tensors in " + std::to_string(files.size()) +
                 " file(s), " + std::to_string(unexpected.size()) + " unexpected; template " +
-                (origin.empty() ? "built-in" : origin) + "; weights " + human_bytes(r.weight_bytes) +
+                (origin.empty() ? "built-in (none in the directory)" : origin) + "; weights " + human_bytes(r.weight_bytes) +
                 " + KV(" + std::to_string(kKvCheckTokens) + ") " + human_bytes(r.kv_cache_bytes);
     return r;
 }

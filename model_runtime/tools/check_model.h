@@ -3,7 +3,8 @@
 // tokenizer do, without running the model: every file present and parseable,
 // every tensor the architecture needs present with the config's shape and a
 // weight dtype (others listed as unexpected), config / tokenizer /
-// generation config agreeing on token ids, the chat template rendering a
+// generation config agreeing on token ids, the chat template loading (a
+// construct vlm_jinja does not support fails with its line) and rendering a
 // sample conversation, the tokenizer round-tripping a sample, and the memory
 // the weights and a 4096-token KV cache take on the chosen backend.
 // Stops at the first problem, which is one line naming the file.
@@ -34,18 +35,13 @@ constexpr int kKvCheckTokens = 4096;
 // depends on it). Always fills the report up to the first problem.
 ModelCheckReport check_model_dir(const std::string &dir, const std::string &backend_name);
 
-// The one place --check-model renders the sample conversation: through
-// build_prompt_ids (text/chat_prompt.h), the prompt entry point requests use,
-// so it renders with whatever renderer that uses (the directory's Jinja
-// template once wired there). `rendered` gets the text, `ids` the tokens.
+// The one place --check-model renders the sample conversation (system, an
+// image with text, an answer, a follow-up; thinking off), through
+// render_prompt and build_prompt_ids (text/chat_prompt.h), the path requests
+// take: the directory's template (Tokenizer::chat_format) really rendered.
+// `rendered` gets the text, `ids` the tokens (4 image tokens).
 bool render_sample_conversation(const Tokenizer &tok, const ModelConfig &cfg,
                                 std::string &rendered, std::vector<int32_t> &ids,
                                 std::string &err);
-
-// Structural check of a Jinja chat template until the Jinja renderer is
-// wired in: every {{ }}, {% %} and {# #} closed, block tags (if/for/macro/
-// call/filter/raw/generation, block set) balanced and elif/else inside
-// their blocks. False with "line N: what".
-bool check_template_blocks(const std::string &source, std::string &err);
 
 }  // namespace vlm

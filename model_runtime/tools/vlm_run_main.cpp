@@ -12,6 +12,7 @@
 #include "text/tokenizer.h"
 #include "util/utf8.h"
 #include "backend/registry.h"
+#include "text/chat_format.h"
 #include "tools/check_model.h"
 #include "tools/cuda_selftest.h"
 
@@ -555,8 +556,12 @@ int main(int argc, char **argv)
     if (!backend) die(2, err);
     // Each kernel and one model step against the cpu backend: a pass/fail table.
     if (opt.selftest) return vlm::run_cuda_selftest(*backend, opt.model_dir);
-    auto tok = vlm::Tokenizer::load_dir(opt.model_dir, err);
+    auto tok = vlm::Tokenizer::load_dir(opt.model_dir, err);   // with the chat template
     if (!tok) die(1, err);
+    if (tok->chat_format()->uses_builtin())
+        std::fprintf(stderr, "vlm-run: warning: %s has no chat template (processor_config.json, chat_template.json, "
+                     "chat_template.jinja, tokenizer_config.json): using the built-in GLM-4.6V format\n",
+                     opt.model_dir.c_str());
     std::unique_ptr<vlm::Model> model;
     if (!vlm::load_model(opt.model_dir, *backend, model, err)) die(1, err);
     double load_ms = std::chrono::duration<double, std::milli>(

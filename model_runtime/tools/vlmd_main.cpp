@@ -13,6 +13,7 @@
 #include "serve/ipc_server.h"
 #include "serve/vlmd_config.h"
 #include "tasks/templates.h"
+#include "text/chat_format.h"
 #include "text/tokenizer.h"
 #include "tools/check_model.h"
 #include "util/log.h"
@@ -119,8 +120,13 @@ int main(int argc, char **argv)
     if (!check.ok) die(1, "model check: " + check.problem);
     g_log.info("model_check", {{"model", vlm::OperatorText(cfg.model_dir)},
                                {"summary", vlm::OperatorText(check.summary)}});
-    auto tok = vlm::Tokenizer::load_dir(cfg.model_dir, err);
+    auto tok = vlm::Tokenizer::load_dir(cfg.model_dir, err);   // with the chat template
     if (!tok) die(1, err);
+    if (tok->chat_format()->uses_builtin())
+        g_log.warn("chat_template_missing", {{"model", vlm::OperatorText(cfg.model_dir)},
+                                             {"using", "built-in GLM-4.6V format"}});
+    else
+        g_log.info("chat_template", {{"file", vlm::OperatorText(tok->chat_format()->origin())}});
     std::unique_ptr<vlm::Model> model;
     if (!vlm::load_model(cfg.model_dir, *backend, model, err)) die(1, err);
     vlm::TaskTemplates templates;

@@ -9,6 +9,8 @@ Parts (run in this order; `--only` runs a subset):
   models     tests/fixtures/models/<name>/ (+ golden/)
   transparency  make_transparency.py: colour-key and alpha images, preprocess/transparency/,
              models/tiny-flash/golden-transparency/ (needs the models part's tiny-flash)
+  prompts    make_prompt_fixtures.py: tests/fixtures/prompts/cases.json, chat templates and the
+             processor's prompt ids per model-directory variant (needs tiny-flash)
 """
 import argparse
 import json
@@ -381,7 +383,7 @@ def make_preprocess_golden(image_list):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", nargs="*", default=["images", "tokenizer", "models", "transparency"])
+    ap.add_argument("--only", nargs="*", default=["images", "tokenizer", "models", "transparency", "prompts"])
     args = ap.parse_args()
     random.seed(SEED)
     np.random.seed(SEED)
@@ -402,6 +404,9 @@ def main():
     if "transparency" in args.only:
         from make_transparency import make_transparency_fixtures
         make_transparency_fixtures()
+    if "prompts" in args.only:
+        from make_prompt_fixtures import make_prompt_fixtures
+        make_prompt_fixtures()
     for dirpath, _, files in os.walk(FIX):   # save_pretrained writes 0600 files
         for f in files:
             os.chmod(os.path.join(dirpath, f), 0o644)

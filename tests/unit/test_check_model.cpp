@@ -2,7 +2,8 @@
 // with the real GLM-4.6V-Flash config.json structure split into shards
 // (made here from tiny-flash, which then gives tiny-flash's golden tokens);
 // each broken directory (made here: a copy with one thing broken) fails with
-// exit 1 and one line naming the problem. Also the template block checker.
+// exit 1 and one line naming the problem. Also the chat template: loaded by
+// vlm_jinja and rendered, or the built-in format with a note.
 #include "model/safetensors.h"
 #include "run_process.h"
 #include "tools/check_model.h"
@@ -72,13 +73,13 @@ static void expect_ok(const std::string &dir)
     ck_assert(r.out.find("memory on cpu: weights") != std::string::npos);
 }
 
-static void expect_problem(const std::string &dir, const char *needle)
+static void expect_problem(const std::string &dir, const std::string &needle)
 {
     ProcessResult r = check(dir);
     ck_assert_msg(r.exit_code == 1, "%s: exit %d, expected 1", dir.c_str(), r.exit_code);
     ck_assert_msg(r.err.rfind("vlm-run: ", 0) == 0 && r.err.find('\n') == r.err.size() - 1,
                   "not one line: '%s'", r.err.c_str());
-    ck_assert_msg(r.err.find(needle) != std::string::npos, "'%s' lacks '%s'", r.err.c_str(), needle);
+    ck_assert_msg(r.err.find(needle) != std::string::npos, "'%s' lacks '%s'", r.err.c_str(), needle.c_str());
 }
 
 // tiny-flash's weights in three shards with an index, and a config.json with
@@ -251,20 +252,40 @@ START_TEST(broken_directories_fail_with_one_line)
 }
 END_TEST
 
-START_TEST(template_blocks)
+// The template is loaded by vlm_jinja and really rendered: an unsupported
+// construct fails with its line, a template that raises on the sample
+// conversation fails with the template's line, and a directory without a
+// template passes with a note that the built-in format is used.
+START_TEST(chat_template_is_loaded_and_rendered)
 {
-    std::string err;
-    ck_assert(vlm::check_template_blocks(read_all(model("tiny-flash") + "/chat_template.jinja"), err));
-    ck_assert(vlm::check_template_blocks("{% for m in messages %}{% if m %}a{% elif x %}b{% else %}c{% endif %}"
-                                         "{% else %}none{% endfor %}{% set x %}y{% endset %}{% raw %}{% if %}"
-                                         "{% endraw %}{{ '%}' }}{# {% if #}", err));
-    ck_assert(!vlm::check_template_blocks("a\n{% if x %}\n{% endfor %}", err));
-    ck_assert_str_eq(err.c_str(), "line 3: {% endfor %} closes {% if %} opened on line 2");
-    ck_assert(!vlm::check_template_blocks("{% for x in y %}", err));
-    ck_assert_str_eq(err.c_str(), "line 1: {% for %} is never closed (no {% endfor %})");
-    ck_assert(!vlm::check_template_blocks("x\n{{ messages", err));
-    ck_assert_str_eq(err.c_str(), "line 2: '{{' is never closed");
-    ck_assert(!vlm::check_template_blocks("{% else %}", err));
+    std::string dir = copy_model("tiny-flash", "template-include");
+    write_all(dir + "/chat_template.jinja", "{{ '[gMASK]<sop>' }}\n{%- for m in messages %}\n{% include 'turn.jinja' %}\n"
+                                            "{%- endfor %}");
+    expect_problem(dir, "chat_template.jinja: line 3: ");
+    ck_assert(check(dir).err.find("include") != std::string::npos);
+
+    dir = copy_model("tiny-flash", "template-raises");
+    write_all(dir + "/chat_template.jinja",
+              "{%- for m in messages %}{% if m.role == 'assistant' %}\n{{ raise_exception('no assistant turns') }}"
+              "{% endif %}{{ m.role }}{% endfor %}");
+    expect_problem(dir, "cannot render a sample conversation: chat template " + dir +
+                            "/chat_template.jinja: line 2: TemplateError: no assistant turns");
+
+    dir = copy_model("tiny-flash", "template-in-processor-config");
+    std::filesystem::remove(dir + "/chat_template.jinja");
+    json_t *pc = json_object();
+    json_object_set_new(pc, "chat_template", json_string(read_all(model("tiny-flash") + "/chat_template.jinja").c_str()));
+    ck_assert_int_eq(json_dump_file(pc, (dir + "/processor_config.json").c_str(), 0), 0);
+    json_decref(pc);
+    expect_ok(dir);
+    ck_assert(check(dir).out.find("ok    chat template (" + dir + "/processor_config.json)") != std::string::npos);
+
+    dir = copy_model("tiny-flash", "no-template");
+    std::filesystem::remove(dir + "/chat_template.jinja");
+    expect_ok(dir);
+    ProcessResult r = check(dir);
+    ck_assert(r.out.find("chat template (none in the directory: built-in GLM-4.6V format)") != std::string::npos);
+    ck_assert(r.out.find("note  no chat template in processor_config.json") != std::string::npos);
 }
 END_TEST
 
@@ -288,7 +309,7 @@ int main(int argc, char **argv)
             fixture_models_pass,
             real_structure_sharded_directory_passes_and_runs,
             broken_directories_fail_with_one_line,
-            template_blocks,
+            chat_template_is_loaded_and_rendered,
         }},
     });
     fs::remove_all(temp_root);

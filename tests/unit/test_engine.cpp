@@ -95,6 +95,7 @@ ChatRequest make_request(const std::string &system, const std::string &user,
     r.messages.push_back(u);
     r.max_tokens = max_tokens;
     r.ignore_eos = true;
+    r.chat.enable_thinking = false;   // vlm-run's default
     return r;
 }
 

@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <random>
 #include <string>
@@ -67,7 +68,9 @@ static Daemon start_vlmd(const std::string &model, const std::string &name,
     Daemon d;
     d.socket = tmpdir + "/" + name + ".sock";
     d.log = tmpdir + "/" + name + ".log";
-    std::vector<std::string> argv{bin + "/vlmd", "--model", fixtures + "/models/" + model,
+    // a fixture model's name, or a directory
+    const std::string model_dir = model.find('/') != std::string::npos ? model : fixtures + "/models/" + model;
+    std::vector<std::string> argv{bin + "/vlmd", "--model", model_dir,
                                   "--socket", d.socket, "--threads", "2"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     posix_spawn_file_actions_t fa;
@@ -840,6 +843,57 @@ START_TEST(log_level_filters_lines)
 }
 END_TEST
 
+// vlmd loads the model directory's chat template at start: a construct the
+// renderer does not support stops it with the file, line and construct; a
+// directory without a template serves with the built-in format and a warning
+// line; one with a template names it in an info line.
+START_TEST(chat_template_checked_at_start)
+{
+    const std::string dir = tmpdir + "/template-model";
+    mkdir(dir.c_str(), 0755);
+    for (const char *f : {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                          "preprocessor_config.json", "generation_config.json"})
+        ck_assert_int_eq(symlink((fixtures + "/models/tiny-flash/" + f).c_str(), (dir + "/" + f).c_str()), 0);
+    {
+        std::ofstream t(dir + "/chat_template.jinja");
+        t << "{{ '[gMASK]<sop>' }}\n{% for m in messages %}{{ m.content }}{% endfor %}\n{% do messages.append(1) %}";
+    }
+    ProcessResult r = run_process({bin + "/vlmd", "--model", dir, "--socket", tmpdir + "/template.sock"});
+    ck_assert_msg(r.exit_code == 1, "vlmd exit %d with an unsupported template: %s", r.exit_code, r.err.c_str());
+    ck_assert_msg(r.err.find(dir + "/chat_template.jinja: line 3: ") != std::string::npos &&
+                      r.err.find("'do'") != std::string::npos, "%s", r.err.c_str());
+    std::printf("vlmd refused to start: %s", r.err.c_str());
+
+    unlink((dir + "/chat_template.jinja").c_str());
+    Daemon dm = start_vlmd(dir, "no-template");
+    vlm_ipc_client *c = try_connect(dm.socket);
+    ck_assert(c != nullptr);
+    uint32_t slot, gen;
+    ck_assert_int_eq(submit_text(c, "hello", 3, nullptr, &slot, &gen), VLM_IPC_OK);
+    vlm_ipc_event ev;
+    bool done = false;
+    while (!done) {
+        while (vlm_ipc_next_event(c, &ev)) {
+            ck_assert_int_ne(ev.kind, VLM_IPC_RES_ERROR);
+            done = done || ev.final;
+        }
+        if (!done) ck_assert_int_ne(vlm_ipc_client_wait(c, 5000), VLM_IPC_CLOSED);
+    }
+    vlm_ipc_client_free(c);
+    ck_assert_int_eq(stop_vlmd(dm), 0);
+    std::string log = slurp(dm.log);
+    ck_assert_msg(log.find("level=warn event=chat_template_missing model=" + dir) != std::string::npos, "%s",
+                  log.c_str());
+
+    Daemon with = start_vlmd("tiny-flash", "with-template");
+    ck_assert_int_eq(stop_vlmd(with), 0);
+    log = slurp(with.log);
+    ck_assert_msg(log.find("level=info event=chat_template file=" + fixtures + "/models/tiny-flash/chat_template.jinja") !=
+                      std::string::npos, "%s", log.c_str());
+    ck_assert(log.find("chat_template_missing") == std::string::npos);
+}
+END_TEST
+
 #include "check_main.h"
 
 int main(int argc, char **argv)
@@ -864,6 +918,7 @@ int main(int argc, char **argv)
             results_written_before_exit_are_delivered,
             task_answers_come_whole,
             log_level_filters_lines,
+            chat_template_checked_at_start,
         }},
     });
     std::string rm = "rm -rf " + tmpdir;

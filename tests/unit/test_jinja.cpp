@@ -477,8 +477,8 @@ START_TEST(template_file_precedence) {
     ck_assert(mkdtemp(dir_buf) != nullptr);
     const std::string dir = dir_buf;
     std::string src, origin, err;
-    ck_assert(!vlm::jinja::read_chat_template(dir, src, origin, err));
-    ck_assert_msg(err.find("no chat template") != std::string::npos, "%s", err.c_str());
+    ck_assert(vlm::jinja::read_chat_template(dir, src, origin, err));   // none: true, origin empty
+    ck_assert(origin.empty() && src.empty());
 
     write_file(dir + "/tokenizer_config.json",
                "{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"T\"}, {\"name\": \"default\", \"template\": \"TC\"}]}");
@@ -502,8 +502,32 @@ START_TEST(template_file_precedence) {
     write_file(dir + "/processor_config.json", "{not json");
     ck_assert(!vlm::jinja::read_chat_template(dir, src, origin, err));
     ck_assert_msg(err.find("processor_config.json") != std::string::npos, "%s", err.c_str());
-    for (const char *f : {"/processor_config.json", "/chat_template.json", "/chat_template.jinja", "/tokenizer_config.json"})
+    unlink((dir + "/processor_config.json").c_str());
+    // chat_template.json exists only to hold a template: without one it is refused.
+    write_file(dir + "/chat_template.json", "{\"chat_template\": null}");
+    ck_assert(!vlm::jinja::read_chat_template(dir, src, origin, err));
+    ck_assert_msg(err.find("chat_template.json: no \"chat_template\"") != std::string::npos, "%s", err.c_str());
+    // additional_chat_templates/: beside chat_template.json, transformers refuses.
+    mkdir((dir + "/additional_chat_templates").c_str(), 0755);
+    write_file(dir + "/additional_chat_templates/tool_use.jinja", "TOOL");
+    write_file(dir + "/chat_template.json", "{\"chat_template\": \"JS\"}");
+    ck_assert(!vlm::jinja::read_chat_template(dir, src, origin, err));
+    ck_assert_msg(err.find("additional_chat_templates") != std::string::npos, "%s", err.c_str());
+    unlink((dir + "/chat_template.json").c_str());
+    ck_assert(vlm::jinja::read_chat_template(dir, src, origin, err));   // chat_template.jinja is the default
+    ck_assert_str_eq(src.c_str(), "J\n");
+    unlink((dir + "/chat_template.jinja").c_str());
+    // Only named templates, none "default": refused (tokenizer_config.json's is not used then).
+    ck_assert(!vlm::jinja::read_chat_template(dir, src, origin, err));
+    ck_assert_msg(err.find("tool_use.jinja") != std::string::npos, "%s", err.c_str());
+    write_file(dir + "/additional_chat_templates/default.jinja", "DEF");
+    ck_assert(vlm::jinja::read_chat_template(dir, src, origin, err));
+    ck_assert_str_eq(src.c_str(), "DEF");
+    ck_assert(origin.find("additional_chat_templates/default.jinja") != std::string::npos);
+    for (const char *f : {"/additional_chat_templates/tool_use.jinja", "/additional_chat_templates/default.jinja",
+                          "/tokenizer_config.json"})
         unlink((dir + f).c_str());
+    rmdir((dir + "/additional_chat_templates").c_str());
     rmdir(dir.c_str());
 }
 END_TEST

@@ -243,7 +243,7 @@ START_TEST(build_alt_text_prompt)
                 want_tag = "alt_text/en/v" + std::to_string(t.find(TaskKind::ALT_TEXT)->version);
     ck_assert_str_eq(tag.c_str(), want_tag.c_str());
     ck_assert_uint_eq(req.images.size(), 1);
-    ck_assert(!req.chat.enable_thinking);
+    ck_assert(req.chat.enable_thinking.has_value() && !*req.chat.enable_thinking);   // set, and off
     ck_assert_int_eq(req.max_tokens, 100 / 3 + 32);
     std::string got = render_chat(req.messages, req.chat);
     std::string want =

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -334,6 +335,19 @@ START_TEST(tokenizer_config_adds_tokens_as_transformers) {
     text += dec.finish();
     ck_assert_str_eq(text.c_str(), "a<|new|>bcd");   // transformers' decode(skip_special_tokens=True)
 
+    // The legacy additional_special_tokens stands in for a missing or empty
+    // extra_special_tokens (transformers 5.23 converts it), never beside it.
+    for (const char *extra : {"", ", \"extra_special_tokens\": []", ", \"extra_special_tokens\": [\"<|yyy|>\"]"}) {
+        std::ofstream(d + "/tokenizer_config.json", std::ios::trunc)
+            << "{\"additional_special_tokens\": [\"<|zzz|>\", \"<|image|>\"]" << extra << "}";
+        tok = Tokenizer::load_dir(d, err);
+        ck_assert_msg(tok != nullptr, "%s", err.c_str());
+        const bool legacy = std::strstr(extra, "yyy") == nullptr;
+        ck_assert_int_eq(tok->token_id("<|zzz|>"), legacy ? 1500 : -1);
+        ck_assert_int_eq(tok->token_id("<|yyy|>"), legacy ? -1 : 1500);
+        ck_assert_int_eq(tok->vocab_size(), 1501);
+    }
+
     // Without tokenizer_config.json: tokenizer.json alone.
     unlink((d + "/tokenizer_config.json").c_str());
     tok = Tokenizer::load_dir(d, err);
@@ -364,6 +378,65 @@ START_TEST(encode_throughput) {
 }
 END_TEST
 
+// tokenizer.json's post_processor: the ids it puts around one sequence (what
+// transformers' processor adds with add_special_tokens), nested as the
+// `tokenizers` library nests them; unknown types are refused.
+START_TEST(post_processor_wraps_one_sequence) {
+    auto with_post = [](const char *post) {
+        json_error_t jerr;
+        json_t *root = json_loads(minimal_json("[\"a b\"]", "").c_str(), 0, &jerr);
+        ck_assert(root != nullptr);
+        json_object_set_new(root, "post_processor", json_loads(post, JSON_DECODE_ANY, &jerr));
+        char *text = json_dumps(root, 0);
+        std::string out = text;
+        std::free(text);
+        json_decref(root);
+        return out;
+    };
+    const std::string tp = "{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<|x|>\",\"type_id\":0}},"
+                           "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}},{\"SpecialToken\":{\"id\":\"z\",\"type_id\":0}}],"
+                           "\"pair\":[],\"special_tokens\":{\"<|x|>\":{\"id\":\"<|x|>\",\"ids\":[257],\"tokens\":[\"<|x|>\"]},"
+                           "\"z\":{\"id\":\"z\",\"ids\":[122,122],\"tokens\":[\"z\",\"z\"]}}}";
+    const std::string bert = "{\"type\":\"BertProcessing\",\"cls\":[\"a\",97],\"sep\":[\"b\",98]}";
+    const struct {
+        const char *name;
+        std::string post;
+        std::vector<int32_t> want;   // around the ids of "ab": [256]
+    } cases[] = {
+        {"none", "null", {256}},
+        {"bytelevel", "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":true}", {256}},
+        {"template", tp, {257, 256, 122, 122}},
+        {"bert", bert, {97, 256, 98}},
+        {"roberta", "{\"type\":\"RobertaProcessing\",\"cls\":[\"a\",97],\"sep\":[\"b\",98],\"trim_offsets\":true,"
+                    "\"add_prefix_space\":false}", {97, 256, 98}},
+        {"sequence", "{\"type\":\"Sequence\",\"processors\":[{\"type\":\"ByteLevel\"}," + tp + "," + bert + "]}",
+         {97, 257, 256, 122, 122, 98}},
+    };
+    std::string err;
+    for (const auto &c : cases) {
+        auto tok = Tokenizer::load(write_temp(c.name, with_post(c.post.c_str())), err);
+        ck_assert_msg(tok != nullptr, "%s: %s", c.name, err.c_str());
+        std::vector<int32_t> ids = tok->encode("ab", true);
+        tok->apply_post_processor(ids);
+        ck_assert_msg(ids == c.want, "%s: wrong ids", c.name);
+    }
+    const struct {
+        const char *name, *post, *reason;
+    } bad[] = {
+        {"pp_unknown", "{\"type\":\"Foo\"}", "unsupported post_processor 'Foo'"},
+        {"pp_range", "{\"type\":\"BertProcessing\",\"cls\":[\"a\",5000],\"sep\":[\"b\",98]}", "outside the vocabulary"},
+        {"pp_unlisted", "{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"q\",\"type_id\":0}},"
+                        "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],\"special_tokens\":{}}", "special_tokens"},
+        {"pp_noseq", "{\"type\":\"TemplateProcessing\",\"single\":[],\"special_tokens\":{}}", "sequence A"},
+    };
+    for (const auto &c : bad) {
+        err.clear();
+        ck_assert_msg(Tokenizer::load(write_temp(c.name, with_post(c.post)), err) == nullptr, "%s accepted", c.name);
+        ck_assert_msg(err.find(c.reason) != std::string::npos, "%s: '%s' lacks '%s'", c.name, err.c_str(), c.reason);
+    }
+}
+END_TEST
+
 #include "check_main.h"
 
 int main(int argc, char **argv) {
@@ -375,6 +448,7 @@ int main(int argc, char **argv) {
             special_tokens_and_user_text,
             malformed_files_give_reasons,
             tokenizer_config_adds_tokens_as_transformers,
+            post_processor_wraps_one_sequence,
             encode_throughput,
         }},
     });

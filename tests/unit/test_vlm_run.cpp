@@ -373,6 +373,89 @@ END_TEST
 
 #include "check_main.h"
 
+// The prompt comes from the model directory's chat template: the issue's
+// template without one newline gives transformers' prompt length (the
+// prompts fixture, made by the processor) where the built-in format gave one
+// more; an unsupported construct exits 1 naming it and its line; a directory
+// without a template runs with the built-in format and a warning on stderr.
+static json_t *prompt_fixture_case(json_t *root, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(root, "cases"), i, c)
+        if (std::strcmp(json_string_value(json_object_get(c, "name")), name) == 0) return c;
+    ck_abort_msg("prompts/cases.json has no case %s", name);
+    return nullptr;
+}
+
+static json_t *run_json(const std::vector<std::string> &argv, std::string *err_out = nullptr)
+{
+    ProcessResult r = run_process(argv);
+    ck_assert_msg(r.exit_code == 0, "vlm-run exit %d: %s", r.exit_code, r.err.c_str());
+    if (err_out) *err_out = r.err;
+    json_error_t jerr;
+    json_t *out = json_loads(r.out.c_str(), 0, &jerr);
+    ck_assert_msg(out != nullptr, "not JSON: %s", r.out.c_str());
+    return out;
+}
+
+START_TEST(prompt_follows_the_directory_template)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file((fixtures + "/prompts/cases.json").c_str(), 0, &jerr);
+    ck_assert_msg(root != nullptr, "%s", jerr.text);
+    // alt_text: system + user [photo.jpg, text], thinking off: what vlm-run builds.
+    json_t *conv = json_object_get(json_object_get(root, "conversations"), "alt_text");
+    json_t *msgs = json_object_get(conv, "messages");
+    const char *system = json_string_value(json_object_get(json_array_get(json_object_get(json_array_get(msgs, 0),
+                                                                                           "content"), 0), "text"));
+    json_t *user = json_object_get(json_array_get(msgs, 1), "content");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(user, 0), "image")), "photo.jpg");
+    const char *text = json_string_value(json_object_get(json_array_get(user, 1), "text"));
+    auto args = [&](const std::string &dir) {
+        return std::vector<std::string>{vlm_run(), "--model", dir, "--json", "--ignore-eos", "--max-tokens", "2",
+                                        "--system", system, "--image", first_image(), "--prompt", text};
+    };
+    auto want_len = [&](const char *case_name) {
+        json_t *r = json_object_get(json_object_get(prompt_fixture_case(root, case_name), "results"), "alt_text");
+        return json_array_size(json_object_get(r, "prompt_ids"));
+    };
+
+    json_t *own = run_json(args(first_model()));
+    ck_assert_uint_eq(json_integer_value(json_object_get(own, "prompt_tokens")), want_len("own_template"));
+
+    std::string dir = copy_model();
+    json_t *files = json_object_get(prompt_fixture_case(root, "missing_newline"), "files");
+    std::ofstream(dir + "/chat_template.jinja", std::ios::binary | std::ios::trunc)
+        << json_string_value(json_object_get(files, "chat_template.jinja"));
+    json_t *edited = run_json(args(dir));
+    ck_assert_uint_eq(json_integer_value(json_object_get(edited, "prompt_tokens")), want_len("missing_newline"));
+    ck_assert_uint_eq(want_len("missing_newline") + 1, want_len("own_template"));
+    std::printf("alt text prompt: %lld tokens with tiny-flash's template, %lld without one newline "
+                "(transformers: %zu and %zu)\n",
+                json_integer_value(json_object_get(own, "prompt_tokens")),
+                json_integer_value(json_object_get(edited, "prompt_tokens")), want_len("own_template"),
+                want_len("missing_newline"));
+
+    std::ofstream(dir + "/chat_template.jinja", std::ios::binary | std::ios::trunc)
+        << "{{ '[gMASK]<sop>' }}\n{%- for m in messages %}\n{{ m.content | batch(2) | list }}\n{%- endfor %}";
+    expect_failure(args(dir), 1, "/chat_template.jinja: line 3: unsupported: the 'batch' filter");
+
+    unlink((dir + "/chat_template.jinja").c_str());
+    std::string err;
+    json_t *builtin = run_json(args(dir), &err);
+    ck_assert_msg(err.find("warning: " + dir + " has no chat template") != std::string::npos &&
+                      err.find("built-in GLM-4.6V format") != std::string::npos, "no warning: %s", err.c_str());
+    ck_assert(json_equal(json_object_get(builtin, "tokens"), json_object_get(own, "tokens")));
+    ck_assert_uint_eq(json_integer_value(json_object_get(builtin, "prompt_tokens")), want_len("own_template"));
+    json_decref(own);
+    json_decref(edited);
+    json_decref(builtin);
+    json_decref(root);
+    remove_dir(dir);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     vlm_check_default_env();
@@ -394,6 +477,7 @@ int main(int argc, char **argv)
             json_output_has_logprobs_and_timings,
             sampling_with_a_seed_is_reproducible,
             streamed_text_equals_json_text,
+            prompt_follows_the_directory_template,
         }},
     });
 }

@@ -7,6 +7,9 @@
 #include "text/jinja/lexer.h"
 #include "text/jinja/parser.h"
 
+#include <dirent.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <new>
@@ -233,8 +236,12 @@ json_t *make_chat_context(const json_t *messages, const json_t *tools, const jso
 }
 
 bool read_chat_template(const std::string &model_dir, std::string &source, std::string &origin, std::string &err) {
+    source.clear();
+    origin.clear();
     const std::string dir = model_dir.empty() || model_dir.back() == '/' ? model_dir : model_dir + "/";
-    auto from_json_file = [&](const char *name, bool &found) -> bool {
+    // `required`: the file is only there to hold a template (chat_template.json),
+    // so a missing or null "chat_template" is an error, as in transformers.
+    auto from_json_file = [&](const char *name, bool required, bool &found) -> bool {
         found = false;
         const std::string path = dir + name;
         if (!file_exists(path)) return true;
@@ -250,29 +257,53 @@ bool read_chat_template(const std::string &model_dir, std::string &source, std::
             ok = pick_template(ct, path, source, err);
             found = ok;
             origin = path;
+        } else if (required) {
+            err = path + ": no \"chat_template\" (transformers' processor fails on this file too)";
+            ok = false;
         }
         json_decref(j);
         return ok;
     };
+    // additional_chat_templates/*.jinja: named templates beside the default one.
+    const std::string extra_dir = dir + "additional_chat_templates/";
+    std::vector<std::string> extra;
+    if (DIR *d = opendir(extra_dir.c_str())) {
+        while (const dirent *e = readdir(d)) {
+            const std::string n = e->d_name;
+            if (n.size() > 6 && n.compare(n.size() - 6, 6, ".jinja") == 0) extra.push_back(n);
+        }
+        closedir(d);
+    }
+    std::sort(extra.begin(), extra.end());
+    if (!extra.empty() && file_exists(dir + "chat_template.json")) {
+        err = dir + "chat_template.json: a legacy chat_template.json together with additional_chat_templates/ "
+                    "(transformers refuses this combination: replace chat_template.json with chat_template.jinja)";
+        return false;
+    }
     bool found;
-    if (!from_json_file("processor_config.json", found)) return false;
+    if (!from_json_file("processor_config.json", false, found)) return false;
     if (found) return true;
-    if (!from_json_file("chat_template.json", found)) return false;
+    if (!from_json_file("chat_template.json", true, found)) return false;
     if (found) return true;
-    const std::string jinja = dir + "chat_template.jinja";
-    if (file_exists(jinja)) {
-        if (!read_file(jinja, source)) {
-            err = jinja + ": cannot read";
+    const std::string default_extra = extra_dir + "default.jinja";
+    for (const std::string &path : {dir + "chat_template.jinja", default_extra}) {
+        if (!file_exists(path)) continue;
+        if (!read_file(path, source)) {
+            err = path + ": cannot read";
             return false;
         }
-        origin = jinja;
+        origin = path;
         return true;
     }
-    if (!from_json_file("tokenizer_config.json", found)) return false;
-    if (found) return true;
-    err = model_dir + ": no chat template (processor_config.json, chat_template.json, chat_template.jinja, "
-                      "tokenizer_config.json)";
-    return false;
+    if (!extra.empty()) {
+        std::string names;
+        for (const std::string &n : extra) names += (names.empty() ? "" : ", ") + n;
+        err = extra_dir + " holds " + names + " but no default template (no chat_template.jinja, no "
+              "additional_chat_templates/default.jinja): transformers will not pick one either";
+        return false;
+    }
+    if (!from_json_file("tokenizer_config.json", false, found)) return false;
+    return true;   // found, or no template anywhere (source and origin empty)
 }
 
 }  // namespace vlm::jinja

@@ -11,7 +11,7 @@
 //
 // Typical use (vlmd, per model):
 //     std::string src, origin, err;
-//     if (!vlm::jinja::read_chat_template(model_dir, src, origin, err)) ...
+//     if (!vlm::jinja::read_chat_template(model_dir, src, origin, err)) ...   // origin empty: none
 //     auto tmpl = vlm::jinja::ChatTemplate::load(src, err);
 //     json_t *ctx = vlm::jinja::make_chat_context(messages, tools, special_tokens, kwargs, err);
 //     std::string prompt;
@@ -81,17 +81,25 @@ private:
 json_t *make_chat_context(const json_t *messages, const json_t *tools, const json_t *special_tokens,
                           const json_t *kwargs, std::string &err);
 
-// The chat template of a model directory, found as transformers 5.x's
+// The chat template of a model directory, found as transformers 5.23's
 // AutoProcessor finds it (ProcessorMixin.from_pretrained), falling back to
 // what AutoTokenizer would use:
-//   1. processor_config.json's "chat_template" (deprecated but still honoured),
+//   1. processor_config.json's "chat_template" when not null (deprecated but
+//      still honoured),
 //   2. chat_template.json's "chat_template" (the legacy processor file; it wins
-//      over chat_template.jinja when both exist),
+//      over chat_template.jinja when both exist; without the key it is an
+//      error, as in transformers),
 //   3. chat_template.jinja,
-//   4. tokenizer_config.json's "chat_template" (a string, or a list of
-//      {name, template} of which "default" is used).
-// `origin` names the file used. False with err when there is none or the file
-// is unreadable / malformed.
+//   4. additional_chat_templates/default.jinja,
+//   5. tokenizer_config.json's "chat_template" (a string, or a list of
+//      {name, template} of which "default" is used): the processor has no
+//      template then, AutoTokenizer's apply_chat_template uses this one.
+// The directories transformers refuses are refused with a reason:
+// chat_template.json together with additional_chat_templates/, and
+// additional templates without a default one (when 1-4 give none).
+// True with `origin` naming the file used, or with `source` and `origin`
+// empty when the directory has no template at all; false with err when a file
+// is unreadable or malformed.
 bool read_chat_template(const std::string &model_dir, std::string &source, std::string &origin,
                         std::string &err);
 
