@@ -9,7 +9,7 @@
  * the rest is the body.
  *
  * On success every limit must hold (max_tokens and temperature as sent to
- * vlmd, defaults included) and every image's bytes are read (ASan) and
+ * vlmd, defaults included; a chat request may leave temperature to vlmd) and every image's bytes are read (ASan) and
  * re-sniffed within the pixel limit; a refusal must be a 4xx with a
  * non-empty NUL-terminated message in ctx->error. The request pool is then
  * destroyed, running the module's json_decref cleanups, so a reference
@@ -48,10 +48,14 @@ check_task(ngx_http_vlm_task_t *task, ngx_http_vlm_loc_conf_t *vlcf)
     max_tokens = json_object_get(task->body, "max_tokens");
     temperature = json_object_get(task->body, "temperature");
 
+    /* a chat request that names no temperature sends none: vlmd then uses
+     * the model's generation_config.json (issue 11) */
     if (!json_is_integer(max_tokens) || json_integer_value(max_tokens) < 1
         || json_integer_value(max_tokens) > (json_int_t) vlcf->max_tokens
-        || !json_is_real(temperature) || json_real_value(temperature) < 0
-        || json_real_value(temperature) > 2)
+        || (temperature == NULL && vlcf->api != NGX_HTTP_VLM_API_CHAT)
+        || (temperature != NULL
+            && (!json_is_real(temperature) || json_real_value(temperature) < 0
+                || json_real_value(temperature) > 2)))
     {
         __builtin_trap();
     }
