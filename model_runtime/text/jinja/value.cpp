@@ -2,6 +2,7 @@
 // values (str/repr, float repr, json.dumps). Every rule here is CPython's or
 // jinja2's; the comments name the one followed.
 #include "text/jinja/value.h"
+#include "util/utf8.h"
 
 #include <algorithm>
 #include <charconv>
@@ -569,11 +570,11 @@ bool py_isspace(uint32_t c) {
 uint32_t utf8_next(std::string_view s, size_t &i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) { ++i; return c; }
-    int n = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
-    uint32_t cp = c & (0x3F >> n);
-    ++i;
-    while (n-- > 0 && i < s.size()) cp = (cp << 6) | (static_cast<unsigned char>(s[i++]) & 0x3F);
-    return cp;
+    // the runtime's one decoder; ill-formed bytes (which validated input
+    // never has) become U+FFFD rather than a guess
+    const utf8::ScanResult r = utf8::scan(s, i);
+    i += r.length;
+    return r.kind == utf8::Scan::VALID ? r.codepoint : 0xFFFD;
 }
 
 void utf8_append(std::string &out, uint32_t cp) {
@@ -603,24 +604,10 @@ size_t utf8_length(const StrObj &s) {
 }
 
 bool utf8_valid(std::string_view s) {
-    size_t i = 0;
-    while (i < s.size()) {
-        const unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) { ++i; continue; }
-        int n;
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) { n = 1; cp = c & 0x1F; min = 0x80; }
-        else if (c >= 0xE0 && c <= 0xEF) { n = 2; cp = c & 0x0F; min = 0x800; }
-        else if (c >= 0xF0 && c <= 0xF4) { n = 3; cp = c & 0x07; min = 0x10000; }
-        else return false;
-        for (int k = 1; k <= n; ++k) {
-            if (i + static_cast<size_t>(k) >= s.size()) return false;
-            const unsigned char cc = static_cast<unsigned char>(s[i + k]);
-            if ((cc & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (cc & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-        i += static_cast<size_t>(n) + 1;
+    for (size_t i = 0; i < s.size();) {
+        const utf8::ScanResult r = utf8::scan(s, i);
+        if (r.kind != utf8::Scan::VALID) return false;
+        i += r.length;
     }
     return true;
 }

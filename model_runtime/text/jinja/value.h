@@ -191,8 +191,8 @@ void append_json(std::string &out, const Value &v, const JsonOptions &opt, int d
 // Python str.isspace() for one code point.
 bool py_isspace(uint32_t cp);
 
-// UTF-8: decode the code point at s[i] (advancing i); the caller guarantees
-// valid UTF-8. Number of code points. Byte offset of code point `index`.
+// UTF-8 through util/utf8.h: decode the code point at s[i] (advancing i; an
+// ill-formed sequence gives U+FFFD), the number of code points, validity.
 uint32_t utf8_next(std::string_view s, size_t &i);
 void utf8_append(std::string &out, uint32_t cp);
 size_t utf8_length(const StrObj &s);
