@@ -41,13 +41,17 @@ struct SamplingFromModel {
     bool any() const { return temperature || top_p || top_k || repetition_penalty || seed; }
 };
 
+// max_tokens when a chat request names none and no front end chose one
+// (nginx sends its own vlm_default_max_tokens; vlmd and vlm-run fall back here).
+inline constexpr int kDefaultMaxTokens = 256;
+
 struct ChatRequest {
     std::vector<ChatMessage>          messages;   // IMAGE parts index `images`
     std::vector<ImageBytes>           images;
     ChatOptions                       chat;
     SamplingParams                    sampling;
     SamplingFromModel                 from_model;   // cleared by apply_generation_defaults
-    int                               max_tokens  = 256;
+    int                               max_tokens  = kDefaultMaxTokens;
     std::vector<std::string>          stop_strings;
     int                               logprobs_top = -1;   // -1: none, 0: chosen only
     bool                              ignore_eos   = false;  // golden tests

@@ -276,7 +276,7 @@ DecodeStatus decode_request_body(const std::string &body, const RequestArena &ar
         if (!parse_messages(json_object_get(o, "messages"), images.size(), limits, req.messages, err))
             return DecodeStatus::BAD_REQUEST;
         req.images = std::move(images);
-        req.max_tokens = max_tokens > 0 ? int(max_tokens) : 256;
+        req.max_tokens = max_tokens > 0 ? int(max_tokens) : kDefaultMaxTokens;
         if (json_object_get(o, "enable_thinking")) req.chat.enable_thinking = thinking;   // else the template's default
         out.task.reset();
     } else {

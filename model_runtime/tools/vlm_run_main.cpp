@@ -80,7 +80,7 @@ struct Options {
     std::string              system;
     bool                     has_system = false;
     std::vector<std::string> stops;
-    int                      max_tokens = 256;
+    int                      max_tokens = vlm::kDefaultMaxTokens;
     double                   temperature = 0.0;
     double                   top_p = 1.0;
     long                     top_k = 0;
