@@ -219,9 +219,9 @@ ngx_http_vlm_ipc_connect(void)
 {
     int                rc;
     char               err[256];
+    u_char             path[256];
     ngx_socket_t       fd;
     ngx_connection_t  *c;
-    u_char             path[256];
 
     if (ngx_http_vlm_ipc.client != NULL || ngx_http_vlm_ipc.vmcf == NULL) {
         return;

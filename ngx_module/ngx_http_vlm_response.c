@@ -196,7 +196,7 @@ ngx_http_vlm_add_cors(ngx_http_request_t *r)
             i = 0;
         }
 
-        if (h[i].key.len == 6
+        if (h[i].key.len == sizeof("origin") - 1
             && ngx_strncasecmp(h[i].key.data, (u_char *) "origin",
                                sizeof("origin") - 1)
                == 0)
