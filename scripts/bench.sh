@@ -145,14 +145,31 @@ done
 # and 16 concurrent clients, protocol overhead), then nginx (cache hit vs a
 # static file of the same size, the module's overhead on a miss, hostile JSON
 # bodies: memory and event-loop blocking). The bench
-# model has no tokenizer of its own: borrow the fixture's (ids stay < 1500).
+# model has no tokenizer of its own: borrow the fixture's (ids stay < 1500),
+# with its token ids in config.json and its generation_config.json (greedy),
+# so vlmd's startup check finds files that agree.
 t0=$(now)
 DAEMON_MODEL=$BUILD/bench-daemon-model
+rm -rf "$DAEMON_MODEL"
 mkdir -p "$DAEMON_MODEL"
 for f in "$MODEL_DIR"/*; do ln -sf "$(realpath "$f")" "$DAEMON_MODEL/"; done
-for f in tokenizer.json tokenizer_config.json chat_template.jinja; do
-    ln -sf "$(realpath tests/fixtures/models/tiny-flash/$f)" "$DAEMON_MODEL/$f"
+FIXTURE_MODEL=tests/fixtures/models/tiny-flash
+for f in tokenizer.json tokenizer_config.json chat_template.jinja generation_config.json; do
+    ln -sf "$(realpath "$FIXTURE_MODEL/$f")" "$DAEMON_MODEL/$f"
 done
+rm -f "$DAEMON_MODEL/config.json"
+python3 - "$MODEL_DIR/config.json" "$FIXTURE_MODEL/config.json" "$DAEMON_MODEL/config.json" <<'PY'
+import json, sys
+shapes, ids = (json.load(open(p)) for p in sys.argv[1:3])
+def take_ids(dst, src):
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            take_ids(dst[k], v)
+        elif k.endswith("token_id"):
+            dst[k] = v
+take_ids(shapes, ids)
+json.dump(shapes, open(sys.argv[3], "w"), indent=2)
+PY
 if "$BIN/bench-daemon" --model "$DAEMON_MODEL" --vlmd "$BIN/vlmd" --threads "$THREADS" \
         --max-tokens 32 --seconds 20 >"$LOGS/bench-daemon.txt" 2>&1; then
     daemon=$(tail -1 "$LOGS/bench-daemon.txt")
