@@ -1,35 +1,8 @@
-// tokenizer_utf8.cpp: validity, lossy repair (Unicode 3.9 "maximal subpart"
-// rule, through util/utf8.h's scan) and the GPT-2 byte alphabet.
+// tokenizer_utf8.cpp: lossy repair (Unicode 3.9 "maximal subpart" rule,
+// through util/utf8.h's scan) and the GPT-2 byte alphabet.
 #include "text/tokenizer_utf8.h"
 
 namespace vlm::utf8 {
-
-bool is_valid(std::string_view s) {
-    for (size_t i = 0; i < s.size();) {
-        const ScanResult r = scan(s, i);
-        if (r.kind != Scan::VALID) return false;
-        i += r.length;
-    }
-    return true;
-}
-
-void append_codepoint(std::string &out, uint32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-}
 
 std::string sanitize(std::string_view s) {
     std::string out;

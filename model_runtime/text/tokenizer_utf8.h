@@ -1,7 +1,7 @@
 // tokenizer_utf8.h: what the tokenizer needs beyond the shared UTF-8 decoder
-// (util/utf8.h): validity, code point encoding, lossy repair, and the GPT-2
-// byte <-> unicode alphabet used by byte-level BPE. No normalization
-// or Unicode property tables here (PCRE2 provides those).
+// and encoder (util/utf8.h): lossy repair and the GPT-2 byte <-> unicode
+// alphabet used by byte-level BPE. No normalization or Unicode property
+// tables here (PCRE2 provides those).
 #pragma once
 
 #include "util/utf8.h"
@@ -13,11 +13,9 @@
 
 namespace vlm::utf8 {
 
-// scan() and ScanResult, the decoder every part of the runtime uses, are in
-// util/utf8.h.
+// scan(), is_valid() and append_codepoint(), the decoder and encoder every
+// part of the runtime uses, are in util/utf8.h.
 
-bool is_valid(std::string_view s);
-void append_codepoint(std::string &out, uint32_t cp);
 // Replaces each ill-formed subpart with U+FFFD (what Rust's from_utf8_lossy
 // and Python's errors="replace" do).
 std::string sanitize(std::string_view s);

@@ -39,6 +39,33 @@ ScanResult scan(std::string_view s, size_t i)
     return {Scan::VALID, need + 1, cp};
 }
 
+bool is_valid(std::string_view s) {
+    for (size_t i = 0; i < s.size();) {
+        const ScanResult r = scan(s, i);
+        if (r.kind != Scan::VALID) return false;
+        i += r.length;
+    }
+    return true;
+}
+
+void append_codepoint(std::string &out, uint32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+}
+
 }  // namespace utf8
 
 size_t utf8_sequence_length(const unsigned char *s, size_t n)

@@ -1,10 +1,12 @@
-// utf8.h: the runtime's one UTF-8 decoder, and the checks built on it for
-// text that leaves the runtime (JSON output, streamed deltas, log lines).
+// utf8.h: the runtime's one UTF-8 decoder and encoder, and the checks built
+// on them for text that leaves the runtime (JSON output, streamed deltas, log
+// lines).
 // Strict, as in RFC 3629: overlongs, surrogates and code points above
 // U+10FFFF are invalid. Ill-formed input is split into "maximal subparts"
 // (Unicode 3.9), the unit that Python's errors="replace" turns into one
-// U+FFFD. The tokenizer (text/tokenizer_utf8.h), the task layer's text
-// passes (tasks/) and the logger all decode through scan().
+// U+FFFD. The tokenizer (text/tokenizer_utf8.h), the chat-template renderer
+// (text/jinja/), the task layer's text passes (tasks/) and the logger all
+// decode through scan().
 // Not here: normalisation, Unicode properties (PCRE2 has them).
 #pragma once
 
@@ -29,6 +31,12 @@ struct ScanResult {
 // Looks at the sequence starting at s[i] (i < s.size()). INCOMPLETE means the
 // bytes are a valid prefix cut off by the end of `s`.
 ScanResult scan(std::string_view s, size_t i);
+
+// True when every sequence in `s` scans VALID.
+bool is_valid(std::string_view s);
+
+// Appends the UTF-8 encoding of `cp` (a code point below 0x110000).
+void append_codepoint(std::string &out, uint32_t cp);
 
 }  // namespace utf8
 

@@ -577,23 +577,7 @@ uint32_t utf8_next(std::string_view s, size_t &i) {
     return r.kind == utf8::Scan::VALID ? r.codepoint : 0xFFFD;
 }
 
-void utf8_append(std::string &out, uint32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-}
+void utf8_append(std::string &out, uint32_t cp) { utf8::append_codepoint(out, cp); }
 
 size_t utf8_length(const StrObj &s) {
     if (s.ascii) return s.s.size();
@@ -603,13 +587,6 @@ size_t utf8_length(const StrObj &s) {
     return n;
 }
 
-bool utf8_valid(std::string_view s) {
-    for (size_t i = 0; i < s.size();) {
-        const utf8::ScanResult r = utf8::scan(s, i);
-        if (r.kind != utf8::Scan::VALID) return false;
-        i += r.length;
-    }
-    return true;
-}
+bool utf8_valid(std::string_view s) { return utf8::is_valid(s); }
 
 }  // namespace vlm::jinja
