@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <check.h>   // after the standard headers: it defines a fail() macro
+#include "fixture_files.h"
 
 using vlm::ChatMessage;
 using vlm::ChatOptions;
@@ -29,18 +30,8 @@ using vlm::Tokenizer;
 
 namespace {
 
-std::string fixtures() {
-    const char *d = std::getenv("VLM_FIXTURES");
-    return d ? d : "(VLM_FIXTURES unset)";
-}
-
-std::string read_text(const std::string &path) {
-    std::ifstream f(path, std::ios::binary);
-    ck_assert_msg(f.good(), "cannot read %s", path.c_str());
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
+using vlm_test::fixtures;
+using vlm_test::read_text;
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string &path) {
     std::string err;

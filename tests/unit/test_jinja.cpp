@@ -23,6 +23,7 @@
 #include <vector>
 
 #include <check.h>   // after the standard headers: it defines a fail() macro
+#include "fixture_files.h"
 
 using vlm::jinja::ChatTemplate;
 using vlm::jinja::Limits;
@@ -30,18 +31,8 @@ using vlm::jinja::RenderOptions;
 
 namespace {
 
-std::string fixtures() {
-    const char *d = std::getenv("VLM_FIXTURES");
-    return d ? d : "(VLM_FIXTURES unset)";
-}
-
-std::string read_text(const std::string &path) {
-    std::ifstream f(path, std::ios::binary);
-    ck_assert_msg(f.good(), "cannot read %s", path.c_str());
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
+using vlm_test::fixtures;
+using vlm_test::read_text;
 
 json_t *load_json(const std::string &path) {
     json_error_t e;

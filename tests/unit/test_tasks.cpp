@@ -26,15 +26,14 @@
 #include <vector>
 
 #include <check.h>   // after the standard headers: it defines a fail() macro
+#include "fixture_files.h"
 
 using namespace vlm;
 
 namespace {
 
-std::string fixtures() {
-    const char *d = std::getenv("VLM_FIXTURES");
-    return d ? d : "(VLM_FIXTURES unset)";
-}
+using vlm_test::fixtures;
+using vlm_test::read_text;
 
 // conf/prompts lives beside tests/ in the source tree.
 std::string prompts_dir() { return fixtures() + "/../../conf/prompts"; }
@@ -44,12 +43,6 @@ TaskTemplates shipped_templates() {
     std::string err;
     ck_assert_msg(load_task_templates(prompts_dir(), t, err), "%s", err.c_str());
     return t;
-}
-
-std::string read_text(const std::string &path) {
-    std::ifstream f(path, std::ios::binary);
-    ck_assert_msg(f.good(), "cannot read %s", path.c_str());
-    return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
 ImageBytes fixture_image(const char *name) {

@@ -16,20 +16,17 @@
 #include <vector>
 
 #include <check.h>   // after the standard headers: it defines a fail() macro
+#include "fixture_files.h"
 
 using namespace vlm;
 
 namespace {
 
+using vlm_test::read_text;
+
 std::string conf_path() {
     const char *d = std::getenv("VLM_FIXTURES");
     return std::string(d ? d : "(VLM_FIXTURES unset)") + "/../../conf/vlmd.conf";
-}
-
-std::string read_text(const std::string &path) {
-    std::ifstream f(path, std::ios::binary);
-    ck_assert_msg(f.good(), "cannot read %s", path.c_str());
-    return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
 std::map<std::string, std::string> as_map(const VlmdConfig &c) {
