@@ -724,6 +724,16 @@ ngx_http_vlm_abort(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx,
     ngx_http_vlm_ipc_cancel(ctx->ipc);
     ctx->ipc = NULL;
 
+    /*
+     * A stream has sent "200" already, and nginx keeps a status once bytes
+     * are out: say why it ended (499 when our write found the client gone,
+     * as the cleanup does when nginx finds it first), for the log and
+     * the metrics.
+     */
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE && r->header_sent) {
+        r->headers_out.status = rc;
+    }
+
     ngx_http_vlm_end(r, rc);
 }
 
