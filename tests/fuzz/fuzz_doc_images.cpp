@@ -41,6 +41,7 @@
 #include <cstdlib>
 #include <string>
 #include <vector>
+#include "utf8_oracle.h"
 
 using namespace vlm::bulk;
 
@@ -75,33 +76,10 @@ bool debug() {
     return on;
 }
 
-// Strict UTF-8: shortest form, no surrogates, at most U+10FFFF.
-bool valid_utf8(const std::string &s) {
-    for (size_t i = 0; i < s.size();) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        size_t n;
-        uint32_t cp, min;
-        if (c < 0x80) { ++i; continue; }
-        if ((c & 0xE0) == 0xC0) { n = 2; cp = c & 0x1F; min = 0x80; }
-        else if ((c & 0xF0) == 0xE0) { n = 3; cp = c & 0x0F; min = 0x800; }
-        else if ((c & 0xF8) == 0xF0) { n = 4; cp = c & 0x07; min = 0x10000; }
-        else return false;
-        if (i + n > s.size()) return false;
-        for (size_t k = 1; k < n; ++k) {
-            const auto d = static_cast<unsigned char>(s[i + k]);
-            if ((d & 0xC0) != 0x80) return false;
-            cp = cp << 6 | (d & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-        i += n;
-    }
-    return true;
-}
-
 // What clean_generated_alt promises (alt_quality.h): valid UTF-8, whitespace and control
 // characters collapsed to single spaces, trimmed, no backslashes.
 void check_clean(const std::string &s) {
-    CHECK(valid_utf8(s));
+    CHECK(oracle_valid_utf8(s));
     for (size_t i = 0; i < s.size(); ++i) {
         const auto c = static_cast<unsigned char>(s[i]);
         CHECK(c >= 0x20 && c != 0x7F && c != '\\');

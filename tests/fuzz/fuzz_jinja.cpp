@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include "utf8_oracle.h"
 
 namespace {
 
@@ -47,29 +48,6 @@ json_t *make_context() {
     }
     json_decref(req);
     return ctx;
-}
-
-bool valid_utf8(const std::string &s) {
-    for (size_t i = 0; i < s.size();) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) { n = 1; cp = c; }
-        else if ((c >> 5) == 6) { n = 2; cp = c & 0x1F; }
-        else if ((c >> 4) == 14) { n = 3; cp = c & 0x0F; }
-        else if ((c >> 3) == 30) { n = 4; cp = c & 0x07; }
-        else return false;
-        if (i + n > s.size()) return false;
-        for (size_t k = 1; k < n; ++k) {
-            const auto cc = static_cast<unsigned char>(s[i + k]);
-            if ((cc & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (cc & 0x3F);
-        }
-        static const uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-        i += n;
-    }
-    return true;
 }
 
 [[noreturn]] void die(const char *what, const std::string &detail) {
@@ -115,7 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!well_formed_error(err)) die("render error without a line", err);
     } else {
         if (out.size() > lim.max_output_bytes) die("output over the limit", std::to_string(out.size()));
-        if (!valid_utf8(out)) die("output is not UTF-8", out.substr(0, 200));
+        if (!oracle_valid_utf8(out)) die("output is not UTF-8", out.substr(0, 200));
     }
     const bool ok2 = tmpl->render(ctx, out2, err2, opt);
     if (ok2 != ok || (ok && out2 != out) || (!ok && err2 != err)) die("second render differs", err + " / " + err2);
