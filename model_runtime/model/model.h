@@ -21,7 +21,11 @@
 namespace vlm {
 
 // Per-sequence KV cache: for each layer, K and V of shape
-// (capacity, n_kv_head*head_dim) f32 on the device.
+// (capacity, n_kv_head*head_dim) f32 on the device. With forward(), the
+// single-sequence path: the reference forward_batch is tested against
+// (test_paged_kv, test_model_golden, the CUDA emulator suite), and what
+// bench-model and the CUDA self-test time. vlmd and vlm-run generate through
+// KvPool + forward_batch (generate/generate.cpp).
 struct KvCache {
     std::vector<DeviceBuffer> k, v;
     int64_t capacity = 0;
@@ -75,7 +79,8 @@ public:
     virtual bool new_cache(int64_t capacity, KvCache &cache,
                            std::string &err) = 0;
 
-    // Runs the decoder on `ids` appended after cache.n_past. When
+    // The single-sequence reference (see KvCache). Runs the decoder on `ids`
+    // appended after cache.n_past. When
     // `image_embeds` is given, rows of `ids` equal to image_token_id take, in
     // order, its rows ((n_img_tok, d_model) host f32, counts must match);
     // without it they keep their ordinary embedding, as in transformers'
