@@ -21,8 +21,12 @@
 #endif
 
 
-/* a tree this large leaves enough free heap to be worth returning */
+/*
+ * A tree this large, or a body this large (its strings: one long string or
+ * an image's data URL), leaves enough free heap to be worth returning.
+ */
 #define NGX_HTTP_VLM_TRIM_VALUES       8192
+#define NGX_HTTP_VLM_TRIM_BYTES        (4 * 1024 * 1024)
 
 #define NGX_HTTP_VLM_MAX_PARTS         16
 #define NGX_HTTP_VLM_MAX_BOUNDARY      70      /* RFC 2046 */
@@ -130,6 +134,8 @@ ngx_http_vlm_parse_body(ngx_http_request_t *r, ngx_http_vlm_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    task->body_bytes = body.len;
+
     if (body.len == 0) {
         return ngx_http_vlm_set_error(r, ctx, NGX_HTTP_BAD_REQUEST, NULL,
                                       "empty_body",
@@ -211,7 +217,9 @@ ngx_http_vlm_trim_cleanup(void *data)
     ngx_http_vlm_task_t *task = data;
 
 #if (__GLIBC__)
-    if (task->json_values > NGX_HTTP_VLM_TRIM_VALUES) {
+    if (task->json_values > NGX_HTTP_VLM_TRIM_VALUES
+        || task->body_bytes > NGX_HTTP_VLM_TRIM_BYTES)
+    {
         (void) malloc_trim(0);
     }
 #endif

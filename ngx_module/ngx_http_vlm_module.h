@@ -174,6 +174,7 @@ typedef struct {
     uint64_t                    client;         /* whose: vlmd's fairness
                                                    key, 0: unknown */
     ngx_uint_t                  json_values;    /* in the body */
+    size_t                      body_bytes;     /* the body as read */
 
     unsigned                    stream:1;
     unsigned                    include_usage:1;
