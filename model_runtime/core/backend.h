@@ -10,7 +10,9 @@
 //    not a copy. 1-D tensors (norm weights, biases) have rows == 1.
 //  - Activations are always F32. Weights may be F32, BF16 or F16 (whatever the
 //    backend's supports() accepts) and are used in the dtype they were stored
-//    in (bf16 is never expanded to f32 in memory).
+//    in (bf16 is never expanded to f32 in memory), or, for matmul only, one
+//    of the block-quantized formats Q8 / Q4 made at load (core/quant.h: their
+//    layout, and the exact product the kernels compute).
 //  - Every op overwrites its output unless its comment says "accumulates".
 //    Outputs overlap no input, except where an op says it may be an input
 //    itself (the element-wise ops) or works in place (the rotaries).
@@ -38,8 +40,11 @@
 
 namespace vlm {
 
-enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3 };
+// Q8, Q4: block-quantized matrix weights (core/quant.h), matmul's w only.
+enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, Q8 = 4, Q4 = 5 };
 
+// Bytes per element; 1 for Q8 and Q4, whose rows are sized by
+// quant_row_bytes (core/quant.h) instead.
 size_t dtype_size(DType t);
 const char *dtype_name(DType t);
 
@@ -49,10 +54,13 @@ struct Tensor {
     int64_t rows   = 0;
     int64_t cols   = 0;
     int64_t stride = 0;        // elements between rows; == cols when contiguous
+    // Q8/Q4 only: the per-block f16 scales, inside the same allocation after
+    // the quants (core/quant.h); stride is then cols rounded up to blocks.
+    void   *scales = nullptr;
 
     bool    empty() const { return data == nullptr; }
     int64_t numel() const { return rows * cols; }
-    size_t  row_bytes() const { return size_t(stride) * dtype_size(dtype); }
+    size_t  row_bytes() const;  // bytes between rows (of quants, for Q8/Q4)
     // A view of `n` rows starting at row `r0`.
     Tensor  row_slice(int64_t r0, int64_t n) const;
     // A view of columns [c0, c0 + n) of every row.

@@ -11,6 +11,7 @@
 // calls, and one pass over the host index arrays (n ints), never over
 // tensor data.
 #include "core/backend.h"
+#include "core/quant.h"
 
 #include <algorithm>
 #include <cmath>
@@ -134,16 +135,45 @@ bool host_array(const char *name, const void *p, int64_t n, std::string &why)
     return false;
 }
 
+// A quantized weight: the layout of core/quant.h (stride = cols rounded up
+// to blocks, scales right after the quants).
+bool quant_layout_ok(const Tensor &w, std::string &why)
+{
+    if (!dtype_is_quantized(w.dtype)) return true;
+    Tensor expect = w;
+    quant_set_layout(expect);
+    if (w.stride == expect.stride && w.scales == expect.scales) return true;
+    why = "w " + describe(w) + ": a quantized weight needs stride " + num(expect.stride) +
+          " and its scales right after its quants";
+    return false;
+}
+
+// Whether y shares a byte with the whole allocation of a quantized w.
+bool overlaps_quant(const Tensor &y, const Tensor &w)
+{
+    if (empty_view(y) || empty_view(w)) return false;
+    const uintptr_t Y = reinterpret_cast<uintptr_t>(y.data), W = reinterpret_cast<uintptr_t>(w.data);
+    const uintptr_t y_end = Y + size_t((y.rows - 1) * y.stride + y.cols) * sizeof(float);
+    const uintptr_t w_end = W + quant_tensor_bytes(w.dtype, w.rows, w.cols);
+    return !(y_end <= W || w_end <= Y);
+}
+
 bool check_matmul(const Tensor &x, const Tensor &w, const Tensor *bias, const Tensor &y, std::string &why)
 {
-    if (!is_f32("x", x, why) || !layout_ok("w", w, why) || !is_f32("y", y, why)) return false;
+    if (!is_f32("x", x, why) || !layout_ok("w", w, why) || !quant_layout_ok(w, why) || !is_f32("y", y, why))
+        return false;
+    if (dtype_is_quantized(w.dtype) && overlaps_quant(y, w)) {
+        why = "y " + describe(y) + " overlaps w " + describe(w);
+        return false;
+    }
     if (w.cols != x.cols) {
         why = "x " + describe(x) + " and w " + describe(w) + ": x.cols != w.cols";
         return false;
     }
     if (!shape_is("y", y, x.rows, w.rows, why)) return false;
     if (bias && (!layout_ok("bias", *bias, why) || !shape_is("bias", *bias, 1, w.rows, why))) return false;
-    return no_overlap("y", y, "x", x, false, why) && no_overlap("y", y, "w", w, false, why) &&
+    return no_overlap("y", y, "x", x, false, why) &&
+           (dtype_is_quantized(w.dtype) || no_overlap("y", y, "w", w, false, why)) &&
            (!bias || no_overlap("y", y, "bias", *bias, false, why));
 }
 

@@ -2,6 +2,7 @@
 // cpu_ops_ref.h). Clarity over speed; sums in double. The fast cpu backend
 // must agree with these to about 1e-6 relative.
 #include "core/cpu_ops_ref.h"
+#include "core/quant.h"
 
 #include <algorithm>
 #include <cmath>
@@ -83,6 +84,8 @@ float tensor_elem(const Tensor &t, int64_t r, int64_t c)
     case DType::BF16: return bf16_to_f32(static_cast<const uint16_t *>(t.data)[i]);
     case DType::F16: return f16_to_f32(static_cast<const uint16_t *>(t.data)[i]);
     case DType::I32: return float(static_cast<const int32_t *>(t.data)[i]);
+    case DType::Q8:
+    case DType::Q4: return quant_elem(t, r, c);
     }
     return 0.0f;
 }
@@ -127,6 +130,10 @@ void bicubic_weights(float t, float w[4])
 
 void ref_matmul(const Tensor &x, const Tensor &w, const Tensor *bias, Tensor &y)
 {
+    if (dtype_is_quantized(w.dtype)) {
+        ref_matmul_quant(x, w, bias, y);
+        return;
+    }
     for (int64_t i = 0; i < x.rows; i++) {
         const float *xr = frow(x, i);
         float *yr = frow(y, i);

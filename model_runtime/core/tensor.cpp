@@ -4,6 +4,7 @@
 // recover) with the fault record they share. The checked op front is in
 // backend_checked.cpp.
 #include "core/backend.h"
+#include "core/quant.h"
 
 namespace vlm {
 
@@ -13,6 +14,8 @@ size_t dtype_size(DType t) {
     case DType::BF16: return 2;
     case DType::F16:  return 2;
     case DType::I32:  return 4;
+    case DType::Q8:   return 1;
+    case DType::Q4:   return 1;
     }
     return 0;  // unreachable for valid enum values
 }
@@ -23,6 +26,8 @@ const char *dtype_name(DType t) {
     case DType::BF16: return "BF16";
     case DType::F16:  return "F16";
     case DType::I32:  return "I32";
+    case DType::Q8:   return "Q8";
+    case DType::Q4:   return "Q4";
     }
     return "?";
 }
@@ -55,10 +60,17 @@ const char *fault_name(BackendFault f) {
     return "?";
 }
 
+size_t Tensor::row_bytes() const
+{
+    if (dtype_is_quantized(dtype)) return quant_row_bytes(dtype, cols);
+    return size_t(stride) * dtype_size(dtype);
+}
+
 Tensor Tensor::row_slice(int64_t r0, int64_t n) const
 {
     Tensor v = *this;
     v.data = static_cast<char *>(data) + size_t(r0) * row_bytes();
+    if (scales) v.scales = static_cast<uint16_t *>(scales) + size_t(r0) * size_t(quant_blocks(cols));
     v.rows = n;
     return v;
 }
@@ -74,7 +86,8 @@ Tensor Tensor::col_slice(int64_t c0, int64_t n) const
 Tensor Backend::adopt_weight(const void *host, DType dtype, int64_t rows, int64_t cols)
 {
     Tensor t;
-    size_t bytes = size_t(rows) * size_t(cols) * dtype_size(dtype);
+    const bool quantized = dtype_is_quantized(dtype);
+    size_t bytes = quantized ? quant_tensor_bytes(dtype, rows, cols) : size_t(rows) * size_t(cols) * dtype_size(dtype);
     t.data = alloc(bytes);
     if (!t.data) return Tensor{};
     upload(t.data, host, bytes);
@@ -82,6 +95,7 @@ Tensor Backend::adopt_weight(const void *host, DType dtype, int64_t rows, int64_
     t.rows = rows;
     t.cols = cols;
     t.stride = cols;
+    if (quantized) quant_set_layout(t);
     return t;
 }
 
@@ -97,7 +111,7 @@ bool Backend::supports(const OpQuery &q) const
     switch (q.op) {
     case Op::Copy:
         return true;
-    case Op::Matmul:
+    case Op::Matmul:  // quantized weights only where a backend says so
     case Op::RmsNorm:
     case Op::LayerNorm:
     case Op::Embed:
