@@ -9,6 +9,7 @@
 #include "backend/cpu_attention.h"
 #include "backend/cpu_elementwise.h"
 #include "backend/cpu_matmul.h"
+#include "core/quant.h"
 #include "core/cpu_ops_ref.h"
 #include "backend/cpu_thread_pool.h"
 
@@ -146,12 +147,19 @@ public:
         t.rows = rows;
         t.cols = cols;
         t.stride = cols;
+        if (dtype_is_quantized(dtype)) quant_set_layout(t);
         return t;
     }
     void release_weight(Tensor &t) override { t = Tensor{}; }
 
-    // supports(): the default (F32/BF16/F16 weights, any head_dim). recover():
-    // the default (nothing on the host can fail half-way).
+    // supports(): the default (F32/BF16/F16 weights, any head_dim), and
+    // matmul on Q8/Q4 weights. recover(): the default (nothing on the host
+    // can fail half-way).
+    bool supports(const OpQuery &q) const override
+    {
+        if (q.op == Op::Matmul && dtype_is_quantized(q.dtype)) return true;
+        return Backend::supports(q);
+    }
     // vdpbf16ps rounds x to bf16: the GEMM (n > kSmallN, even k) and the
     // small-n dot rows kernel; see cpu_matmul.h.
     bool matmul_rounds_x(DType w, int64_t n, int64_t k) const override

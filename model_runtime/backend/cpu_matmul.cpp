@@ -2,6 +2,8 @@
 // streaming rows kernels (f32 or bf16 activations) and the bf16 GEMM (see cpu_matmul.h), splits the
 // output rows over the thread pool, adds the bias.
 #include "backend/cpu_matmul.h"
+#include "backend/cpu_matmul_quant.h"
+#include "core/quant.h"
 #include "core/cpu_ops_ref.h"
 
 #include <algorithm>
@@ -25,6 +27,32 @@ static void add_bias(const Tensor &bias, const MatmulJob &j, int64_t o0, int64_t
     }
 }
 
+// Q8/Q4 weights: round x once (tokens over the pool), then rows over the
+// pool, each chunk doing every token (cpu_matmul_quant.h).
+static void cpu_matmul_quant(CpuThreadPool &pool, CpuIsa isa, CpuMatmulScratch &scratch, const MatmulJob &j,
+                             const Tensor &w, const Tensor *bias)
+{
+    QuantizedX qx;
+    scratch.quant_x.reserve(j.n, quant_blocks(j.k), qx);
+    const bool q4 = w.dtype == DType::Q4;
+    const int threads = pool.size();
+    const int64_t token_chunk = std::max<int64_t>(1, (j.n + 2 * threads - 1) / (2 * threads));
+    pool.for_each((j.n + token_chunk - 1) / token_chunk, [&](int64_t c, int) {
+        quantize_x_rows(j, qx, q4, c * token_chunk, std::min(j.n, (c + 1) * token_chunk));
+    });
+    const int64_t m = w.rows;
+    int64_t rows_per_chunk = (m + 8 * threads - 1) / (8 * threads);
+    rows_per_chunk = std::max<int64_t>(16, (rows_per_chunk + 3) / 4 * 4);
+    const int64_t n_chunks = (m + rows_per_chunk - 1) / rows_per_chunk;
+    const uint16_t *scales = static_cast<const uint16_t *>(w.scales);
+    pool.for_each(n_chunks, [&](int64_t c, int) {
+        const int64_t o0 = c * rows_per_chunk, o1 = std::min(m, o0 + rows_per_chunk);
+        if (isa == CpuIsa::Scalar) matmul_quant_scalar(j, scales, qx, 0, j.n, o0, o1);
+        else matmul_quant_avx2(j, scales, qx, 0, j.n, o0, o1);  // AVX-512 CPUs run AVX2 here
+        if (bias) add_bias(*bias, j, o0, o1);
+    });
+}
+
 void cpu_matmul(CpuThreadPool &pool, CpuIsa isa, bool use_bf16_dot, CpuMatmulScratch &scratch,
                 const Tensor &x, const Tensor &w, const Tensor *bias, Tensor &y)
 {
@@ -40,6 +68,10 @@ void cpu_matmul(CpuThreadPool &pool, CpuIsa isa, bool use_bf16_dot, CpuMatmulScr
     j.y_stride = y.stride;
     const int64_t m = w.rows;
     if (j.n == 0 || m == 0) return;
+    if (dtype_is_quantized(w.dtype)) {
+        cpu_matmul_quant(pool, isa, scratch, j, w, bias);
+        return;
+    }
     const int threads = pool.size();
 
     bool gemm = use_bf16_dot && isa == CpuIsa::Avx512 && w.dtype == DType::BF16 && j.n > kSmallN &&

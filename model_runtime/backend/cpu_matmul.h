@@ -23,11 +23,14 @@
 //    rows x 48 tokens, fp32 accumulation) broadcasts weight pairs read in
 //    place. Relative error vs f32 is bounded by bf16 rounding of x (2^-9
 //    per element) and is what torch bf16 inference does too.
+//  - Q8/Q4 weights (any n): the activations are rounded to int8 blocks and
+//    multiplied in integers (cpu_matmul_quant.h).
 #pragma once
 
 #include "core/backend.h"
 
 #include <cstdint>
+#include <vector>
 
 namespace vlm {
 
@@ -84,12 +87,29 @@ void gemm_bf16_avx512(const MatmulJob &job, const uint32_t *xpack, int64_t o0, i
 
 namespace vlm {
 
+// x (n, k) rounded per 32-block as quantize_x_block; nb = quant_blocks(k).
+struct QuantizedX {
+    int64_t  n = 0, nb = 0;
+    int8_t  *q = nullptr;       // n * nb * 32
+    float   *scale = nullptr;   // n * nb
+    int16_t *offset = nullptr;  // n * nb * 16: 8 * (q[2i] + q[2i+1]), Q4 only
+};
+
+struct QuantXBuffers {
+    std::vector<int8_t>  q;
+    std::vector<float>   scale;
+    std::vector<int16_t> offset;
+    // Grows (never shrinks) and points `qx` at the buffers.
+    void reserve(int64_t n, int64_t nb, QuantizedX &qx);
+};
+
 // Reusable packed-activation buffers (grow only, so no allocation per op
 // once the largest shapes have been seen).
 struct CpuMatmulScratch {
     std::vector<uint32_t> panels;   // bf16 pairs for the GEMM
     std::vector<float>    even_odd; // small-n bf16 rows kernel, f32 activations
     std::vector<uint16_t> bf16_rows; // small-n bf16 rows kernel, vdpbf16ps
+    QuantXBuffers         quant_x;   // int8-rounded activations for Q8/Q4 weights
 };
 
 // y = x w^T [+ bias] on the pool: picks the regime and kernel for `isa`.
