@@ -2,6 +2,10 @@
 // adoption; never touches tensor memory itself (upload_copy goes through the
 // backend).
 #include "model/adopted_weights.h"
+#include "core/quant.h"
+
+#include <algorithm>
+#include <thread>
 
 namespace vlm {
 
@@ -38,6 +42,53 @@ bool AdoptedWeights::adopt(const TensorView *view, int64_t rows, int64_t cols,
         return false;
     }
     entries_.push_back({view->data, t, true});
+    out = t;
+    return true;
+}
+
+bool AdoptedWeights::adopt_linear(const TensorView *view, int64_t rows, int64_t cols, WeightRole role,
+                                  Tensor &out, std::string &err) {
+    if (view == nullptr) {
+        err = "model: a required weight is missing";
+        return false;
+    }
+    const DType dt = planned_dtype(plan_, role, view->dtype);
+    if (!dtype_is_quantized(dt)) return adopt(view, rows, cols, out, err);
+    if (rows <= 0 || cols <= 0 || view->numel() != rows * cols) return adopt(view, rows, cols, out, err);
+    if (view->dtype != DType::F32 && view->dtype != DType::BF16 && view->dtype != DType::F16) {
+        err = "model: weight " + view->name + " in " + view->file + " is " + dtype_name(view->dtype) +
+              "; only float weights can be quantized";
+        return false;
+    }
+    const size_t bytes = quant_tensor_bytes(dt, rows, cols);
+    std::unique_ptr<uint8_t[]> host(new (std::nothrow) uint8_t[bytes]);
+    if (!host) {
+        err = "model: out of memory quantizing " + view->name + " (" + std::to_string(bytes) + " bytes)";
+        return false;
+    }
+    Tensor q;
+    q.data = host.get();
+    q.dtype = dt;
+    q.rows = rows;
+    q.cols = cols;
+    quant_set_layout(q);
+    unsigned n_threads = plan_.threads > 0 ? unsigned(plan_.threads) : std::max(1u, std::thread::hardware_concurrency());
+    n_threads = unsigned(std::min<int64_t>(n_threads, (rows + 63) / 64));
+    std::vector<std::thread> workers;
+    for (unsigned i = 1; i < n_threads; i++)
+        workers.emplace_back([&, i] {
+            quantize_rows(view->data, view->dtype, cols, q, rows * i / n_threads, rows * (i + 1) / n_threads);
+        });
+    quantize_rows(view->data, view->dtype, cols, q, 0, rows / n_threads);
+    for (std::thread &t : workers) t.join();
+    Tensor t = backend_->adopt_weight(host.get(), dt, rows, cols);
+    if (t.empty()) {
+        err = "model: backend could not place quantized weight " + view->name;
+        return false;
+    }
+    entries_.push_back({host.get(), t, true});
+    quantized_.push_back(std::move(host));
+    quantized_bytes_ += bytes;
     out = t;
     return true;
 }

@@ -7,6 +7,10 @@
 
 #include "core/backend.h"
 #include "model/safetensors.h"
+#include "model/weight_plan.h"
+
+#include <cstdint>
+#include <memory>
 
 #include <string>
 #include <vector>
@@ -16,6 +20,9 @@ namespace vlm {
 class AdoptedWeights {
 public:
     explicit AdoptedWeights(Backend &backend) : backend_(&backend) {}
+    // The plan the *_linear calls follow (default: every weight as stored).
+    void set_plan(const WeightPlan &plan) { plan_ = plan; }
+    const WeightPlan &plan() const { return plan_; }
     ~AdoptedWeights();
     AdoptedWeights(const AdoptedWeights &) = delete;
     AdoptedWeights &operator=(const AdoptedWeights &) = delete;
@@ -26,6 +33,13 @@ public:
     // naming the tensor.
     bool adopt(const TensorView *view, int64_t rows, int64_t cols, Tensor &out,
                std::string &err);
+    // A matrix for matmul, in the dtype the plan gives `role`: as adopt(),
+    // or quantized from the view (threads over rows) into host memory this
+    // store keeps, then adopted from there.
+    bool adopt_linear(const TensorView *view, int64_t rows, int64_t cols, WeightRole role, Tensor &out,
+                      std::string &err);
+    // Bytes of quantized copies made so far (host memory held for them).
+    size_t quantized_bytes() const { return quantized_bytes_; }
     // A 1-D weight (norm, bias) as (1, numel).
     bool adopt_row(const TensorView *view, Tensor &out, std::string &err);
     // `view` as (rows, cols), rows == view's first dimension.
@@ -43,6 +57,10 @@ private:
     };
     Backend           *backend_;
     std::vector<Entry> entries_;
+    WeightPlan         plan_;
+    // Quantized copies: the cpu backend uses them in place, others upload.
+    std::vector<std::unique_ptr<uint8_t[]>> quantized_;
+    size_t             quantized_bytes_ = 0;
 };
 
 }  // namespace vlm

@@ -37,7 +37,7 @@ class Glm4vModel final : public Model {
 public:
     explicit Glm4vModel(Backend &backend) : backend_(backend), weights_(backend) {}
 
-    bool load(const std::string &dir, std::string &err) {
+    bool load(const std::string &dir, const WeightPlan &plan, std::string &err) {
         if (!is_directory(dir)) {
             err = "load_model: " + dir + " is not a directory";
             return false;
@@ -53,6 +53,12 @@ public:
         ModelWeights bound;
         if (!bind_model_weights(tensors_, config_, bound, err)) return false;
         if (!check_backend_supports(backend_, config_, bound, err)) return false;
+        if (plan.quantized() && !backend_.supports({Op::Matmul, weight_format_dtype(plan.format), 0})) {
+            err = std::string("load_model: the ") + backend_.name() + " backend cannot run " +
+                  weight_format_name(plan.format) + " weights";
+            return false;
+        }
+        weights_.set_plan(plan);
         if (!vision_.init(backend_, config_, bound.vision, weights_, err)) return false;
         if (!text_.init(backend_, config_, bound.text, weights_, err)) return false;
         return finish("load_model", true, err);
@@ -166,9 +172,14 @@ private:
 
 bool load_model(const std::string &dir, Backend &backend,
                 std::unique_ptr<Model> &out, std::string &err) {
+    return load_model(dir, backend, WeightPlan{}, out, err);
+}
+
+bool load_model(const std::string &dir, Backend &backend, const WeightPlan &plan,
+                std::unique_ptr<Model> &out, std::string &err) {
     try {
         auto model = std::make_unique<Glm4vModel>(backend);
-        if (!model->load(dir, err)) return false;
+        if (!model->load(dir, plan, err)) return false;
         out = std::move(model);
         return true;
     } catch (const std::exception &e) {

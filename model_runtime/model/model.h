@@ -12,6 +12,7 @@
 #include "image/pixels.h"
 #include "model/model_config.h"
 #include "model/safetensors.h"
+#include "model/weight_plan.h"
 
 #include <cstdint>
 #include <memory>
@@ -113,7 +114,12 @@ public:
 
 // Loads config files and weights from a Hugging Face model directory and
 // validates every tensor name and shape. False with a one-line reason.
+// Loads with every weight as stored.
 bool load_model(const std::string &dir, Backend &backend,
+                std::unique_ptr<Model> &out, std::string &err);
+// Loads with the weights in the formats `plan` gives (model/weight_plan.h):
+// quantized ones are made here, from the checkpoint, before the call returns.
+bool load_model(const std::string &dir, Backend &backend, const WeightPlan &plan,
                 std::unique_ptr<Model> &out, std::string &err);
 
 // transformers' get_rope_index for one unpadded sequence: 3 planes of

@@ -42,29 +42,29 @@ bool TextDecoder::init(Backend &backend, const ModelConfig &mcfg,
     const int64_t d = c.hidden_size, inter = c.intermediate_size;
     if (!store.adopt(w.embed, c.vocab_size, d, embed_, err) ||
         !store.adopt_row(w.norm, norm_, err) ||
-        !store.adopt(w.lm_head, c.vocab_size, d, lm_head_, err))
+        !store.adopt_linear(w.lm_head, c.vocab_size, d, WeightRole::LmHead, lm_head_, err))
         return false;
     layers_.resize(w.layers.size());
     for (size_t i = 0; i < w.layers.size(); ++i) {
         const TextLayerWeights &lw = w.layers[i];
         TextLayerTensors &lt = layers_[i];
         if (!store.adopt_row(lw.input_norm, lt.input_norm, err) ||
-            !store.adopt(lw.q, q_dim_, d, lt.q, err) ||
-            !store.adopt(lw.k, kv_dim_, d, lt.k, err) ||
-            !store.adopt(lw.v, kv_dim_, d, lt.v, err) ||
+            !store.adopt_linear(lw.q, q_dim_, d, WeightRole::TextLinear, lt.q, err) ||
+            !store.adopt_linear(lw.k, kv_dim_, d, WeightRole::TextLinear, lt.k, err) ||
+            !store.adopt_linear(lw.v, kv_dim_, d, WeightRole::TextLinear, lt.v, err) ||
             (lw.q_bias && !store.adopt_row(lw.q_bias, lt.q_bias, err)) ||
             (lw.k_bias && !store.adopt_row(lw.k_bias, lt.k_bias, err)) ||
             (lw.v_bias && !store.adopt_row(lw.v_bias, lt.v_bias, err)) ||
-            !store.adopt(lw.o, d, q_dim_, lt.o, err) ||
+            !store.adopt_linear(lw.o, d, q_dim_, WeightRole::TextLinear, lt.o, err) ||
             !store.adopt_row(lw.post_self_attn_norm, lt.post_self_attn_norm, err) ||
             !store.adopt_row(lw.post_attn_norm, lt.post_attn_norm, err) ||
-            !store.adopt(lw.down, d, inter, lt.down, err) ||
+            !store.adopt_linear(lw.down, d, inter, WeightRole::TextLinear, lt.down, err) ||
             !store.adopt_row(lw.post_mlp_norm, lt.post_mlp_norm, err))
             return false;
         if (lw.gate_up) {
-            if (!store.adopt(lw.gate_up, 2 * inter, d, lt.gate_up, err)) return false;
-        } else if (!store.adopt(lw.gate, inter, d, lt.gate, err) ||
-                   !store.adopt(lw.up, inter, d, lt.up, err)) {
+            if (!store.adopt_linear(lw.gate_up, 2 * inter, d, WeightRole::TextLinear, lt.gate_up, err)) return false;
+        } else if (!store.adopt_linear(lw.gate, inter, d, WeightRole::TextLinear, lt.gate, err) ||
+                   !store.adopt_linear(lw.up, inter, d, WeightRole::TextLinear, lt.up, err)) {
             return false;
         }
     }

@@ -128,14 +128,14 @@ bool VisionEncoder::init(Backend &backend, const ModelConfig &mcfg,
         const VisionBlockWeights &bw = w.blocks[i];
         VisionBlockTensors &bt = blocks_[i];
         if (!store.adopt_row(bw.norm1, bt.norm1, err) ||
-            !store.adopt(bw.qkv, 3 * d, d, bt.qkv, err) ||
+            !store.adopt_linear(bw.qkv, 3 * d, d, WeightRole::VisionLinear, bt.qkv, err) ||
             (bw.qkv_bias && !store.adopt_row(bw.qkv_bias, bt.qkv_bias, err)) ||
-            !store.adopt(bw.proj, d, d, bt.proj, err) ||
+            !store.adopt_linear(bw.proj, d, d, WeightRole::VisionLinear, bt.proj, err) ||
             (bw.proj_bias && !store.adopt_row(bw.proj_bias, bt.proj_bias, err)) ||
             !store.adopt_row(bw.norm2, bt.norm2, err) ||
-            !store.adopt(bw.gate, c.out_hidden_size, d, bt.gate, err) ||
-            !store.adopt(bw.up, c.out_hidden_size, d, bt.up, err) ||
-            !store.adopt(bw.down, d, c.out_hidden_size, bt.down, err))
+            !store.adopt_linear(bw.gate, c.out_hidden_size, d, WeightRole::VisionLinear, bt.gate, err) ||
+            !store.adopt_linear(bw.up, c.out_hidden_size, d, WeightRole::VisionLinear, bt.up, err) ||
+            !store.adopt_linear(bw.down, d, c.out_hidden_size, WeightRole::VisionLinear, bt.down, err))
             return false;
     }
     if (!store.adopt_row(w.post_norm, post_norm_, err)) return false;
@@ -170,12 +170,12 @@ bool VisionEncoder::init(Backend &backend, const ModelConfig &mcfg,
             return false;
     }
     if (!store.adopt_row(w.downsample_b, downsample_b_, err) ||
-        !store.adopt(w.merger_proj, oh, oh, merger_proj_, err) ||
+        !store.adopt_linear(w.merger_proj, oh, oh, WeightRole::VisionLinear, merger_proj_, err) ||
         !store.adopt_row(w.merger_norm_w, merger_norm_w_, err) ||
         !store.adopt_row(w.merger_norm_b, merger_norm_b_, err) ||
-        !store.adopt(w.merger_gate, c.intermediate_size, oh, merger_gate_, err) ||
-        !store.adopt(w.merger_up, c.intermediate_size, oh, merger_up_, err) ||
-        !store.adopt(w.merger_down, oh, c.intermediate_size, merger_down_, err))
+        !store.adopt_linear(w.merger_gate, c.intermediate_size, oh, WeightRole::VisionLinear, merger_gate_, err) ||
+        !store.adopt_linear(w.merger_up, c.intermediate_size, oh, WeightRole::VisionLinear, merger_up_, err) ||
+        !store.adopt_linear(w.merger_down, oh, c.intermediate_size, WeightRole::VisionLinear, merger_down_, err))
         return false;
     return true;
 }

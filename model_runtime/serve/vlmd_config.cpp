@@ -84,6 +84,10 @@ const Key kKeys[] = {
             "model directory, as Hugging Face lays it out"),
     STR_KEY("model", "backend", nullptr, "NAME", backend, "compute backend: cpu, or cuda if built with it"),
     INT_KEY("model", "threads", 0, 1024, threads, "compute threads; 0 = one per online CPU"),
+    STR_KEY("model", "weights", "--weights", "bf16|int8|int4", weights,
+            "weight format: bf16 keeps the checkpoint's; int8/int4 quantize the text decoder at load"),
+    BOOL_KEY("model", "weights_vision", weights_vision, "with int8/int4: quantize the vision tower's linear layers too"),
+    BOOL_KEY("model", "weights_lm_head", weights_lm_head, "with int8/int4: quantize the lm_head too"),
 
     STR_KEY("connections", "socket_path", "--socket", "PATH", socket_path, "unix socket the nginx workers connect to"),
     INT_KEY("connections", "max_connections", 1, 65536, max_connections, "nginx worker connections at once"),
@@ -406,6 +410,10 @@ bool apply_flag(VlmdConfig &cfg, const std::string &name, const std::string &val
 }
 
 bool validate_vlmd_config(const VlmdConfig &cfg, std::string &err) {
+    if (cfg.weights != "bf16" && cfg.weights != "int8" && cfg.weights != "int4") {
+        err = "weights: '" + cfg.weights + "' is not one of bf16, int8, int4";
+        return false;
+    }
     if (cfg.socket_path.size() >= sizeof(((struct sockaddr_un *)nullptr)->sun_path)) {
         err = "socket_path: longer than a unix socket path may be (107 bytes)";
         return false;

@@ -30,6 +30,9 @@ struct VlmdConfig {
     std::string       model_dir = "/var/lib/vlm/models/GLM-4.6V-Flash";
     std::string       backend = "cpu";
     int               threads = 0;                   // 0: one per online CPU
+    std::string       weights = "bf16";              // bf16 (as stored) | int8 | int4: model/weight_plan.h
+    bool              weights_vision = false;        // quantize the vision tower's linear layers too
+    bool              weights_lm_head = false;       // quantize the lm_head too
     // Connections from nginx workers (IpcServerOptions; defaults from there).
     std::string       socket_path = "/run/vlm/vlmd.sock";
     int               max_connections = IpcServerOptions{}.max_connections;

@@ -37,6 +37,7 @@ const char *const usage =
     "               [--max-tokens N] [--temperature T] [--top-p P] [--top-k K]\n"
     "               [--seed S] [--stop TEXT]... [--logprobs K] [--think] [--json]\n"
     "               [--backend cpu|cuda|cuda-emu] [--threads N]\n"
+    "               [--weights bf16|int8|int4 [--quantize-vision] [--quantize-lm-head]]\n"
     "       vlm-run --model DIR --backend cuda|cuda-emu --selftest\n"
     "       vlm-run --check-model DIR [--backend NAME]\n"
     "       vlm-run --daemon SOCKET --prompt TEXT [same request options]\n"
@@ -68,6 +69,11 @@ const char *const usage =
     "                     against the reference, and one model step against\n"
     "                     the cpu backend, as a pass/fail table\n"
     "  --threads N        CPU threads (default: all)\n"
+    "  --weights FORMAT   bf16 (default: the checkpoint's own dtype), int8 or\n"
+    "                     int4: the text decoder's linear layers quantized at\n"
+    "                     load (32-weight blocks, f16 scales)\n"
+    "  --quantize-vision  with int8/int4: the vision tower's linear layers too\n"
+    "  --quantize-lm-head with int8/int4: the lm_head too\n"
     "  --daemon SOCKET    send the request to the vlmd listening on SOCKET\n"
     "  --stats            with --daemon: print vlmd's metrics as JSON\n"
     "  --timeout-ms N     with --daemon: request deadline (default none)\n";
@@ -95,6 +101,7 @@ struct Options {
     std::string              check_model_dir;
     std::string              backend = "cpu";
     long                     threads = 0;
+    vlm::WeightPlan          weights;
     std::string              daemon_socket;
     bool                     stats = false;
     long                     timeout_ms = 0;
@@ -176,6 +183,14 @@ Options parse_args(int argc, char **argv)
             if (!vlm::parse_long_in(v, 1, 1024, l))
                 die(2, std::string("--threads must be an integer in [1, 1024], got '") + v + "'");
             o.threads = l;
+        } else if (a == "--weights") {
+            const char *v = value();
+            if (!vlm::parse_weight_format(v, o.weights.format))
+                die(2, std::string("--weights must be bf16, int8 or int4, got '") + v + "'");
+        } else if (a == "--quantize-vision") {
+            o.weights.vision = true;
+        } else if (a == "--quantize-lm-head") {
+            o.weights.lm_head = true;
         } else if (a == "--daemon") {
             o.daemon_socket = value();
         } else if (a == "--stats") {
@@ -200,6 +215,8 @@ Options parse_args(int argc, char **argv)
         }
     }
     if (!o.check_model_dir.empty()) return o;
+    if ((o.weights.vision || o.weights.lm_head) && !o.weights.quantized())
+        die(2, "--quantize-vision and --quantize-lm-head need --weights int8 or int4");
     if (o.stats && o.daemon_socket.empty()) die(2, "--stats needs --daemon SOCKET");
     if (o.model_dir.empty() && o.daemon_socket.empty())
         die(2, "--model DIR is required (see --help)");
@@ -563,7 +580,9 @@ int main(int argc, char **argv)
                      "chat_template.jinja, tokenizer_config.json): using the built-in GLM-4.6V format\n",
                      opt.model_dir.c_str());
     std::unique_ptr<vlm::Model> model;
-    if (!vlm::load_model(opt.model_dir, *backend, model, err)) die(1, err);
+    vlm::WeightPlan plan = opt.weights;
+    plan.threads = int(opt.threads);
+    if (!vlm::load_model(opt.model_dir, *backend, plan, model, err)) die(1, err);
     double load_ms = std::chrono::duration<double, std::milli>(
                          std::chrono::steady_clock::now() - t_load).count();
 

@@ -128,7 +128,12 @@ int main(int argc, char **argv)
     else
         g_log.info("chat_template", {{"file", vlm::OperatorText(tok->chat_format()->origin())}});
     std::unique_ptr<vlm::Model> model;
-    if (!vlm::load_model(cfg.model_dir, *backend, model, err)) die(1, err);
+    vlm::WeightPlan plan;
+    vlm::parse_weight_format(cfg.weights, plan.format);  // validated with the config
+    plan.vision = cfg.weights_vision;
+    plan.lm_head = cfg.weights_lm_head;
+    plan.threads = cfg.threads;
+    if (!vlm::load_model(cfg.model_dir, *backend, plan, model, err)) die(1, err);
     vlm::TaskTemplates templates;
     if (!prompts_dir.empty()) {
         if (!vlm::load_task_templates(prompts_dir, templates, err)) die(1, err);
@@ -138,7 +143,8 @@ int main(int argc, char **argv)
     if (!engine) die(1, err);
     auto load_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
     g_log.info("model_loaded", {{"model", vlm::OperatorText(cfg.model_dir)},
-                                {"backend", vlm::OperatorText(cfg.backend)}, {"load_ms", load_ms.count()},
+                                {"backend", vlm::OperatorText(cfg.backend)},
+                                {"weights", vlm::OperatorText(cfg.weights)}, {"load_ms", load_ms.count()},
                                 {"tasks", iopt.templates ? vlm::LogWord("on") : vlm::LogWord("off")},
                                 {"log_level", vlm::OperatorText(vlm::log_level_name(cfg.log_level))}});
 
