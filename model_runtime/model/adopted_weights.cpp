@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <thread>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 namespace vlm {
 
 AdoptedWeights::~AdoptedWeights() {
@@ -86,6 +89,13 @@ bool AdoptedWeights::adopt_linear(const TensorView *view, int64_t rows, int64_t 
         err = "model: backend could not place quantized weight " + view->name;
         return false;
     }
+    // The checkpoint's pages for this tensor are not read again (the file
+    // mapping is read-only, so a later reader, a tied embedding, faults them
+    // back in): give them back, so the resident size is the quantized one.
+    const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+    const uintptr_t lo = (reinterpret_cast<uintptr_t>(view->data) + page - 1) / page * page;
+    const uintptr_t hi = (reinterpret_cast<uintptr_t>(view->data) + view->nbytes) / page * page;
+    if (hi > lo) madvise(reinterpret_cast<void *>(lo), hi - lo, MADV_DONTNEED);
     entries_.push_back({host.get(), t, true});
     quantized_.push_back(std::move(host));
     quantized_bytes_ += bytes;

@@ -3,6 +3,7 @@
 // the same loaders load_model and vlmd use, so a directory that passes here
 // loads there. Leaves out: running the model (the golden tests do that).
 #include "tools/check_model.h"
+#include "model/weight_plan.h"
 
 #include "backend/registry.h"
 #include "text/chat_format.h"
@@ -211,6 +212,21 @@ ModelCheckReport check_model_dir(const std::string &dir, const std::string &back
        (cpu ? " (mapped from the files)" : " (device)") + " + KV cache for " + std::to_string(kKvCheckTokens) +
        " tokens " + human_bytes(r.kv_cache_bytes) + " = " + human_bytes(r.weight_bytes + r.kv_cache_bytes) +
        " (activations and the vision encoder's scratch not included)");
+    // The same weights held quantized (vlmd's weights = int8 | int4, model/weight_plan.h).
+    {
+        std::string formats = "weights by format (text decoder linears; + vision and lm_head):";
+        WeightPlan plan;
+        formats += " bf16 " + human_bytes(int64_t(planned_weight_bytes(bound, plan)));
+        for (WeightFormat f : {WeightFormat::Int8, WeightFormat::Int4}) {
+            plan.format = f;
+            plan.vision = plan.lm_head = false;
+            const int64_t text_only = int64_t(planned_weight_bytes(bound, plan));
+            plan.vision = plan.lm_head = true;
+            formats += std::string("; ") + weight_format_name(f) + " " + human_bytes(text_only) + ", " +
+                       human_bytes(int64_t(planned_weight_bytes(bound, plan)));
+        }
+        ok(formats);
+    }
     r.ok = true;
     r.summary = std::to_string(used_set.size()) + " tensors in " + std::to_string(files.size()) +
                 " file(s), " + std::to_string(unexpected.size()) + " unexpected; template " +
