@@ -64,6 +64,18 @@ bool AdoptedWeights::adopt_linear(const TensorView *view, int64_t rows, int64_t 
         return false;
     }
     const size_t bytes = quant_tensor_bytes(dt, rows, cols);
+    if (const uint8_t *cached = cache_ ? cache_->find(view->name, dt, rows, cols) : nullptr) {
+        Tensor t = backend_->adopt_weight(cached, dt, rows, cols);
+        if (t.empty()) {
+            err = "model: backend could not place quantized weight " + view->name;
+            return false;
+        }
+        entries_.push_back({cached, t, true});
+        quantized_bytes_ += bytes;
+        cached_count_++;
+        out = t;
+        return true;
+    }
     std::unique_ptr<uint8_t[]> host(new (std::nothrow) uint8_t[bytes]);
     if (!host) {
         err = "model: out of memory quantizing " + view->name + " (" + std::to_string(bytes) + " bytes)";
@@ -97,6 +109,7 @@ bool AdoptedWeights::adopt_linear(const TensorView *view, int64_t rows, int64_t 
     const uintptr_t hi = (reinterpret_cast<uintptr_t>(view->data) + view->nbytes) / page * page;
     if (hi > lo) madvise(reinterpret_cast<void *>(lo), hi - lo, MADV_DONTNEED);
     entries_.push_back({host.get(), t, true});
+    made_.push_back({view->name, dt, rows, cols, host.get()});
     quantized_.push_back(std::move(host));
     quantized_bytes_ += bytes;
     out = t;

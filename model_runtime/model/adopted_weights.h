@@ -6,6 +6,7 @@
 #pragma once
 
 #include "core/backend.h"
+#include "model/quant_cache.h"
 #include "model/safetensors.h"
 #include "model/weight_plan.h"
 
@@ -23,6 +24,13 @@ public:
     // The plan the *_linear calls follow (default: every weight as stored).
     void set_plan(const WeightPlan &plan) { plan_ = plan; }
     const WeightPlan &plan() const { return plan_; }
+    // Quantized weights found in `cache` (by name, dtype and shape) are used
+    // from it instead of being made; it must outlive this store.
+    void use_cache(const QuantCache *cache) { cache_ = cache; }
+    // The quantized weights this store made (not those taken from a cache),
+    // for writing a cache.
+    const std::vector<QuantCache::Item> &made() const { return made_; }
+    size_t cached_count() const { return cached_count_; }
     ~AdoptedWeights();
     AdoptedWeights(const AdoptedWeights &) = delete;
     AdoptedWeights &operator=(const AdoptedWeights &) = delete;
@@ -61,6 +69,9 @@ private:
     // Quantized copies: the cpu backend uses them in place, others upload.
     std::vector<std::unique_ptr<uint8_t[]>> quantized_;
     size_t             quantized_bytes_ = 0;
+    const QuantCache  *cache_ = nullptr;
+    size_t             cached_count_ = 0;
+    std::vector<QuantCache::Item> made_;
 };
 
 }  // namespace vlm

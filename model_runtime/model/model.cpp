@@ -15,7 +15,9 @@
 #include "model/text_decoder.h"
 #include "model/vision_encoder.h"
 
+#include <algorithm>
 #include <exception>
+#include <unistd.h>
 #include <mutex>
 #include <sys/stat.h>
 
@@ -37,7 +39,7 @@ class Glm4vModel final : public Model {
 public:
     explicit Glm4vModel(Backend &backend) : backend_(backend), weights_(backend) {}
 
-    bool load(const std::string &dir, const WeightPlan &plan, std::string &err) {
+    bool load(const std::string &dir, const WeightPlan &plan, std::string &err, std::string &info) {
         if (!is_directory(dir)) {
             err = "load_model: " + dir + " is not a directory";
             return false;
@@ -59,8 +61,11 @@ public:
             return false;
         }
         weights_.set_plan(plan);
+        std::string cache_path;
+        if (plan.quantized() && !plan.cache_dir.empty()) open_cache(plan, cache_path, info);
         if (!vision_.init(backend_, config_, bound.vision, weights_, err)) return false;
         if (!text_.init(backend_, config_, bound.text, weights_, err)) return false;
+        if (plan.quantized()) finish_cache(plan, cache_path, info);
         return finish("load_model", true, err);
     }
 
@@ -147,6 +152,41 @@ private:
         return false;
     }
 
+    // The quantized-weights cache for this checkpoint and plan: used when it
+    // passes every check, else noted (and a bad file removed) so that
+    // finish_cache writes a fresh one.
+    void open_cache(const WeightPlan &plan, std::string &path, std::string &info) {
+        std::vector<std::string> files;
+        for (const auto &[name, tv] : tensors_.tensors())
+            if (std::find(files.begin(), files.end(), tv.file) == files.end()) files.push_back(tv.file);
+        Sha256 &key = cache_key_;
+        std::string why;
+        if (!quant_cache_key(files, plan, key, why)) {
+            info = "quantized-weights cache off: " + why;
+            return;
+        }
+        path = plan.cache_dir + "/" + hex_of(key) + ".vlmq";
+        struct stat st;
+        if (::stat(path.c_str(), &st) != 0) return;  // none yet: finish_cache writes it
+        if (cache_.open(path, key, why)) {
+            weights_.use_cache(&cache_);
+            return;
+        }
+        info = "quantized-weights cache " + path + " not used (" + why + "), rebuilt; ";
+        ::unlink(path.c_str());
+    }
+
+    void finish_cache(const WeightPlan &plan, const std::string &path, std::string &info) {
+        const size_t made = weights_.made().size(), cached = weights_.cached_count();
+        info += std::string(weight_format_name(plan.format)) + " weights: " + std::to_string(made) +
+                " quantized at load, " + std::to_string(cached) + " from the cache";
+        if (path.empty() || made == 0) return;
+        ::mkdir(plan.cache_dir.c_str(), 0755);  // one level; an error shows up in write
+        std::string why;
+        if (QuantCache::write(path, cache_key_, weights_.made(), why)) info += "; cache written to " + path;
+        else info += "; cache not written: " + why;
+    }
+
     // A call whose ops failed on the backend fails with the backend's reason
     // (the fault stays set for the caller to classify).
     bool finish(const char *what, bool ok, std::string &err) {
@@ -162,6 +202,8 @@ private:
     GenerationConfig   generation_;
     PreprocessorConfig preprocessor_;
     SafetensorsSet     tensors_;
+    QuantCache         cache_;     // mapped quantized weights (outlives weights_)
+    Sha256             cache_key_{};
     AdoptedWeights     weights_;
     VisionEncoder      vision_;
     TextDecoder        text_;
@@ -176,10 +218,12 @@ bool load_model(const std::string &dir, Backend &backend,
 }
 
 bool load_model(const std::string &dir, Backend &backend, const WeightPlan &plan,
-                std::unique_ptr<Model> &out, std::string &err) {
+                std::unique_ptr<Model> &out, std::string &err, std::string *info) {
     try {
         auto model = std::make_unique<Glm4vModel>(backend);
-        if (!model->load(dir, plan, err)) return false;
+        std::string note;
+        if (!model->load(dir, plan, err, note)) return false;
+        if (info) *info = note;
         out = std::move(model);
         return true;
     } catch (const std::exception &e) {

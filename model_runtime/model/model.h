@@ -119,8 +119,11 @@ bool load_model(const std::string &dir, Backend &backend,
                 std::unique_ptr<Model> &out, std::string &err);
 // Loads with the weights in the formats `plan` gives (model/weight_plan.h):
 // quantized ones are made here, from the checkpoint, before the call returns.
+// `info`, when given, receives one line on the quantized weights: made or
+// taken from the cache, and what happened to the cache (see quant_cache.h;
+// a cache that cannot be used or written never fails the load).
 bool load_model(const std::string &dir, Backend &backend, const WeightPlan &plan,
-                std::unique_ptr<Model> &out, std::string &err);
+                std::unique_ptr<Model> &out, std::string &err, std::string *info = nullptr);
 
 // transformers' get_rope_index for one unpadded sequence: 3 planes of
 // ids.size() positions, and the rope delta used during decode.

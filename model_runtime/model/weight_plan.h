@@ -26,6 +26,9 @@ struct WeightPlan {
     bool         vision = false;   // also quantize the vision tower's linear layers
     bool         lm_head = false;  // also quantize the lm_head (an untied copy when tied)
     int          threads = 0;      // quantizer threads; 0: one per online CPU
+    // Where quantized copies are kept between runs (model/quant_cache.h);
+    // empty: quantize at every load.
+    std::string  cache_dir;
 
     bool quantized() const { return format != WeightFormat::Stored; }
 };

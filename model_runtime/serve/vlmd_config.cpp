@@ -88,6 +88,8 @@ const Key kKeys[] = {
             "weight format: bf16 keeps the checkpoint's; int8/int4 quantize the text decoder at load"),
     BOOL_KEY("model", "weights_vision", weights_vision, "with int8/int4: quantize the vision tower's linear layers too"),
     BOOL_KEY("model", "weights_lm_head", weights_lm_head, "with int8/int4: quantize the lm_head too"),
+    STR_KEY("model", "weights_cache", nullptr, "DIR", weights_cache,
+            "with int8/int4: keep the quantized weights here between restarts (empty: off)"),
 
     STR_KEY("connections", "socket_path", "--socket", "PATH", socket_path, "unix socket the nginx workers connect to"),
     INT_KEY("connections", "max_connections", 1, 65536, max_connections, "nginx worker connections at once"),

@@ -74,6 +74,9 @@ const char *const usage =
     "                     load (32-weight blocks, f16 scales)\n"
     "  --quantize-vision  with int8/int4: the vision tower's linear layers too\n"
     "  --quantize-lm-head with int8/int4: the lm_head too\n"
+    "  --weights-cache DIR keep the quantized weights in DIR between runs\n"
+    "                     (checked against the checkpoint's SHA-256; rebuilt\n"
+    "                     when stale or corrupt)\n"
     "  --daemon SOCKET    send the request to the vlmd listening on SOCKET\n"
     "  --stats            with --daemon: print vlmd's metrics as JSON\n"
     "  --timeout-ms N     with --daemon: request deadline (default none)\n";
@@ -191,6 +194,8 @@ Options parse_args(int argc, char **argv)
             o.weights.vision = true;
         } else if (a == "--quantize-lm-head") {
             o.weights.lm_head = true;
+        } else if (a == "--weights-cache") {
+            o.weights.cache_dir = value();
         } else if (a == "--daemon") {
             o.daemon_socket = value();
         } else if (a == "--stats") {
@@ -215,8 +220,8 @@ Options parse_args(int argc, char **argv)
         }
     }
     if (!o.check_model_dir.empty()) return o;
-    if ((o.weights.vision || o.weights.lm_head) && !o.weights.quantized())
-        die(2, "--quantize-vision and --quantize-lm-head need --weights int8 or int4");
+    if ((o.weights.vision || o.weights.lm_head || !o.weights.cache_dir.empty()) && !o.weights.quantized())
+        die(2, "--quantize-vision, --quantize-lm-head and --weights-cache need --weights int8 or int4");
     if (o.stats && o.daemon_socket.empty()) die(2, "--stats needs --daemon SOCKET");
     if (o.model_dir.empty() && o.daemon_socket.empty())
         die(2, "--model DIR is required (see --help)");
@@ -582,7 +587,9 @@ int main(int argc, char **argv)
     std::unique_ptr<vlm::Model> model;
     vlm::WeightPlan plan = opt.weights;
     plan.threads = int(opt.threads);
-    if (!vlm::load_model(opt.model_dir, *backend, plan, model, err)) die(1, err);
+    std::string weights_info;
+    if (!vlm::load_model(opt.model_dir, *backend, plan, model, err, &weights_info)) die(1, err);
+    if (!weights_info.empty()) std::fprintf(stderr, "vlm-run: %s\n", weights_info.c_str());
     double load_ms = std::chrono::duration<double, std::milli>(
                          std::chrono::steady_clock::now() - t_load).count();
 

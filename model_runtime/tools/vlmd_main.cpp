@@ -133,7 +133,9 @@ int main(int argc, char **argv)
     plan.vision = cfg.weights_vision;
     plan.lm_head = cfg.weights_lm_head;
     plan.threads = cfg.threads;
-    if (!vlm::load_model(cfg.model_dir, *backend, plan, model, err)) die(1, err);
+    plan.cache_dir = cfg.weights_cache;
+    std::string weights_info;
+    if (!vlm::load_model(cfg.model_dir, *backend, plan, model, err, &weights_info)) die(1, err);
     vlm::TaskTemplates templates;
     if (!prompts_dir.empty()) {
         if (!vlm::load_task_templates(prompts_dir, templates, err)) die(1, err);
@@ -144,7 +146,8 @@ int main(int argc, char **argv)
     auto load_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
     g_log.info("model_loaded", {{"model", vlm::OperatorText(cfg.model_dir)},
                                 {"backend", vlm::OperatorText(cfg.backend)},
-                                {"weights", vlm::OperatorText(cfg.weights)}, {"load_ms", load_ms.count()},
+                                {"weights", vlm::OperatorText(cfg.weights)},
+                                {"weights_info", vlm::OperatorText(weights_info)}, {"load_ms", load_ms.count()},
                                 {"tasks", iopt.templates ? vlm::LogWord("on") : vlm::LogWord("off")},
                                 {"log_level", vlm::OperatorText(vlm::log_level_name(cfg.log_level))}});
 

@@ -16,6 +16,9 @@ using Sha256 = std::array<uint8_t, 32>;
 // False only if OpenSSL fails (it does not for in-memory input).
 bool sha256_of(const uint8_t *data, size_t size, Sha256 &out);
 
+// SHA-256 of a whole file, read in 8 MiB chunks. False with a reason.
+bool sha256_of_file(const std::string &path, Sha256 &out, std::string &err);
+
 // Lower-case hex, 64 characters.
 std::string hex_of(const Sha256 &d);
 
