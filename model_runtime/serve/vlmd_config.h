@@ -33,7 +33,7 @@ struct VlmdConfig {
     std::string       weights = "bf16";              // bf16 (as stored) | int8 | int4: model/weight_plan.h
     bool              weights_vision = false;        // quantize the vision tower's linear layers too
     bool              weights_lm_head = false;       // quantize the lm_head too
-    std::string       weights_cache;                 // quantized weights kept here between runs; empty: off
+    std::string       weights_cache = "/var/cache/vlm";  // quantized weights kept here between runs; empty: off
     // Connections from nginx workers (IpcServerOptions; defaults from there).
     std::string       socket_path = "/run/vlm/vlmd.sock";
     int               max_connections = IpcServerOptions{}.max_connections;
