@@ -19,6 +19,8 @@
 #include "image/image.h"
 #include "model/model.h"
 #include "model/safetensors.h"
+#include "model/weight_plan.h"
+#include "core/quant.h"
 #include "backend/registry.h"
 
 #include <immintrin.h>
@@ -66,9 +68,13 @@ const char *const usage =
     "  --full-vision-depth N   vision blocks of the model to extrapolate to (default 24)\n"
     "  --phase-budget-s S      stop repeating a measurement after S seconds (default 30;\n"
     "                          one repetition always runs)\n"
-    "  --no-vision             skip the vision encoder\n";
+    "  --no-vision             skip the vision encoder\n"
+    "  --weights FMT           bf16 (default), int8 or int4 (model/weight_plan.h)\n"
+    "  --quantize-vision       with int8/int4: the vision tower's linear layers too\n"
+    "  --quantize-lm-head      with int8/int4: the lm_head too\n";
 
 struct Options {
+    vlm::WeightPlan plan;
     std::string model_dir;
     std::string backend = "cpu";
     int         threads = 0;
@@ -137,6 +143,10 @@ Options parse_args(int argc, char **argv)
         else if (a == "--full-vision-depth") o.full_vision_depth = int_arg(1, 1000);
         else if (a == "--phase-budget-s") o.phase_budget_s = real_arg();
         else if (a == "--no-vision") o.vision = false;
+        else if (a == "--weights") {
+            if (!vlm::parse_weight_format(value(), o.plan.format)) die(2, "--weights wants bf16, int8 or int4");
+        } else if (a == "--quantize-vision") o.plan.vision = true;
+        else if (a == "--quantize-lm-head") o.plan.lm_head = true;
         else if (a == "-h" || a == "--help") {
             std::fputs(usage, stdout);
             std::exit(0);
@@ -144,6 +154,19 @@ Options parse_args(int argc, char **argv)
     }
     if (o.model_dir.empty()) die(2, std::string("--model is required\n") + usage);
     return o;
+}
+
+// VmRSS of this process, GB (0 when /proc is not there).
+double resident_gb()
+{
+    FILE *f = std::fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    double kb = 0;
+    while (std::fgets(line, sizeof line, f))
+        if (std::strncmp(line, "VmRSS:", 6) == 0) kb = std::atof(line + 6);
+    std::fclose(f);
+    return kb * 1024 / 1e9;
 }
 
 double seconds_since(Clock::time_point t0)
@@ -199,53 +222,112 @@ PartTag tag_of_name(const std::string &name)
     return t;
 }
 
-uint64_t fingerprint(const void *p, size_t nbytes)
+// FNV-1a over the first (at most 128) of `avail` bytes, keyed by the
+// tensor's size: random weights differ from the first value.
+uint64_t fingerprint_prefix(const void *p, size_t avail, size_t nbytes)
 {
-    // FNV-1a over the first bytes: random weights differ from the first value.
     const auto *b = static_cast<const uint8_t *>(p);
     uint64_t h = 1469598103934665603ull ^ nbytes;
-    for (size_t i = 0; i < std::min<size_t>(nbytes, 128); ++i) h = (h ^ b[i]) * 1099511628211ull;
+    for (size_t i = 0; i < std::min<size_t>(avail, 128); ++i) h = (h ^ b[i]) * 1099511628211ull;
     return h;
 }
 
-// Byte counts per part, and fingerprints of every tensor so the profiler can
-// recognise the host bytes the model adopts (its own mapping of the files).
+uint64_t fingerprint(const void *p, size_t nbytes) { return fingerprint_prefix(p, nbytes, nbytes); }
+
+// The role a checkpoint tensor has in a weight plan (model/weight_plan.h),
+// from its name: the linear layers' weights, which a quantized plan holds
+// quantized.
+vlm::WeightRole role_of_name(const std::string &name, const vlm::TensorView &v)
+{
+    if (v.shape.size() != 2) return vlm::WeightRole::Other;
+    if (name == "lm_head.weight") return vlm::WeightRole::LmHead;
+    const PartTag tag = tag_of_name(name);
+    const bool linear = name.size() > 12 && name.compare(name.size() - 12, 12, "_proj.weight") == 0;
+    if (tag.part == Part::TextLayer && linear) return vlm::WeightRole::TextLinear;
+    if ((tag.part == Part::VisionBlock || tag.part == Part::VisionFixed) &&
+        (linear || name.find(".attn.qkv.weight") != std::string::npos ||
+         name.find(".attn.proj.weight") != std::string::npos || name.find("merger.proj.weight") != std::string::npos))
+        return vlm::WeightRole::VisionLinear;
+    return vlm::WeightRole::Other;
+}
+
+// Byte counts per part under the weight plan (quantized tensors at their
+// quantized size), and fingerprints of every tensor as the model adopts it
+// so the profiler can recognise the host bytes (the file mapping, or the
+// quantized copy: its first row is quantized here the same way).
 struct WeightCatalog {
     std::unordered_map<uint64_t, PartTag> by_fingerprint;
     std::map<int, size_t> text_layer_bytes, vision_block_bytes;
     size_t embed_bytes = 0, final_norm_bytes = 0, lm_head_bytes = 0;
     size_t text_fixed_other_bytes = 0, vision_fixed_bytes = 0, total_bytes = 0;
 
-    bool build(const std::string &dir, std::string &err)
+    bool build(const std::string &dir, const vlm::WeightPlan &plan, std::string &err)
     {
         vlm::SafetensorsSet st;
         if (!st.open_dir(dir, err)) return false;
         std::unordered_map<uint64_t, int> seen;
+        const vlm::TensorView *embed = nullptr;
+        auto remember = [&](uint64_t fp, PartTag tag) {
+            if (++seen[fp] == 1) by_fingerprint[fp] = tag;
+            else by_fingerprint[fp] = PartTag{};   // ambiguous: leave unattributed
+        };
         for (const auto &[name, view] : st.tensors()) {
             const PartTag tag = tag_of_name(name);
-            total_bytes += view.nbytes;
+            const vlm::DType dt = vlm::planned_dtype(plan, role_of_name(name, view), view.dtype);
+            size_t nbytes = view.nbytes;
+            if (vlm::dtype_is_quantized(dt)) {
+                const int64_t rows = view.shape[0], cols = view.numel() / rows;
+                nbytes = vlm::quant_tensor_bytes(dt, rows, cols);
+                remember(quantized_fingerprint(view, dt, rows, cols), tag);
+            }
+            total_bytes += nbytes;
             switch (tag.part) {
-            case Part::TextLayer: text_layer_bytes[tag.index] += view.nbytes; break;
-            case Part::VisionBlock: vision_block_bytes[tag.index] += view.nbytes; break;
-            case Part::VisionFixed: vision_fixed_bytes += view.nbytes; break;
+            case Part::TextLayer: text_layer_bytes[tag.index] += nbytes; break;
+            case Part::VisionBlock: vision_block_bytes[tag.index] += nbytes; break;
+            case Part::VisionFixed: vision_fixed_bytes += nbytes; break;
             default:
-                if (name.find("embed_tokens") != std::string::npos) embed_bytes += view.nbytes;
-                else if (name == "lm_head.weight") lm_head_bytes += view.nbytes;
+                if (name.find("embed_tokens") != std::string::npos) {
+                    embed_bytes += nbytes;
+                    embed = &view;
+                } else if (name == "lm_head.weight") lm_head_bytes += nbytes;
                 else if (name == "model.language_model.norm.weight" || name == "model.norm.weight")
-                    final_norm_bytes += view.nbytes;
-                else text_fixed_other_bytes += view.nbytes;
+                    final_norm_bytes += nbytes;
+                else text_fixed_other_bytes += nbytes;
             }
             // Reads one byte per page so every weight is in the page cache
             // before timing: a cold page costs a disk read inside an op.
             const auto *bytes = static_cast<const volatile uint8_t *>(view.data);
             for (size_t off = 0; off < view.nbytes; off += 4096) (void)bytes[off];
-            const uint64_t fp = fingerprint(view.data, view.nbytes);
-            if (++seen[fp] == 1) by_fingerprint[fp] = tag;
-            else by_fingerprint[fp] = PartTag{};   // ambiguous: leave unattributed
+            remember(fingerprint(view.data, view.nbytes), tag);
         }
-        // A tied lm_head is the embedding, read once per decode step.
-        if (lm_head_bytes == 0) lm_head_bytes = embed_bytes;
+        // A tied lm_head is the embedding, read once per decode step (a
+        // quantized copy of it when the plan quantizes the lm_head).
+        if (lm_head_bytes == 0 && embed) {
+            const vlm::DType dt = vlm::planned_dtype(plan, vlm::WeightRole::LmHead, embed->dtype);
+            lm_head_bytes = embed_bytes;
+            if (vlm::dtype_is_quantized(dt)) {
+                const int64_t rows = embed->shape[0], cols = embed->numel() / rows;
+                lm_head_bytes = vlm::quant_tensor_bytes(dt, rows, cols);
+                total_bytes += lm_head_bytes;
+                remember(quantized_fingerprint(*embed, dt, rows, cols), PartTag{});
+            }
+        }
         return true;
+    }
+
+    // The fingerprint of `view` quantized to `dt`: its first row, quantized
+    // alone, is the start of the quantized tensor's bytes.
+    static uint64_t quantized_fingerprint(const vlm::TensorView &view, vlm::DType dt, int64_t rows, int64_t cols)
+    {
+        std::vector<uint8_t> row(vlm::quant_tensor_bytes(dt, 1, cols));
+        vlm::Tensor t;
+        t.data = row.data();
+        t.dtype = dt;
+        t.rows = 1;
+        t.cols = cols;
+        vlm::quant_set_layout(t);
+        vlm::quantize_rows(view.data, view.dtype, cols, t, 0, 1);
+        return fingerprint_prefix(row.data(), vlm::quant_row_bytes(dt, cols), vlm::quant_tensor_bytes(dt, rows, cols));
     }
 
     size_t text_layers_total() const
@@ -308,8 +390,10 @@ public:
                              int64_t cols) override
     {
         vlm::Tensor t = inner_.adopt_weight(host, dtype, rows, cols);
-        const size_t nbytes = size_t(rows) * size_t(cols) * vlm::dtype_size(dtype);
-        auto it = catalog_.by_fingerprint.find(fingerprint(host, nbytes));
+        const size_t nbytes = vlm::dtype_is_quantized(dtype) ? vlm::quant_tensor_bytes(dtype, rows, cols)
+                                                             : size_t(rows) * size_t(cols) * vlm::dtype_size(dtype);
+        const size_t avail = vlm::dtype_is_quantized(dtype) ? vlm::quant_row_bytes(dtype, cols) : nbytes;
+        auto it = catalog_.by_fingerprint.find(fingerprint_prefix(host, avail, nbytes));
         if (it != catalog_.by_fingerprint.end() && it->second.part != Part::Unknown && t.data)
             ranges_[uintptr_t(t.data)] = Range{uintptr_t(t.data) + nbytes, it->second};
         return t;
@@ -700,7 +784,7 @@ int main(int argc, char **argv)
     // ---- model ----
     WeightCatalog catalog;
     auto t_catalog = Clock::now();
-    if (!catalog.build(opt.model_dir, err)) die(1, err);
+    if (!catalog.build(opt.model_dir, opt.plan, err)) die(1, err);
     const double catalog_s = seconds_since(t_catalog);
     vlm::BackendOptions bopt;
     bopt.n_threads = opt.threads;
@@ -710,7 +794,9 @@ int main(int argc, char **argv)
 
     auto t_load = Clock::now();
     std::unique_ptr<vlm::Model> model;
-    if (!vlm::load_model(opt.model_dir, backend, model, err)) die(1, err);
+    vlm::WeightPlan plan = opt.plan;
+    plan.threads = opt.threads;
+    if (!vlm::load_model(opt.model_dir, backend, plan, model, err)) die(1, err);
     const vlm::ModelConfig &cfg = model->config();
     const vlm::TextConfig &tc = cfg.text;
     const vlm::VisionConfig &vc = cfg.vision;
@@ -722,6 +808,18 @@ int main(int argc, char **argv)
     std::printf("       extrapolations below are to %d text layers / %d vision blocks: measured time "
                 "per layer x layers + measured fixed parts\n",
                 opt.full_text_layers, opt.full_vision_depth);
+    // Weights as held (plan), and the full model's by the same per-layer rule.
+    const double full_weight_bytes =
+        double(catalog.total_bytes - catalog.text_layers_total() - catalog.vision_blocks_total()) +
+        (layers > 0 ? double(catalog.text_layers_total()) / layers * opt.full_text_layers : 0.0) +
+        (depth > 0 ? double(catalog.vision_blocks_total()) / depth * opt.full_vision_depth : 0.0);
+    const double rss_gb = resident_gb();
+    std::printf("weights: %s%s%s: %.2f GB held (resident after load %.2f GB); full model %.2f GB\n",
+                vlm::weight_format_name(opt.plan.format), opt.plan.vision ? " +vision" : "",
+                opt.plan.lm_head ? " +lm_head" : "", catalog.total_bytes / 1e9, rss_gb, full_weight_bytes / 1e9);
+    std::printf("BENCH weights=%s weight_gb=%.3f resident_gb=%.3f full_weight_gb=%.3f\n",
+                vlm::weight_format_name(opt.plan.format), catalog.total_bytes / 1e9, rss_gb,
+                full_weight_bytes / 1e9);
 
     uint64_t rng = 0x1234567ull;
     const int64_t capacity = std::max<int64_t>(opt.prefill_tokens,
