@@ -66,7 +66,7 @@ int run_request(vlm_ipc_client *c, const std::string &prompt, int max_tokens)
 
 int main(int argc, char **argv)
 {
-    std::string model_dir, vlmd_path, threads = "2";
+    std::string model_dir, vlmd_path, threads = "2", weights = "bf16";
     int tokens_per_request = 64;
     double seconds_per_level = 8;
     for (int i = 1; i < argc; i++) {
@@ -80,14 +80,17 @@ int main(int argc, char **argv)
         else if (a == "--threads") threads = value();
         else if (a == "--max-tokens") tokens_per_request = std::atoi(value().c_str());
         else if (a == "--seconds") seconds_per_level = std::atof(value().c_str());
-        else die("usage: bench-daemon --model DIR [--vlmd PATH] [--threads N] [--max-tokens N] [--seconds S]");
+        else if (a == "--weights") weights = value();
+        else die("usage: bench-daemon --model DIR [--vlmd PATH] [--threads N] [--max-tokens N] [--seconds S] "
+                 "[--weights bf16|int8|int4]");
     }
     if (model_dir.empty()) die("--model DIR is required");
     if (vlmd_path.empty()) {
         std::string self = argv[0];
         vlmd_path = (self.find('/') == std::string::npos ? std::string(".") : self.substr(0, self.rfind('/'))) + "/vlmd";
     }
-    vlm::bench::VlmdProcess vlmd = vlm::bench::start_vlmd("bench-daemon", vlmd_path, model_dir, {"--threads", threads});
+    vlm::bench::VlmdProcess vlmd = vlm::bench::start_vlmd("bench-daemon", vlmd_path, model_dir,
+                                                             {"--threads", threads, "--weights", weights});
     vlm_ipc_client *c = connect_ready(vlmd.socket);
     if (!c) die("cannot connect to vlmd (see " + vlmd.log + ")");
 
