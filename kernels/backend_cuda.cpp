@@ -217,7 +217,8 @@ protected:
     {
         if (x.rows <= paths_.gemv_max_rows) {
             kern::GemvQuantParams p{x, w, y, bias ? *bias : Tensor{}, nullptr};
-            p.workspace = scratch(kScratchQuantX, std::max<size_t>(kern::gemv_quant_workspace_bytes(x.rows, x.cols), 1));
+            const size_t ws = kern::gemv_quant_workspace_bytes(x.rows, x.cols);
+            p.workspace = scratch(kScratchQuantX, std::max<size_t>(ws, 1));
             if (!p.workspace) return;
             launched(kern::launch_gemv_quant(p, stream_, err_), "matmul");
             return;
@@ -237,7 +238,8 @@ protected:
         // k = 0 (stride 0) is legal: no chunking then, and cuBLAS wants ld >= 1.
         const int64_t ldw = std::max<int64_t>(w.stride, 1);
         const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(w.rows, paths_.dequant_max_weights / ldw));
-        auto *wd = static_cast<uint16_t *>(scratch(kScratchDequant, std::max<size_t>(size_t(chunk) * size_t(w.stride) * 2, 1)));
+        const size_t wd_bytes = std::max<size_t>(size_t(chunk) * size_t(w.stride) * 2, 1);
+        auto *wd = static_cast<uint16_t *>(scratch(kScratchDequant, wd_bytes));
         if (!wd) return;
         const float alpha = 1.0f;
         for (int64_t r0 = 0; r0 < w.rows; r0 += chunk) {
@@ -248,8 +250,9 @@ protected:
             // [r0, r0 + rows).
             cublasStatus_t st = cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(x.rows), int(x.cols),
                                              &alpha, wd, CUDA_R_16BF, int(ldw), xc.data, CUDA_R_16BF,
-                                             int(std::max<int64_t>(x.cols, 1)), &beta, static_cast<float *>(y.data) + r0, CUDA_R_32F,
-                                             int(y.stride), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                                             int(std::max<int64_t>(x.cols, 1)), &beta,
+                                             static_cast<float *>(y.data) + r0, CUDA_R_32F, int(y.stride),
+                                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
             if (st != CUBLAS_STATUS_SUCCESS) {
                 record_fault(BackendFault::Device, std::string("matmul: cublasGemmEx: ") + cublasGetStatusString(st));
                 return;

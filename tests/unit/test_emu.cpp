@@ -245,9 +245,12 @@ END_TEST
 // the extremes (-128 * -128 four times, 255 * 255, accumulators near INT_MAX/INT_MIN that wrap).
 START_TEST(test_dp4a) {
   std::vector<int> a, b, c;
-  const int edge[][3] = {{int(0x80808080u), int(0x80808080u), 0},  {int(0x80808080u), 0x7f7f7f7f, 0},
-                         {-1, -1, 0},                               {int(0x80808080u), int(0x80808080u), 0x7fffffff},
-                         {0x7f7f7f7f, int(0x81818181u), int(0x80000000u)}, {0x01020304, 0x05060708, -70}};
+  const int edge[][3] = {{int(0x80808080u), int(0x80808080u), 0},
+                         {int(0x80808080u), 0x7f7f7f7f, 0},
+                         {-1, -1, 0},
+                         {int(0x80808080u), int(0x80808080u), 0x7fffffff},
+                         {0x7f7f7f7f, int(0x81818181u), int(0x80000000u)},
+                         {0x01020304, 0x05060708, -70}};
   for (const auto& e : edge) {
     a.push_back(e[0]);
     b.push_back(e[1]);
