@@ -6,8 +6,9 @@
 // launcher returns false + reason only when the launch itself fails.
 // Compiled by nvcc for the GPU and by g++ against the SIMT emulator
 // (kernels/emu) for tests. Leaves out matrix products (cuBLAS, in
-// backend_cuda.cpp) except the small-batch GEMV, which cuBLAS does not do
-// with fp32 activations against bf16 weights.
+// backend_cuda.cpp) except the small-batch GEMVs, which cuBLAS does not do
+// with fp32 activations against bf16 weights or on block-quantized ones, and
+// the dequantization of Q8/Q4 weights that feeds cuBLAS for larger batches.
 //
 // Conventions: tensors are vlm::Tensor views (row-major, `stride` elements
 // between rows); activations are F32; weights F32/BF16/F16, or Q8/Q4 for the
