@@ -5,7 +5,15 @@
 // larger ones to cublasGemmEx, f32 weights in f32, bf16/f16 weights with the
 // activations rounded to the weight dtype first (fp32 accumulation), the bias
 // written into y beforehand and accumulated with beta = 1. Every other op is
-// one kernel from kernels/*.cu. Host arrays that ops receive (token ids,
+// one kernel from kernels/*.cu.
+// Block-quantized weights (Q8/Q4, core/quant.h; uploaded by Backend's
+// default adopt_weight: quants and scales in one allocation): n <= 16 rows
+// run gemv_quant.cu, exactly the product core/quant.h defines (x rounded to
+// int8 per block, integer block dots); more rows dequantize w to bf16 in a
+// reused scratch buffer, a chunk of rows at a time (dequant_quant.cu), and
+// run the bf16 cublasGemmEx on x rounded to bf16, which is not that
+// definition: both operands are rounded to bf16 instead (matmul_rounds_x
+// says so, and the op table holds it to that product). Host arrays that ops receive (token ids,
 // positions, segment lengths) are staged into reusable device buffers with
 // stream-ordered copies, so no op blocks the host; download() synchronises.
 // Arguments arrive checked (core/backend_checked.cpp): the slots below and
@@ -26,6 +34,7 @@
 #include "cuda_compat.h"
 #include "backend_cuda.h"
 #include "core/cpu_ops_ref.h"
+#include "core/quant.h"
 #include "kernels.h"
 
 #include <algorithm>
@@ -84,9 +93,13 @@ public:
     bool supports(const OpQuery &q) const override
     {
         if (q.op == Op::Attention && q.head_dim > kern::kAttentionMaxHeadDim) return false;
+        if (q.op == Op::Matmul && dtype_is_quantized(q.dtype)) return true;  // gemv_quant.cu, dequant_quant.cu
         return Backend::supports(q);
     }
 
+    // bf16/f16 w above the GEMV's rows: x rounded to w's dtype for cuBLAS.
+    // Q8/Q4 w above them: x rounded to bf16 and w dequantized to bf16 (not
+    // the int8 blocks of core/quant.h's product).
     bool matmul_rounds_x(DType w, int64_t n, int64_t) const override
     {
         return w != DType::F32 && n > paths_.gemv_max_rows;
@@ -154,6 +167,10 @@ protected:
 
     void run_matmul(const Tensor &x, const Tensor &w, const Tensor *bias, Tensor &y) override
     {
+        if (dtype_is_quantized(w.dtype)) {
+            run_matmul_quant(x, w, bias, y);
+            return;
+        }
         if (x.rows <= paths_.gemv_max_rows) {
             kern::GemvParams p{x, w, y, bias ? *bias : Tensor{}};
             launched(kern::launch_gemv(p, stream_, err_), "matmul");
@@ -190,6 +207,57 @@ protected:
                                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
         if (st != CUBLAS_STATUS_SUCCESS)
             record_fault(BackendFault::Device, std::string("matmul: cublasGemmEx: ") + cublasGetStatusString(st));
+    }
+
+    // Q8/Q4 w: gemv_quant.cu for few rows; else w to bf16 in chunks of rows
+    // (dequant_quant.cu into one reused, grow-only scratch buffer of at most
+    // paths_.dequant_max_weights weights, or one row) and a bf16 GEMM per
+    // chunk into y's matching columns, the bias written into y first.
+    void run_matmul_quant(const Tensor &x, const Tensor &w, const Tensor *bias, Tensor &y)
+    {
+        if (x.rows <= paths_.gemv_max_rows) {
+            kern::GemvQuantParams p{x, w, y, bias ? *bias : Tensor{}, nullptr};
+            const size_t ws = kern::gemv_quant_workspace_bytes(x.rows, x.cols);
+            p.workspace = scratch(kScratchQuantX, std::max<size_t>(ws, 1));
+            if (!p.workspace) return;
+            launched(kern::launch_gemv_quant(p, stream_, err_), "matmul");
+            return;
+        }
+        Tensor xc;
+        xc.dtype = DType::BF16;
+        xc.rows = x.rows;
+        xc.cols = x.cols;
+        xc.stride = x.cols;
+        xc.data = scratch(kScratchConvert, std::max<size_t>(size_t(x.rows) * size_t(x.cols) * 2, 1));
+        if (!xc.data || !launched(kern::launch_convert({x, xc}, stream_, err_), "matmul")) return;
+        float beta = 0.0f;
+        if (bias) {
+            if (!launched(kern::launch_bias_rows({*bias, y}, stream_, err_), "matmul")) return;
+            beta = 1.0f;
+        }
+        // k = 0 (stride 0) is legal: no chunking then, and cuBLAS wants ld >= 1.
+        const int64_t ldw = std::max<int64_t>(w.stride, 1);
+        const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(w.rows, paths_.dequant_max_weights / ldw));
+        const size_t wd_bytes = std::max<size_t>(size_t(chunk) * size_t(w.stride) * 2, 1);
+        auto *wd = static_cast<uint16_t *>(scratch(kScratchDequant, wd_bytes));
+        if (!wd) return;
+        const float alpha = 1.0f;
+        for (int64_t r0 = 0; r0 < w.rows; r0 += chunk) {
+            const int64_t rows = std::min(chunk, w.rows - r0);
+            if (!launched(kern::launch_dequant_quant({w, r0, rows, wd}, stream_, err_), "matmul")) return;
+            // As run_matmul: y^T (rows x n) = op(W_chunk) x^T, W_chunk column-major
+            // k x rows with ld = w.stride (the padded width), into y's columns
+            // [r0, r0 + rows).
+            cublasStatus_t st = cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(x.rows), int(x.cols),
+                                             &alpha, wd, CUDA_R_16BF, int(ldw), xc.data, CUDA_R_16BF,
+                                             int(std::max<int64_t>(x.cols, 1)), &beta,
+                                             static_cast<float *>(y.data) + r0, CUDA_R_32F, int(y.stride),
+                                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+            if (st != CUBLAS_STATUS_SUCCESS) {
+                record_fault(BackendFault::Device, std::string("matmul: cublasGemmEx: ") + cublasGetStatusString(st));
+                return;
+            }
+        }
     }
 
     void run_rms_norm(const Tensor &x, const Tensor &w, float eps, Tensor &y) override
@@ -304,7 +372,7 @@ protected:
 
 private:
     enum { kScratchInts0, kScratchInts1, kScratchInts2, kScratchInts3, kScratchFloats, kScratchConvert,
-           kScratchAttention, kScratchCount };
+           kScratchAttention, kScratchQuantX, kScratchDequant, kScratchCount };
 
     // CUDA_CHECK: a failed call is the backend's Device fault (first one wins).
     bool ok(cudaError_t e, const char *what)
@@ -384,8 +452,9 @@ std::unique_ptr<Backend> make_cuda_backend_paths(bool emulated, const CudaPaths 
         return nullptr;
     }
     if (paths.gemv_max_rows < 0 || paths.gemv_max_rows > kern::kGemvMaxRows || paths.decode_max_rows < 0 ||
-        paths.decode_max_rows > 65535) {
-        err = "cuda backend: paths out of range (gemv_max_rows 0..16, decode_max_rows 0..65535)";
+        paths.decode_max_rows > 65535 || paths.dequant_max_weights < 1) {
+        err = "cuda backend: paths out of range (gemv_max_rows 0..16, decode_max_rows 0..65535, "
+              "dequant_max_weights >= 1)";
         return nullptr;
     }
     auto b = std::make_unique<CudaBackend>(paths);

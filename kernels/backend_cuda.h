@@ -17,6 +17,11 @@ struct CudaPaths {
     int64_t gemv_max_rows   = 16;  // matmul: gemv.cu up to this many rows, cuBLAS above (0..16)
     int64_t decode_max_rows = 4;   // attention: attention_decode.cu up to this many query rows, prefill above
     bool    split_kv        = true;  // decode may split long key ranges over blocks (flash-decoding)
+    // matmul on Q8/Q4 weights above gemv_max_rows: w is dequantized to bf16
+    // this many weights at a time at most (whole rows, at least one), into a
+    // reused scratch buffer (64 MiB by default); tests make it small to run
+    // several chunks.
+    int64_t dequant_max_weights = int64_t(1) << 25;
 };
 
 // Creates the CUDA backend. `emulated` must match how this file was built

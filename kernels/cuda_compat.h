@@ -18,7 +18,8 @@
 //    __ballot_sync/__any_sync/__all_sync, atomicAdd (int, unsigned, unsigned long long, float,
 //    double), atomicSub, atomicMax/atomicMin (int, unsigned), atomicCAS, atomicExch, atomicAnd/Or/Xor,
 //    __threadfence, math intrinsics (__expf, __logf, rsqrtf, __fdividef, __ldg, __popc, __clz, __ffs,
-//    __float_as_int/__int_as_float/__float_as_uint/__uint_as_float, min/max, plus <math.h>),
+//    __float_as_int/__int_as_float/__float_as_uint/__uint_as_float, __dp4a (int and unsigned), min/max,
+//    plus <math.h>),
 //    __nv_bfloat16/__nv_bfloat162 (__float2bfloat16 = round-to-nearest-even, __bfloat162float,
 //    __floats2bfloat162_rn, __float22bfloat162_rn, __bfloat1622float2, __low2float, __high2float),
 //    __half (__float2half, __half2float), vector types float2/float4/int2/int4/uint2/uint4 with make_*.

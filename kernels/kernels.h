@@ -6,11 +6,13 @@
 // launcher returns false + reason only when the launch itself fails.
 // Compiled by nvcc for the GPU and by g++ against the SIMT emulator
 // (kernels/emu) for tests. Leaves out matrix products (cuBLAS, in
-// backend_cuda.cpp) except the small-batch GEMV, which cuBLAS does not do
-// with fp32 activations against bf16 weights.
+// backend_cuda.cpp) except the small-batch GEMVs, which cuBLAS does not do
+// with fp32 activations against bf16 weights or on block-quantized ones, and
+// the dequantization of Q8/Q4 weights that feeds cuBLAS for larger batches.
 //
 // Conventions: tensors are vlm::Tensor views (row-major, `stride` elements
-// between rows); activations are F32; weights F32/BF16/F16. Pointers in the
+// between rows); activations are F32; weights F32/BF16/F16, or Q8/Q4 for the
+// matrix products (core/quant.h). Pointers in the
 // params are device pointers. Every kernel overwrites its output unless its
 // comment says "accumulates". There is one CPU reference per op, in
 // core/cpu_ops_ref.h, shared with the cpu backend; kernels are held to it
@@ -76,6 +78,31 @@ struct GemvParams {
     Tensor bias;   // empty: none
 };
 bool launch_gemv(const GemvParams &p, cudaStream_t s, std::string &err);
+
+// ---- block-quantized weights, Q8/Q4 (core/quant.h) (gemv_quant.cu, dequant_quant.cu) ----
+// y (n, m) = x (n, k) . w (m, k)^T [+ bias], n <= kGemvMaxRows, w Q8 or Q4
+// with the layout of core/quant.h: exactly ref_matmul_quant's product (x
+// rounded to int8 per 32-block as quantize_x_block, integer block dots),
+// up to the order of the float additions. `workspace`: device scratch of
+// gemv_quant_workspace_bytes(n, k) bytes, 16-byte aligned, for x's int8
+// blocks; overwritten.
+struct GemvQuantParams {
+    Tensor x, w, y;
+    Tensor bias;              // empty: none
+    void  *workspace = nullptr;
+};
+size_t gemv_quant_workspace_bytes(int64_t n, int64_t k);
+bool launch_gemv_quant(const GemvQuantParams &p, cudaStream_t s, std::string &err);
+
+// dst (rows, w.stride) bf16, contiguous, 16-byte aligned = rows [r0, r0 +
+// rows) of the Q8/Q4 weight w dequantized (f16 scale * q, rounded to bf16),
+// padding columns included (zero). For the cuBLAS path of n > 16 rows.
+struct DequantParams {
+    Tensor   w;
+    int64_t  r0 = 0, rows = 0;
+    uint16_t *dst = nullptr;
+};
+bool launch_dequant_quant(const DequantParams &p, cudaStream_t s, std::string &err);
 
 // ---- rotary embeddings (rope_text.cu, rope_vision.cu) ----
 struct RopeTextParams {

@@ -207,6 +207,21 @@ inline float __int_as_float(int i) { float x; memcpy(&x, &i, 4); return x; }
 inline float __uint_as_float(unsigned i) { float x; memcpy(&x, &i, 4); return x; }
 inline int __float2int_rn(float x) { return static_cast<int>(nearbyintf(x)); }
 inline int __float2int_rz(float x) { return static_cast<int>(x); }
+// __dp4a: c plus the dot product of the four bytes of a and of b (signed bytes for the int overload,
+// unsigned for the unsigned one), wrapping modulo 2^32 as the hardware does.
+inline int __dp4a(int a, int b, int c) {
+  uint32_t acc = static_cast<uint32_t>(c);
+  for (int i = 0; i < 4; ++i) {
+    const int32_t x = static_cast<int8_t>(static_cast<uint32_t>(a) >> (8 * i));
+    const int32_t y = static_cast<int8_t>(static_cast<uint32_t>(b) >> (8 * i));
+    acc += static_cast<uint32_t>(x * y);
+  }
+  return static_cast<int>(acc);
+}
+inline unsigned __dp4a(unsigned a, unsigned b, unsigned c) {
+  for (int i = 0; i < 4; ++i) c += ((a >> (8 * i)) & 0xffu) * ((b >> (8 * i)) & 0xffu);
+  return c;
+}
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }

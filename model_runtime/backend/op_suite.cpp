@@ -4,6 +4,7 @@
 #include "backend/op_suite.h"
 
 #include "core/cpu_ops_ref.h"
+#include "core/quant.h"
 
 #include <algorithm>
 #include <cmath>
@@ -318,6 +319,118 @@ struct MatmulCase final : OpCase {
                 for (int64_t c = 0; c < k; ++c) a += std::fabs(double(tensor_elem(x, r, c)) * tensor_elem(w, o, c));
                 if (bias) a += std::fabs(tensor_elem(bt, 0, o));
                 mag_[size_t(r * y_cols + y_c0 + o)] = a;
+            }
+    }
+    double allowed(int h, int64_t r, int64_t c, double) const override
+    {
+        return h == ybuf_ ? 1e-5 * mag_[size_t(r * y_cols + c)] : 0.0;
+    }
+};
+
+// y = x w^T [+ bias] with w block-quantized (Q8/Q4, core/quant.h): made
+// from random bf16 values by quantize_rows (row 0's second block all zero:
+// a zero scale), handed to the backend by adopt_weight (a quantized w is a
+// whole tensor, never a view), released after the case. The reference is
+// ref_matmul, which for Q8/Q4 runs ref_matmul_quant (x rounded to int8 per
+// 32-block, integer block dots, double sums); the backend's product differs
+// only in the order of its float additions, so allowed is 1e-5 * sum_c
+// |xq_c wq_c| (+ |bias|) over the rounded operands of that product (scale_x *
+// q_x and scale_w * q_w), which bounds sum |terms|. A backend whose
+// matmul_rounds_x() says yes for Q8/Q4 (cuda above 16 rows: w dequantized to
+// bf16, x rounded to bf16, bf16 cuBLAS GEMM) computes bf16(x) . bf16(w
+// dequantized) instead of that definition; it is held to ref_matmul on those
+// two rounded operands, at 1e-5 * sum_c |x_c w_c| of them.
+struct QuantMatmulCase final : OpCase {
+    DType wt, bias_dt;
+    int64_t n, m, k, x_stride, y_cols;
+    bool bias;
+    int x_ = 0, b_ = 0, ybuf_ = 0, y_ = 0;
+    std::vector<uint8_t> wq_;  // the host copy of w: quants, then scales
+    Tensor wh_;                // w over wq_
+    Backend *wb_ = nullptr;    // the backend holding wd_
+    Tensor wd_;
+    std::vector<double> mag_;
+
+    QuantMatmulCase(DType w, int64_t n_, int64_t m_, int64_t k_, bool with_bias, DType bdt, int64_t xs, int64_t ycols)
+        : wt(w), bias_dt(bdt), n(n_), m(m_), k(k_), x_stride(xs), y_cols(ycols), bias(with_bias)
+    {
+    }
+    ~QuantMatmulCase() override { drop(); }
+    void drop()
+    {
+        if (wb_) wb_->release_weight(wd_);
+        wb_ = nullptr;
+    }
+    Op op() const override { return Op::Matmul; }
+    OpQuery query() const override { return OpQuery{Op::Matmul, wt, 0}; }
+    std::string params() const override
+    {
+        std::string s = fmt("w=%s n=%lld m=%lld k=%lld", dt(wt), (long long)n, (long long)m, (long long)k) +
+                        stride_note("x", k, x_stride);
+        if (y_cols != m) s += fmt(" y=cols[0:+%lld] of %lld", (long long)m, (long long)y_cols);
+        if (bias) s += fmt(" bias=%s", dt(bias_dt));
+        return s;
+    }
+    void build(CaseTensors &t) override
+    {
+        drop();
+        x_ = t.input(DType::F32, n, k, x_stride, 2.0f);
+        if (bias) b_ = t.input(bias_dt, 1, m, m);
+        ybuf_ = t.output(DType::F32, n, y_cols, y_cols);
+        y_ = t.view(ybuf_, 0, n, 0, m);
+        std::vector<uint16_t> src(size_t(m * k));
+        for (size_t i = 0; i < src.size(); ++i) src[i] = f32_to_bf16(0.5f * t.uniform());
+        for (int64_t c = 32; c < std::min<int64_t>(k, 64); ++c) src[size_t(c)] = 0;
+        wq_.assign(quant_tensor_bytes(wt, m, k), 0);
+        wh_ = Tensor{wq_.data(), wt, m, k, 0};
+        quant_set_layout(wh_);
+        quantize_rows(src.data(), DType::BF16, k, wh_, 0, m);
+    }
+    void compute(Backend &b, const CaseSide &s) override
+    {
+        Tensor y = s[y_], bt = bias ? s[b_] : Tensor{};
+        if (!s.reference) {
+            wd_ = b.adopt_weight(wq_.data(), wt, m, k);
+            wb_ = &b;
+            b.matmul(s[x_], wd_, bias ? &bt : nullptr, y);
+            return;
+        }
+        drop();  // the backend's run is over
+        const Tensor x = s[x_];
+        // The two operands of the product the backend computes, as f32.
+        std::vector<float> xa(size_t(n * k)), wa(size_t(m * k));
+        const bool rounds = b.matmul_rounds_x(wt, n, k);
+        for (int64_t o = 0; o < m; ++o)
+            for (int64_t c = 0; c < k; ++c) {
+                const float v = quant_elem(wh_, o, c);
+                wa[size_t(o * k + c)] = rounds ? bf16_to_f32(f32_to_bf16(v)) : v;
+            }
+        for (int64_t r = 0; r < n; ++r) {
+            if (rounds) {
+                for (int64_t c = 0; c < k; ++c) xa[size_t(r * k + c)] = bf16_to_f32(f32_to_bf16(tensor_elem(x, r, c)));
+                continue;
+            }
+            int8_t q[32];
+            float sx;
+            for (int64_t c0 = 0; c0 < k; c0 += kQuantBlock) {
+                const int64_t len = std::min<int64_t>(kQuantBlock, k - c0);
+                quantize_x_block(static_cast<const float *>(x.data) + size_t(r * x_stride + c0), len, q, sx);
+                for (int64_t i = 0; i < len; ++i) xa[size_t(r * k + c0 + i)] = sx * float(q[i]);
+            }
+        }
+        if (rounds) {
+            const Tensor xr{xa.data(), DType::F32, n, k, k}, wr{wa.data(), DType::F32, m, k, k};
+            ref_matmul(xr, wr, bias ? &bt : nullptr, y);
+        } else {
+            ref_matmul(x, wh_, bias ? &bt : nullptr, y);
+        }
+        mag_.assign(size_t(n * y_cols), 0.0);
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t o = 0; o < m; ++o) {
+                double a = 1e-30;
+                for (int64_t c = 0; c < k; ++c) a += std::fabs(double(xa[size_t(r * k + c)]) * wa[size_t(o * k + c)]);
+                if (bias) a += std::fabs(tensor_elem(bt, 0, o));
+                mag_[size_t(r * y_cols + o)] = a;
             }
     }
     double allowed(int h, int64_t r, int64_t c, double) const override
@@ -796,6 +909,16 @@ OpCases op_suite_cases()
                 add(new MatmulCase(w, n, m, k, (n + m) % 2 == 1, DType::BF16, k + 3, 2, k + 5, 2, m + 4, 0.5f));
     for (DType w : kWeights)
         for (int64_t n : {3, 40}) add(new MatmulCase(w, n, 77, 200, true, w, 200, 0, 200, 0, 77));
+    // Block-quantized weights: the GEMV's row buckets and the rows above it,
+    // k a multiple of the 32-block and not (80: a partial last block; 1100:
+    // more blocks than a warp has lanes), x padded on odd n, y a padded
+    // output, with and without a bias.
+    for (DType w : {DType::Q8, DType::Q4})
+        for (int64_t n : {1, 3, 16, 17, 40})
+            for (int64_t k : {64, 80, 1100})
+                for (bool with_bias : {false, true})
+                    add(new QuantMatmulCase(w, n, 33, k, with_bias, n % 2 ? DType::F32 : DType::BF16,
+                                            n % 2 ? k + 3 : k, 35));
 
     // Rotaries: GLM's partial text rotary with odd sections; vision heads of 8..128.
     struct TextRope {

@@ -4,7 +4,7 @@
 // exact f32 activations, and cuda-emu (the CUDA kernels and cuBLAS calls on
 // the SIMT emulator) with its own kernel choice and with each other kernel
 // forced onto every shape (matmul through cuBLAS with the bf16/f16
-// conversion and the bias kernel; attention through the prefill kernel only,
+// conversion and the bias kernel, Q8/Q4 weights dequantized in small chunks; attention through the prefill kernel only,
 // or the decode kernel only, unsplit). Every case against the reference;
 // tolerances per op are stated in op_suite.h. One Check test per target,
 // one line per case.
@@ -78,6 +78,7 @@ Target target(int i)
         t.ops = {Op::Matmul, Op::Attention};
         CudaPaths p;
         p.gemv_max_rows = 0;    // every matmul: convert.cu + bias_rows.cu + cublasGemmEx
+        p.dequant_max_weights = 1000;  // Q8/Q4: dequant_quant.cu + GEMM over several chunks of rows
         p.decode_max_rows = 0;  // every attention: attention_prefill.cu
         t.backend = make_cuda_backend_paths(true, p, err);
         break;

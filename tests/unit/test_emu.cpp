@@ -129,6 +129,15 @@ __global__ void axpy_kernel(float a, const float* x, float* y, int n) {
   if (i < n) y[i] = a * x[i] + y[i];
 }
 
+// out[2i] = signed __dp4a(a[i], b[i], c[i]), out[2i + 1] = the unsigned overload on the same bits.
+__global__ void dp4a_kernel(const int* a, const int* b, const int* c, int* out, int n) {
+  int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= n) return;
+  out[2 * i] = __dp4a(a[i], b[i], c[i]);
+  out[2 * i + 1] = static_cast<int>(__dp4a(static_cast<unsigned>(a[i]), static_cast<unsigned>(b[i]),
+                                           static_cast<unsigned>(c[i])));
+}
+
 // ---- deliberately bad kernels (run in child processes) ---------------------------------------------
 __global__ void divergent_barrier_kernel(float* out) {
   if (threadIdx.x == 5) return;
@@ -229,6 +238,68 @@ START_TEST(test_warp_shuffles_and_votes) {
   for (int t = 0; t < 48; ++t) ck_assert_int_eq(p[t], 16);
   cudaFree(d);
   cudaFree(dp);
+}
+END_TEST
+
+// __dp4a against a byte-by-byte reference in 64-bit arithmetic, wrapped to 32 bits: random words and
+// the extremes (-128 * -128 four times, 255 * 255, accumulators near INT_MAX/INT_MIN that wrap).
+START_TEST(test_dp4a) {
+  std::vector<int> a, b, c;
+  const int edge[][3] = {{int(0x80808080u), int(0x80808080u), 0},
+                         {int(0x80808080u), 0x7f7f7f7f, 0},
+                         {-1, -1, 0},
+                         {int(0x80808080u), int(0x80808080u), 0x7fffffff},
+                         {0x7f7f7f7f, int(0x81818181u), int(0x80000000u)},
+                         {0x01020304, 0x05060708, -70}};
+  for (const auto& e : edge) {
+    a.push_back(e[0]);
+    b.push_back(e[1]);
+    c.push_back(e[2]);
+  }
+  uint64_t rng = 12345;
+  auto next = [&rng] {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<int>(static_cast<uint32_t>(rng >> 32));
+  };
+  for (int i = 0; i < 200; ++i) {
+    a.push_back(next());
+    b.push_back(next());
+    c.push_back(i % 2 ? next() : next() >> 12);
+  }
+  const int n = static_cast<int>(a.size());
+  auto dev = [](const std::vector<int>& h) {
+    int* d = nullptr;
+    cudaMalloc(&d, h.size() * sizeof(int));
+    cudaMemcpy(d, h.data(), h.size() * sizeof(int), cudaMemcpyHostToDevice);
+    return d;
+  };
+  int *da = dev(a), *db = dev(b), *dc = dev(c), *dout = nullptr;
+  cudaMalloc(&dout, 2 * n * sizeof(int));
+  VLM_LAUNCH(dp4a_kernel, (n + 63) / 64, 64, 0, nullptr)(da, db, dc, dout, n);
+  ck_assert_int_eq(cudaGetLastError(), cudaSuccess);
+  std::vector<int> out(2 * n);
+  cudaMemcpy(out.data(), dout, out.size() * sizeof(int), cudaMemcpyDeviceToHost);
+  for (int i = 0; i < n; ++i) {
+    int8_t sa[4], sb[4];
+    uint8_t ua[4], ub[4];
+    memcpy(sa, &a[i], 4);
+    memcpy(sb, &b[i], 4);
+    memcpy(ua, &a[i], 4);
+    memcpy(ub, &b[i], 4);
+    int64_t s = c[i], u = static_cast<uint32_t>(c[i]);
+    for (int j = 0; j < 4; ++j) {
+      s += int64_t(sa[j]) * sb[j];
+      u += int64_t(ua[j]) * ub[j];
+    }
+    ck_assert_int_eq(out[2 * i], static_cast<int32_t>(static_cast<uint32_t>(s)));
+    ck_assert_int_eq(out[2 * i + 1], static_cast<int32_t>(static_cast<uint32_t>(u)));
+  }
+  ck_assert_int_eq(out[0], 4 * 128 * 128);
+  ck_assert_int_eq(out[2 * 3], static_cast<int>(0x7fffffffu + 4u * 128 * 128));  // wrapped past INT_MAX
+  cudaFree(da);
+  cudaFree(db);
+  cudaFree(dc);
+  cudaFree(dout);
 }
 END_TEST
 
@@ -835,6 +906,7 @@ int main(int argc, char** argv) {
       test_block_reduction_odd_size,
       test_warp_shuffles_and_votes,
       test_atomics,
+      test_dp4a,
       test_dynamic_shared_and_limits,
       test_3d_grid_covers_every_thread_once,
       test_invalid_launches,
