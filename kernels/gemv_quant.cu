@@ -68,9 +68,10 @@ __global__ void __launch_bounds__(kThreads) quantize_x_kernel(const float *x, in
     const float amax = warp_max(fabsf(v));
     int q = 0;
     float scale = 0.0f;
-    if (amax > 0.0f) {  // the same for every lane
-        const float inv = 127.0f / amax;
-        q = __float2int_rn(v * inv);
+    const float inv = 127.0f / amax;
+    if (amax > 0.0f && inv <= 3.4028235e38f) {  // the same for every lane; tiny or NaN blocks are zero
+        const float qv = v * inv;
+        q = qv == qv ? __float2int_rn(qv) : 0;
         scale = amax / 127.0f;
     }
     xq[size_t(job) * kBlock + size_t(lane)] = int8_t(q);

@@ -33,6 +33,8 @@ void store(void *base, DType dt, size_t i, float v)
     case DType::BF16: static_cast<uint16_t *>(base)[i] = f32_to_bf16(v); break;
     case DType::F16: static_cast<uint16_t *>(base)[i] = f32_to_f16(v); break;
     case DType::I32: static_cast<int32_t *>(base)[i] = int32_t(v); break;
+    case DType::Q8:
+    case DType::Q4: break;  // quantized operands are made by quantize_rows, never stored element-wise
     }
 }
 
@@ -43,6 +45,8 @@ void store_nan(void *base, DType dt, size_t i)
     case DType::BF16: static_cast<uint16_t *>(base)[i] = 0x7fc0; break;
     case DType::F16: static_cast<uint16_t *>(base)[i] = 0x7e00; break;
     case DType::I32: static_cast<int32_t *>(base)[i] = -1; break;
+    case DType::Q8:
+    case DType::Q4: break;
     }
 }
 

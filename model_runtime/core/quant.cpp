@@ -197,13 +197,16 @@ void quantize_x_block(const float *x, int64_t n, int8_t q[32], float &scale)
 {
     float amax = 0.0f;
     for (int64_t i = 0; i < n; i++) amax = std::max(amax, std::fabs(x[i]));
-    if (!(amax > 0.0f)) {
+    const float inv = 127.0f / amax;
+    if (!(amax > 0.0f) || !(inv <= 3.4028235e38f)) {  // zero, or so small that 127 / amax overflows
         std::fill(q, q + 32, int8_t(0));
         scale = 0.0f;
         return;
     }
-    const float inv = 127.0f / amax;
-    for (int64_t i = 0; i < 32; i++) q[i] = i < n ? int8_t(std::nearbyint(x[i] * inv)) : int8_t(0);
+    for (int64_t i = 0; i < 32; i++) {
+        const float v = i < n ? x[i] * inv : 0.0f;
+        q[i] = v == v ? int8_t(std::nearbyint(v)) : int8_t(0);  // a NaN activation counts as 0
+    }
     scale = amax / 127.0f;
 }
 

@@ -65,7 +65,8 @@ float quant_elem(const Tensor &t, int64_t r, int64_t c);
 
 // One 32-wide block of an activation row (n <= 32 values, zero past n) to
 // int8: amax = max |x|, q = round-to-nearest-even(x * (127 / amax)), scale =
-// amax / 127, both factors computed in float; all zero when amax is 0.
+// amax / 127, both factors computed in float; all zero when amax is 0 or so
+// small (< ~3.7e-37) that 127 / amax overflows; a NaN value gives q = 0.
 // Kernels must produce exactly these q and scale.
 void quantize_x_block(const float *x, int64_t n, int8_t q[32], float &scale);
 
