@@ -3,9 +3,11 @@
 # stage took. Usage: scripts/run-tests.sh [test|check]
 #   test (make test, the default): every stage: release build; the kernels
 #     through the real nvcc; unit, golden, CLI and daemon suites (CTest, in
-#     parallel); the nginx integration suite; vlm-bulk against the make-run
-#     stack; the browser stage (Debian's Chromium through a real WordPress and
-#     the demo page, on the same make-run stack); the fuzz stage (every
+#     parallel); the Q8/Q4 weights' error against ggml's q8_0/q4_0 on the
+#     fixture models (tests/quant); the nginx integration suite; vlm-bulk
+#     against the make-run stack; the browser stage (Debian's Chromium
+#     through a real WordPress and the demo page, on the same make-run
+#     stack); the fuzz stage (every
 #     libFuzzer target built and run for a fixed number of inputs); then the
 #     sanitizer (ASan+UBSan) build with the same CTest suites and the
 #     integration suite against the sanitized module and vlmd.
@@ -96,6 +98,9 @@ if [ $mode = test ] && ls kernels/*.cu >/dev/null 2>&1; then
     stage "nvcc sm_80/89/90 + cuobjdump" sh scripts/check-nvcc.sh "$BUILD/release"
 fi
 stage "unit, golden, CLI, daemon suites" run_ctest "$BUILD/release"
+if [ $mode = test ] && [ -f tests/quant/run.sh ]; then
+    stage "quant error: vlm vs ggml (gguf)" env VLM_BIN_DIR="$PWD/$BUILD/bin" sh tests/quant/run.sh
+fi
 if [ -f tests/integration/run.sh ]; then
     stage "integration (nginx, Redis, vlmd)" sh scripts/run-integration.sh
 fi
