@@ -153,11 +153,11 @@ public:
     void release_weight(Tensor &t) override { t = Tensor{}; }
 
     // supports(): the default (F32/BF16/F16 weights, any head_dim), and
-    // matmul on Q8/Q4 weights. recover(): the default (nothing on the host
+    // matmul and embed on Q8/Q4 weights (embed widens each row's blocks). recover(): the default (nothing on the host
     // can fail half-way).
     bool supports(const OpQuery &q) const override
     {
-        if (q.op == Op::Matmul && dtype_is_quantized(q.dtype)) return true;
+        if ((q.op == Op::Matmul || q.op == Op::Embed) && dtype_is_quantized(q.dtype)) return true;
         return Backend::supports(q);
     }
     // vdpbf16ps rounds x to bf16: the GEMM (n > kSmallN, even k) and the

@@ -241,6 +241,7 @@ vlm::WeightRole role_of_name(const std::string &name, const vlm::TensorView &v)
 {
     if (v.shape.size() != 2) return vlm::WeightRole::Other;
     if (name == "lm_head.weight") return vlm::WeightRole::LmHead;
+    if (name.find("embed_tokens.weight") != std::string::npos) return vlm::WeightRole::Embedding;
     const PartTag tag = tag_of_name(name);
     const bool linear = name.size() > 12 && name.compare(name.size() - 12, 12, "_proj.weight") == 0;
     if (tag.part == Part::TextLayer && linear) return vlm::WeightRole::TextLinear;

@@ -202,7 +202,11 @@ bool check_elementwise(const char *an, const Tensor &a, const char *bn, const Te
 
 bool check_embed(const Tensor &table, const int32_t *ids, int64_t n, const Tensor &y, std::string &why)
 {
-    if (!layout_ok("table", table, why) || !is_f32("y", y, why)) return false;
+    if (!layout_ok("table", table, why) || !quant_layout_ok(table, why) || !is_f32("y", y, why)) return false;
+    if (dtype_is_quantized(table.dtype) && overlaps_quant(y, table)) {
+        why = "y " + describe(y) + " overlaps table " + describe(table);
+        return false;
+    }
     if (n < 0 || !shape_is("y", y, n, table.cols, why) || !host_array("ids", ids, n, why)) {
         if (n < 0) why = "n " + num(n) + " is negative";
         return false;
@@ -212,7 +216,7 @@ bool check_embed(const Tensor &table, const int32_t *ids, int64_t n, const Tenso
             why = "ids[" + num(i) + "] = " + num(ids[i]) + " is outside table " + describe(table);
             return false;
         }
-    return no_overlap("y", y, "table", table, false, why);
+    return dtype_is_quantized(table.dtype) || no_overlap("y", y, "table", table, false, why);
 }
 
 bool check_rope_text(const Tensor &x, const int32_t *positions, const TextRopeParams &p, std::string &why)

@@ -55,8 +55,14 @@ bool AdoptedWeights::adopt_linear(const TensorView *view, int64_t rows, int64_t 
         err = "model: a required weight is missing";
         return false;
     }
-    const DType dt = planned_dtype(plan_, role, view->dtype);
+    DType dt = planned_dtype(plan_, role, view->dtype);
+    if (role == WeightRole::Embedding && !backend_->supports({Op::Embed, dt, 0})) dt = view->dtype;
     if (!dtype_is_quantized(dt)) return adopt(view, rows, cols, out, err);
+    for (const Entry &e : entries_)
+        if (e.source == view->data && e.t.dtype == dt && e.t.rows == rows && e.t.cols == cols) {
+            out = e.t;
+            return true;
+        }
     if (rows <= 0 || cols <= 0 || view->numel() != rows * cols) return adopt(view, rows, cols, out, err);
     if (view->dtype != DType::F32 && view->dtype != DType::BF16 && view->dtype != DType::F16) {
         err = "model: weight " + view->name + " in " + view->file + " is " + dtype_name(view->dtype) +
@@ -70,7 +76,7 @@ bool AdoptedWeights::adopt_linear(const TensorView *view, int64_t rows, int64_t 
             err = "model: backend could not place quantized weight " + view->name;
             return false;
         }
-        entries_.push_back({cached, t, true});
+        entries_.push_back({cached, t, true, view->data});
         quantized_bytes_ += bytes;
         cached_count_++;
         out = t;
@@ -108,7 +114,7 @@ bool AdoptedWeights::adopt_linear(const TensorView *view, int64_t rows, int64_t 
     const uintptr_t lo = (reinterpret_cast<uintptr_t>(view->data) + page - 1) / page * page;
     const uintptr_t hi = (reinterpret_cast<uintptr_t>(view->data) + view->nbytes) / page * page;
     if (hi > lo) madvise(reinterpret_cast<void *>(lo), hi - lo, MADV_DONTNEED);
-    entries_.push_back({host.get(), t, true});
+    entries_.push_back({host.get(), t, true, view->data});
     made_.push_back({view->name, dt, rows, cols, host.get()});
     quantized_.push_back(std::move(host));
     quantized_bytes_ += bytes;

@@ -41,9 +41,10 @@ public:
     // naming the tensor.
     bool adopt(const TensorView *view, int64_t rows, int64_t cols, Tensor &out,
                std::string &err);
-    // A matrix for matmul, in the dtype the plan gives `role`: as adopt(),
-    // or quantized from the view (threads over rows) into host memory this
-    // store keeps, then adopted from there.
+    // A matrix for matmul (or the embedding table), in the dtype the plan
+    // gives `role`: as adopt(), or quantized from the view (threads over
+    // rows) into host memory this store keeps, then adopted from there; a
+    // view quantized before (tied lm_head and embedding) is reused.
     bool adopt_linear(const TensorView *view, int64_t rows, int64_t cols, WeightRole role, Tensor &out,
                       std::string &err);
     // Bytes of quantized copies made so far (host memory held for them).
@@ -62,6 +63,7 @@ private:
         const void *host;   // nullptr for uploaded copies
         Tensor      t;
         bool        adopted;
+        const void *source = nullptr;  // quantized copies: the checkpoint bytes they were made from
     };
     Backend           *backend_;
     std::vector<Entry> entries_;

@@ -40,7 +40,7 @@ bool TextDecoder::init(Backend &backend, const ModelConfig &mcfg,
     for (int i = 0; i < 3; ++i) rope_.section[i] = c.mrope_section[i];
 
     const int64_t d = c.hidden_size, inter = c.intermediate_size;
-    if (!store.adopt(w.embed, c.vocab_size, d, embed_, err) ||
+    if (!store.adopt_linear(w.embed, c.vocab_size, d, WeightRole::Embedding, embed_, err) ||
         !store.adopt_row(w.norm, norm_, err) ||
         !store.adopt_linear(w.lm_head, c.vocab_size, d, WeightRole::LmHead, lm_head_, err))
         return false;

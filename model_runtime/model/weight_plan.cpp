@@ -38,7 +38,7 @@ DType planned_dtype(const WeightPlan &plan, WeightRole role, DType stored)
 {
     if (!plan.quantized()) return stored;
     const bool covered = role == WeightRole::TextLinear || (role == WeightRole::VisionLinear && plan.vision) ||
-                         (role == WeightRole::LmHead && plan.lm_head);
+                         ((role == WeightRole::LmHead || role == WeightRole::Embedding) && plan.lm_head);
     return covered ? weight_format_dtype(plan.format) : stored;
 }
 
@@ -49,9 +49,10 @@ size_t planned_weight_bytes(const ModelWeights &w, const WeightPlan &plan)
     auto add = [&](const TensorView *v, WeightRole role) {
         if (!v) return;
         const DType dt = planned_dtype(plan, role, v->dtype);
-        if (dtype_is_quantized(dt)) {
+        if (dtype_is_quantized(dt)) {  // a tied lm_head and embedding share one quantized copy
             const int64_t rows = v->shape.empty() ? 1 : v->shape[0];
-            total += quant_tensor_bytes(dt, rows, v->numel() / rows);
+            if (seen.insert(static_cast<const char *>(v->data) + 1).second)
+                total += quant_tensor_bytes(dt, rows, v->numel() / rows);
             return;
         }
         if (seen.insert(v->data).second) total += v->nbytes;
@@ -67,7 +68,7 @@ size_t planned_weight_bytes(const ModelWeights &w, const WeightPlan &plan)
         for (const TensorView *v : {b.qkv, b.proj, b.gate, b.up, b.down}) add(v, WeightRole::VisionLinear);
     }
     const TextWeights &tw = w.text;
-    add(tw.embed, WeightRole::Other);
+    add(tw.embed, WeightRole::Embedding);
     add(tw.norm, WeightRole::Other);
     add(tw.lm_head, WeightRole::LmHead);
     for (const TextLayerWeights &l : tw.layers) {

@@ -2,8 +2,10 @@
 // at load (`weights = bf16 | int8 | int4`): the checkpoint's own dtype, or
 // quantized from it (core/quant.h) with no conversion step. Which weights a
 // quantized plan covers: the text decoder's linear layers always; the vision
-// encoder's linear layers (and merger) and the lm_head each by option.
-// Norms, biases, embeddings and the convolutions stay as stored.
+// encoder's linear layers (and merger) by option, and the vocabulary
+// matrices (lm_head and token embedding table) by option, the embedding only
+// on backends whose embed op reads quantized tables (cpu). Norms, biases,
+// the position tables and the convolutions stay as stored.
 #pragma once
 
 #include "core/backend.h"
@@ -24,7 +26,7 @@ DType       weight_format_dtype(WeightFormat f);  // Q8, Q4; the stored dtype ma
 struct WeightPlan {
     WeightFormat format = WeightFormat::Stored;
     bool         vision = false;   // also quantize the vision tower's linear layers
-    bool         lm_head = false;  // also quantize the lm_head (an untied copy when tied)
+    bool         lm_head = false;  // also quantize the lm_head and the token embedding table
     int          threads = 0;      // quantizer threads; 0: one per online CPU
     // Where quantized copies are kept between runs (model/quant_cache.h);
     // empty: quantize at every load.
@@ -34,7 +36,7 @@ struct WeightPlan {
 };
 
 // Which kind of weight a matrix is, for the plan.
-enum class WeightRole { TextLinear, VisionLinear, LmHead, Other };
+enum class WeightRole { TextLinear, VisionLinear, LmHead, Embedding, Other };
 
 // The dtype `role` is held in under `plan`: `stored` or the plan's format.
 DType planned_dtype(const WeightPlan &plan, WeightRole role, DType stored);
