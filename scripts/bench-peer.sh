@@ -29,7 +29,8 @@
 # Environment: BUILD (build), THREADS (0 = all CPUs, as vlm's bench), MODEL_DIR
 # (build/bench-model), BANDWIDTH_GBS / BF16_PEAK_GFLOPS (bench-ops' measurements:
 # adds the floor columns), PEER_FORMATS (bf16 q8_0 q4_0), PEER_REPS (llama-bench
-# repetitions, 5), LLAMA_PY_VERSION (0.3.36: llama.cpp 0c1e570, ggml 0.25.3, with
+# repetitions, 5), PEER_QUANT_ARGS (extra llama-quantize options, e.g. --pure: every
+# matrix in the named type; by default output.weight becomes q6_K), LLAMA_PY_VERSION (0.3.36: llama.cpp 0c1e570, ggml 0.25.3, with
 # GLM-4.6V support).
 set -eu
 
@@ -43,6 +44,7 @@ BANDWIDTH_GBS=${BANDWIDTH_GBS:-}
 BF16_PEAK_GFLOPS=${BF16_PEAK_GFLOPS:-}
 PEER_FORMATS=${PEER_FORMATS:-bf16 q8_0 q4_0}
 PEER_REPS=${PEER_REPS:-5}
+PEER_QUANT_ARGS=${PEER_QUANT_ARGS:-}
 MODE=${1:-all}
 case $MODE in prepare | run | all) ;; *) echo "usage: $0 [prepare|run|all]" >&2; exit 2 ;; esac
 
@@ -101,7 +103,7 @@ prepare() {
         say "3/6 build: $TARGETS present, skipped"
     else
         t=$(now)
-        say "3/6 build:$missing (nice 19; about an hour on 2 busy cores the first time; log $PEER/build.log)"
+        say "3/6 build:$missing (nice 19; about 25 min on 2 busy cores the first time; log $PEER/build.log)"
         # shellcheck disable=SC2086
         nice -n 19 ninja -C "$LBUILD" -j "$(nproc)" ggml $TARGETS >"$PEER/build.log" 2>&1 ||
             { tail -30 "$PEER/build.log" >&2; exit 1; }
@@ -147,7 +149,7 @@ prepare() {
         say "6/6 model: $MODEL_DIR missing: run mkmodel first (scripts/bench.sh does)" >&2
         exit 1
     fi
-    stamp=$(cat "$MODEL_DIR/mkmodel.stamp" 2>/dev/null || echo none)
+    stamp="$(cat "$MODEL_DIR/mkmodel.stamp" 2>/dev/null || echo none) quantize:$PEER_QUANT_ARGS"
     if [ -f "$GGUF/source.stamp" ] && [ "$(cat "$GGUF/source.stamp")" = "$stamp" ]; then
         say "6/6 model: GGUF files of this model present, skipped"
     else
@@ -168,7 +170,8 @@ prepare() {
         fi
         for q in q8_0 q4_0; do
             say "6/6 model: llama-quantize $q"
-            nice -n 19 "$LBIN/llama-quantize" "$GGUF/bench-bf16.gguf" "$GGUF/bench-$q.gguf" "$(echo "$q" | tr '[:lower:]' '[:upper:]')" \
+            # shellcheck disable=SC2086
+            nice -n 19 "$LBIN/llama-quantize" $PEER_QUANT_ARGS "$GGUF/bench-bf16.gguf" "$GGUF/bench-$q.gguf" "$(echo "$q" | tr '[:lower:]' '[:upper:]')" \
                 "$(nproc)" >"$PEER/quantize-$q.log" 2>&1 || { tail -20 "$PEER/quantize-$q.log" >&2; exit 1; }
         done
         echo "$stamp" >"$GGUF/source.stamp"

@@ -197,11 +197,6 @@ printf ' %-38s %s tok/s (median %s), %s GB/token, %s GB/s = %s%% of bandwidth (t
 printf ' %-38s %s tok/s (median %s), %s GFLOP/s = %s%% of bf16 peak\n' \
     "prefill, $(val prefill_tokens) tokens" "$(val prefill_tok_s)" "$(val prefill_tok_s_median)" \
     "$(val prefill_gflops)" "$(val prefill_peak_pct)"
-for s in 448 1024; do
-    printf ' %-38s %s images/s (median %s), %s GFLOP/s = %s%% of bf16 peak\n' \
-        "vision ${s}x${s} (grid $(val vision${s}_grid))" "$(val vision${s}_img_s)" \
-        "$(val vision${s}_img_s_median)" "$(val vision${s}_gflops)" "$(val vision${s}_peak_pct)"
-done
 if [ -z "$peer_note" ]; then
     line=""; pline=""
     for f in bf16 q8_0 q4_0; do
@@ -211,6 +206,11 @@ if [ -z "$peer_note" ]; then
     printf ' %-38s %s tok/s (%% of bandwidth)\n' "llama.cpp decode (llama-bench tg64)" "$line"
     printf ' %-38s %s tok/s\n' "llama.cpp prefill (llama-bench pp512)" "$pline"
 fi
+for s in 448 1024; do
+    printf ' %-38s %s images/s (median %s), %s GFLOP/s = %s%% of bf16 peak\n' \
+        "vision ${s}x${s} (grid $(val vision${s}_grid))" "$(val vision${s}_img_s)" \
+        "$(val vision${s}_img_s_median)" "$(val vision${s}_gflops)" "$(val vision${s}_peak_pct)"
+done
 echo " -- extrapolated to the full model ($(val full_text_layers) text layers, $(val full_vision_depth) vision blocks):"
 echo "    measured time per layer x layers + measured fixed parts (embedding, lm_head, merger)"
 printf ' %-38s %s tok/s (bandwidth bound %s tok/s)\n' "decode, batch 1" "$(val decode_full_tok_s)" \

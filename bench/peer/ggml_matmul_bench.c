@@ -62,6 +62,13 @@ static void evict_caches(void)
     sink += s;
 }
 
+// ggml's info lines ("repack: repack tensor w ...") would interleave with ours.
+static void quiet_log(enum ggml_log_level level, const char *text, void *user)
+{
+    (void)user;
+    if (level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -176,6 +183,7 @@ int main(int argc, char **argv)
         i++;
     }
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    ggml_log_set(quiet_log, NULL);
 
     ggml_backend_t backend = ggml_backend_cpu_init();
     if (!backend) { fprintf(stderr, "ggml-matmul-bench: no CPU backend\n"); return 1; }
