@@ -11,7 +11,13 @@
 #      client beside a heavy one) and the nginx benches (cache hit, module
 #      overhead, hostile JSON bodies),
 #   6. prints one summary table. Full outputs stay in build/bench-logs/.
-# Environment: BUILD (default build), THREADS (default: all CPUs).
+# Beside vlm, at the same thread count and in the same run, the peer:
+# scripts/bench-peer.sh builds llama.cpp from PyPI's llama-cpp-python source
+# package into build/peer/ (first time: long), converts the benchmark model to
+# GGUF bf16 / q8_0 / q4_0 before the timed stages ("peer prepare"), then after
+# bench-model times ggml's matmul and llama.cpp's decode and prefill ("peer").
+# PEER=0 skips it; a failed peer build is reported and skipped.
+# Environment: BUILD (default build), THREADS (default: all CPUs), PEER (1).
 set -eu
 
 BUILD=${BUILD:-build}
@@ -19,6 +25,7 @@ BIN=$BUILD/bin
 MODEL_DIR=$BUILD/bench-model
 LOGS=$BUILD/bench-logs
 THREADS=${THREADS:-0}
+PEER=${PEER:-1}
 
 for tool in mkmodel bench-ops bench-model bench-daemon bench-sched bench-jinja vlmd vlm-run; do
     if [ ! -x "$BIN/$tool" ]; then
@@ -40,6 +47,22 @@ t0=$(now)
 "$BIN/mkmodel" --out "$MODEL_DIR" --text-layers 2 --vision-depth 2 --seed 1 --if-changed
 t_model=$(elapsed "$t0")
 echo "bench: stage model: $t_model s"
+
+# ---- 1b. the peer: build llama.cpp, convert and quantize the model (no timing) ----
+t0=$(now)
+peer_ok=0
+peer_note="PEER=0: not run"
+if [ "$PEER" != 0 ]; then
+    echo "bench: peer prepare: llama.cpp from PyPI's source package into $BUILD/peer/ (PEER=0 skips)"
+    ok_file=$LOGS/bench-peer-prepare.ok
+    rm -f "$ok_file"
+    (if BUILD=$BUILD MODEL_DIR=$MODEL_DIR sh scripts/bench-peer.sh prepare 2>&1; then echo 1 >"$ok_file"
+     else echo 0 >"$ok_file"; fi) | tee "$LOGS/bench-peer-prepare.txt"
+    peer_ok=$(cat "$ok_file" 2>/dev/null || echo 0)
+    [ "$peer_ok" = 1 ] || peer_note="peer build/convert failed, skipped (see $LOGS/bench-peer-prepare.txt)"
+fi
+t_peer_prep=$(elapsed "$t0")
+echo "bench: stage peer prepare: $t_peer_prep s"
 
 # ---- 2. machine limits and matmul ----
 t0=$(now)
@@ -84,6 +107,29 @@ cat "$LOGS/bench-model.txt"
 t_run=$(elapsed "$t0")
 echo "bench: stage bench-model: $t_run s"
 
+# ---- 3b. the peer, timed at vlm's thread count with bench-ops' limits ----
+t0=$(now)
+: >"$LOGS/bench-peer.txt"
+if [ "$peer_ok" = 1 ]; then
+    vlm_threads=$(awk '$1 == "BENCH" { for (i = 2; i <= NF; i++) { split($i, kv, "=");
+        if (kv[1] == "threads") r = kv[2] } } END { print r }' "$LOGS/bench-model.txt")
+    [ -n "$vlm_threads" ] || vlm_threads=$THREADS
+    # bench-model's limits: bench-ops' when it ran, else measured by bench-model (AVX2-only hosts)
+    peer_bw=$(awk '$1 == "BENCH" { for (i = 2; i <= NF; i++) { split($i, kv, "=");
+        if (kv[1] == "bandwidth_gbs") r = kv[2] } } END { print r }' "$LOGS/bench-model.txt")
+    [ -n "$peer_bw" ] || peer_bw=$bw
+    if BUILD=$BUILD MODEL_DIR=$MODEL_DIR THREADS=$vlm_threads BANDWIDTH_GBS=$peer_bw BF16_PEAK_GFLOPS=$bf16 \
+            sh scripts/bench-peer.sh run >"$LOGS/bench-peer.txt" 2>&1; then
+        peer_note=""
+    else
+        peer_note="peer timing failed (see $LOGS/bench-peer.txt)"
+    fi
+    echo
+    cat "$LOGS/bench-peer.txt"
+fi
+t_peer=$(elapsed "$t0")
+echo "bench: stage peer: $t_peer s"
+
 # ---- 4. the chat template (tiny-flash's directory: its chat_template.jinja) ----
 t0=$(now)
 jinja_ok=1
@@ -120,6 +166,30 @@ printf ' %-38s %s GFLOP/s\n' "fp32 FMA peak" "$(val fp32_peak_gflops)"
 for n in 1 8 512; do
     printf ' %-38s %s\n' "bf16 matmul 4096x14336, n=$n" "$(matmul_row "$n")"
 done
+# ggml's rows: the weight layout llama.cpp loads a model with (repacked where
+# ggml's CPU backend repacks that type, else plain).
+peer() {   # $1 = kind, $2 = fmt, $3 = n ("" = any), $4 = key: value of the PEER line ("-" when absent)
+    awk -v kind="$1" -v fmt="$2" -v n="$3" -v key="$4" '$1 == "PEER" && $2 == kind {
+            delete kv; for (i = 3; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
+            if (kv["fmt"] != fmt || (n != "" && kv["n"] != n)) next
+            if (kv["layout"] == "repack") { rep = kv[key]; has_rep = 1 } else if (!has_rep) plain = kv[key] }
+        END { r = has_rep ? rep : plain; print (r == "" ? "-" : r) }' "$LOGS/bench-peer.txt"
+}
+peer_layout() {   # $1 = fmt
+    if grep -q "^PEER matmul fmt=$1 layout=repack" "$LOGS/bench-peer.txt"; then echo " repacked"; fi
+}
+if [ -z "$peer_note" ]; then
+    echo " -- ggml / llama.cpp $(peer decode bf16 "" build), this run, $(peer matmul bf16 1 threads) threads as vlm (% of the byte floor)"
+    for n in 1 8 512; do
+        line=""
+        for f in bf16 q8_0 q4_0; do
+            line="$line${line:+, }$f$(peer_layout $f) $(peer matmul $f $n ms) ms ($(peer matmul $f $n floor_pct)%)"
+        done
+        printf ' %-38s %s\n' "ggml matmul 4096x14336, n=$n" "$line"
+    done
+else
+    echo " -- ggml / llama.cpp: $peer_note"
+fi
 echo " -- benchmark model: $(val text_layers) text layers, $(val vision_depth) vision blocks (real shapes)"
 printf ' %-38s %s tok/s (median %s), %s GB/token, %s GB/s = %s%% of bandwidth (target >= 85%%)\n' \
     "decode, batch 1" "$(val decode_tok_s)" "$(val decode_tok_s_median)" "$(val decode_gb_per_tok)" \
@@ -127,6 +197,15 @@ printf ' %-38s %s tok/s (median %s), %s GB/token, %s GB/s = %s%% of bandwidth (t
 printf ' %-38s %s tok/s (median %s), %s GFLOP/s = %s%% of bf16 peak\n' \
     "prefill, $(val prefill_tokens) tokens" "$(val prefill_tok_s)" "$(val prefill_tok_s_median)" \
     "$(val prefill_gflops)" "$(val prefill_peak_pct)"
+if [ -z "$peer_note" ]; then
+    line=""; pline=""
+    for f in bf16 q8_0 q4_0; do
+        line="$line${line:+, }$f $(peer decode $f "" tok_s) ($(peer decode $f "" bw_pct)%)"
+        pline="$pline${pline:+, }$f $(peer prefill $f "" tok_s)"
+    done
+    printf ' %-38s %s tok/s (%% of bandwidth)\n' "llama.cpp decode (llama-bench tg64)" "$line"
+    printf ' %-38s %s tok/s\n' "llama.cpp prefill (llama-bench pp512)" "$pline"
+fi
 for s in 448 1024; do
     printf ' %-38s %s images/s (median %s), %s GFLOP/s = %s%% of bf16 peak\n' \
         "vision ${s}x${s} (grid $(val vision${s}_grid))" "$(val vision${s}_img_s)" \
@@ -240,5 +319,5 @@ printf ' %-38s answer <= %s ms (worker CPU <= %s ms), peak <= %s MB, kept <= %s 
 echo " -- prompt (alt text: system + image + text, thinking off; thread CPU time)"
 printf ' %-38s %s us per render (target < 50 us); %s us for the prompt ids (+ tokenize, 256 image tokens)\n' \
     "chat template render" "$(jval prompt_render_us)" "$(jval prompt_ids_us)"
-echo " stage times: model $t_model s, bench-ops $t_ops s, bench-model $t_run s, bench-jinja $t_jinja s, daemon $t_daemon s, sched $t_sched s, nginx $t_nginx s"
+echo " stage times: model $t_model s, peer prepare $t_peer_prep s, bench-ops $t_ops s, bench-model $t_run s, peer $t_peer s, bench-jinja $t_jinja s, daemon $t_daemon s, sched $t_sched s, nginx $t_nginx s"
 echo "==================================================================================="
