@@ -27,7 +27,7 @@ LOGS=$BUILD/bench-logs
 THREADS=${THREADS:-0}
 PEER=${PEER:-1}
 
-for tool in mkmodel bench-ops bench-model bench-daemon bench-sched bench-jinja vlmd vlm-run; do
+for tool in mkmodel bench-ops bench-quant bench-model bench-daemon bench-sched bench-jinja vlmd vlm-run; do
     if [ ! -x "$BIN/$tool" ]; then
         echo "bench: $BIN/$tool is missing; run 'make bench' (it builds first)" >&2
         exit 1
@@ -106,6 +106,23 @@ echo
 cat "$LOGS/bench-model.txt"
 t_run=$(elapsed "$t0")
 echo "bench: stage bench-model: $t_run s"
+
+# ---- 3a. quantized weights (int8, int4): products against their byte floors,
+# then the model with the text decoder, vision tower and vocabulary matrices
+# quantized (the plan that fits the full model in 11 / 7 GB), no vision ----
+t0=$(now)
+"$BIN/bench-quant" $ops_args >"$LOGS/bench-quant.txt" 2>&1 || echo "bench: bench-quant failed (see $LOGS/bench-quant.txt)" >&2
+cat "$LOGS/bench-quant.txt"
+for fmt in int8 int4; do
+    if ! "$BIN/bench-model" "$@" --weights "$fmt" --quantize-vision --quantize-lm-head --no-vision \
+            >"$LOGS/bench-model-$fmt.txt" 2>&1; then
+        cat "$LOGS/bench-model-$fmt.txt"
+        echo "bench: bench-model --weights $fmt failed (see $LOGS/bench-model-$fmt.txt)" >&2
+    fi
+    grep -E '^(weights|model):|tok/s best' "$LOGS/bench-model-$fmt.txt" || true
+done
+t_quant=$(elapsed "$t0")
+echo "bench: stage quantized weights: $t_quant s"
 
 # ---- 3b. the peer, timed at vlm's thread count with bench-ops' limits ----
 t0=$(now)
@@ -190,6 +207,19 @@ if [ -z "$peer_note" ]; then
 else
     echo " -- ggml / llama.cpp: $peer_note"
 fi
+qval() {   # $1 = fmt, $2 = key: BENCH value of bench-model --weights fmt ("-" when absent)
+    awk -v k="$2" '$1 == "BENCH" { for (i = 2; i <= NF; i++) { split($i, kv, "=");
+        if (kv[1] == k) r = kv[2] } } END { print (r == "" ? "-" : r) }' "$LOGS/bench-model-$1.txt" 2>/dev/null || echo -
+}
+quant_row() {   # $1 = Q8|Q4, $2 = n: "ms (eff of byte floor, x bf16)"
+    awk -v f="$1" -v n="$2" '$1 == f && $2 == n { printf "%s ms (%s of its byte floor%s)", $3, $6, ($7 != "" ? ", " $7 " " $8 : ""); exit }' \
+        "$LOGS/bench-quant.txt"
+}
+for n in 1 8 512; do
+    printf ' %-38s bf16 %s ms; int8 %s; int4 %s\n' "vlm matmul 4096x14336, n=$n" \
+        "$(awk -v n="$n" '$1 == "BF16" && $2 == n { print $3; exit }' "$LOGS/bench-quant.txt")" \
+        "$(quant_row Q8 "$n")" "$(quant_row Q4 "$n")"
+done
 echo " -- benchmark model: $(val text_layers) text layers, $(val vision_depth) vision blocks (real shapes)"
 printf ' %-38s %s tok/s (median %s), %s GB/token, %s GB/s = %s%% of bandwidth (target >= 85%%)\n' \
     "decode, batch 1" "$(val decode_tok_s)" "$(val decode_tok_s_median)" "$(val decode_gb_per_tok)" \
@@ -197,6 +227,12 @@ printf ' %-38s %s tok/s (median %s), %s GB/token, %s GB/s = %s%% of bandwidth (t
 printf ' %-38s %s tok/s (median %s), %s GFLOP/s = %s%% of bf16 peak\n' \
     "prefill, $(val prefill_tokens) tokens" "$(val prefill_tok_s)" "$(val prefill_tok_s_median)" \
     "$(val prefill_gflops)" "$(val prefill_peak_pct)"
+for fmt in int8 int4; do
+    printf ' %-38s decode %s tok/s (median %s; %sx bf16), %s GB/token = %s%% of bandwidth; prefill %s tok/s\n' \
+        "weights $fmt (+vision, lm_head, embed)" "$(qval $fmt decode_tok_s)" "$(qval $fmt decode_tok_s_median)" \
+        "$(awk -v a="$(qval $fmt decode_tok_s_median)" -v b="$(val decode_tok_s_median)" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')" \
+        "$(qval $fmt decode_gb_per_tok)" "$(qval $fmt decode_bw_pct)" "$(qval $fmt prefill_tok_s)"
+done
 if [ -z "$peer_note" ]; then
     line=""; pline=""
     for f in bf16 q8_0 q4_0; do
@@ -257,6 +293,14 @@ else
     echo "bench: bench-daemon failed (see $LOGS/bench-daemon.txt)" >&2
     daemon="{}"
 fi
+if "$BIN/bench-daemon" --model "$DAEMON_MODEL" --vlmd "$BIN/vlmd" --threads "$THREADS" --weights int4 \
+        --max-tokens 32 --seconds 20 >"$LOGS/bench-daemon-int4.txt" 2>&1; then
+    daemon_int4=$(tail -1 "$LOGS/bench-daemon-int4.txt")
+else
+    cat "$LOGS/bench-daemon-int4.txt"
+    echo "bench: bench-daemon --weights int4 failed (see $LOGS/bench-daemon-int4.txt)" >&2
+    daemon_int4="{}"
+fi
 t_daemon=$(elapsed "$t0")
 
 # Scheduling: what a heavy client costs a small one on vlmd (tiny model, so
@@ -294,6 +338,12 @@ t16=$(json_num tokens_per_s_by_clients.16)
 echo " -- serving (vlmd on the benchmark model, 32-token answers; nginx with the tiny model)"
 printf ' %-38s %s / %s / %s tok/s (16 vs 1: %sx, target >= 6x)\n' "aggregate at 1 / 4 / 16 clients" \
     "$t1" "$t4" "$t16" "$(awk -v a="$t16" -v b="$t1" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }')"
+q1=$(json_in "$daemon_int4" tokens_per_s_by_clients.1); q4=$(json_in "$daemon_int4" tokens_per_s_by_clients.4)
+q16=$(json_in "$daemon_int4" tokens_per_s_by_clients.16)
+printf ' %-38s %s / %s / %s tok/s (int4 text decoder vs bf16: %sx at 1 client, %sx at 16)\n' \
+    "  the same, weights int4" "$q1" "$q4" "$q16" \
+    "$(awk -v a="$q1" -v b="$t1" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')" \
+    "$(awk -v a="$q16" -v b="$t16" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
 printf ' %-38s %s us ping, %s ms per tiny request over the model alone\n' "protocol round trip" \
     "$(json_num ping_rtt_us_p50)" "$(json_num protocol_overhead_ms)"
 for sc in images flood; do
@@ -319,5 +369,6 @@ printf ' %-38s answer <= %s ms (worker CPU <= %s ms), peak <= %s MB, kept <= %s 
 echo " -- prompt (alt text: system + image + text, thinking off; thread CPU time)"
 printf ' %-38s %s us per render (target < 50 us); %s us for the prompt ids (+ tokenize, 256 image tokens)\n' \
     "chat template render" "$(jval prompt_render_us)" "$(jval prompt_ids_us)"
-echo " stage times: model $t_model s, peer prepare $t_peer_prep s, bench-ops $t_ops s, bench-model $t_run s, peer $t_peer s, bench-jinja $t_jinja s, daemon $t_daemon s, sched $t_sched s, nginx $t_nginx s"
+echo " -- full model, weights held (extrapolated per layer): bf16 $(val full_weight_gb) GB, int8 $(qval int8 full_weight_gb) GB, int4 $(qval int4 full_weight_gb) GB; decode bf16 $(val decode_full_tok_s), int8 $(qval int8 decode_full_tok_s), int4 $(qval int4 decode_full_tok_s) tok/s"
+echo " stage times: model $t_model s, peer prepare $t_peer_prep s, bench-ops $t_ops s, bench-model $t_run s, quantized $t_quant s, peer $t_peer s, bench-jinja $t_jinja s, daemon $t_daemon s, sched $t_sched s, nginx $t_nginx s"
 echo "==================================================================================="
