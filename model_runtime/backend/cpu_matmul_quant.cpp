@@ -16,11 +16,13 @@ void QuantXBuffers::reserve(int64_t n, int64_t nb, QuantizedX &qx)
     if (q.size() < blocks * 32) q.resize(blocks * 32);  // grow only: reused across calls
     if (scale.size() < blocks) scale.resize(blocks);
     if (offset.size() < blocks * 16) offset.resize(blocks * 16);
+    if (sum8.size() < blocks) sum8.resize(blocks);
     qx.n = n;
     qx.nb = nb;
     qx.q = q.data();
     qx.scale = scale.data();
     qx.offset = offset.data();
+    qx.sum8 = sum8.data();
 }
 
 void quantize_x_rows(const MatmulJob &job, const QuantizedX &qx, bool with_offset, int64_t t0, int64_t t1)
@@ -31,8 +33,14 @@ void quantize_x_rows(const MatmulJob &job, const QuantizedX &qx, bool with_offse
             const size_t blk = size_t(t) * size_t(qx.nb) + size_t(b);
             int8_t *q = qx.q + blk * 32;
             quantize_x_block(x + b * 32, std::min<int64_t>(32, job.k - b * 32), q, qx.scale[blk]);
-            if (with_offset)
-                for (int i = 0; i < 16; i++) qx.offset[blk * 16 + size_t(i)] = int16_t(8 * (q[2 * i] + q[2 * i + 1]));
+            if (with_offset) {
+                int32_t sum = 0;
+                for (int i = 0; i < 16; i++) {
+                    qx.offset[blk * 16 + size_t(i)] = int16_t(8 * (q[2 * i] + q[2 * i + 1]));
+                    sum += q[2 * i] + q[2 * i + 1];
+                }
+                qx.sum8[blk] = 8 * sum;
+            }
         }
     }
 }
