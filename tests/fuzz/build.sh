@@ -23,9 +23,9 @@ if ! echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned 
 fi
 rm -f "$OUT/.probe"
 
-DEPS="jansson libpcre2-8 libpng libwebp libexif libjpeg"
+DEPS="jansson libpcre2-8 libpng libwebp libexif libjpeg libcrypto"
 PKG_CFLAGS=$(pkg-config --cflags $DEPS 2>/dev/null || true)
-PKG_LIBS=$(pkg-config --libs $DEPS 2>/dev/null || echo -ljansson)
+PKG_LIBS=$(pkg-config --libs $DEPS 2>/dev/null || echo "-ljansson -lcrypto")
 CXXFLAGS="-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
   -fno-sanitize-recover=undefined -I$ROOT/model_runtime -I$ROOT/model_runtime/ipc -I$ROOT/kernels $PKG_CFLAGS"
 
