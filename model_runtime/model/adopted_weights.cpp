@@ -122,6 +122,16 @@ bool AdoptedWeights::adopt_linear(const TensorView *view, int64_t rows, int64_t 
     return true;
 }
 
+void AdoptedWeights::drop_uploaded_host_copies() {
+    made_.clear();
+    for (std::unique_ptr<uint8_t[]> &host : quantized_) {
+        bool used_in_place = false;
+        for (const Entry &e : entries_)
+            if (e.t.data == host.get()) used_in_place = true;
+        if (!used_in_place) host.reset();
+    }
+}
+
 bool AdoptedWeights::adopt_row(const TensorView *view, Tensor &out,
                                std::string &err) {
     if (view == nullptr) {

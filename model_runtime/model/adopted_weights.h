@@ -31,6 +31,10 @@ public:
     // for writing a cache.
     const std::vector<QuantCache::Item> &made() const { return made_; }
     size_t cached_count() const { return cached_count_; }
+    // Frees the host copies of quantized weights the backend copied to its
+    // own memory (devices upload; the cpu backend uses them in place and
+    // keeps them). Call after the cache is written: made() is then empty.
+    void drop_uploaded_host_copies();
     ~AdoptedWeights();
     AdoptedWeights(const AdoptedWeights &) = delete;
     AdoptedWeights &operator=(const AdoptedWeights &) = delete;

@@ -65,7 +65,10 @@ public:
         if (plan.quantized() && !plan.cache_dir.empty()) open_cache(plan, cache_path, info);
         if (!vision_.init(backend_, config_, bound.vision, weights_, err)) return false;
         if (!text_.init(backend_, config_, bound.text, weights_, err)) return false;
-        if (plan.quantized()) finish_cache(plan, cache_path, info);
+        if (plan.quantized()) {
+            finish_cache(plan, cache_path, info);
+            weights_.drop_uploaded_host_copies();
+        }
         return finish("load_model", true, err);
     }
 
