@@ -285,22 +285,18 @@ def take_ids(dst, src):
 take_ids(shapes, ids)
 json.dump(shapes, open(sys.argv[3], "w"), indent=2)
 PY
-if "$BIN/bench-daemon" --model "$DAEMON_MODEL" --vlmd "$BIN/vlmd" --threads "$THREADS" \
-        --max-tokens 32 --seconds 20 >"$LOGS/bench-daemon.txt" 2>&1; then
-    daemon=$(tail -1 "$LOGS/bench-daemon.txt")
-else
-    cat "$LOGS/bench-daemon.txt"
-    echo "bench: bench-daemon failed (see $LOGS/bench-daemon.txt)" >&2
-    daemon="{}"
-fi
-if "$BIN/bench-daemon" --model "$DAEMON_MODEL" --vlmd "$BIN/vlmd" --threads "$THREADS" --weights int4 \
-        --max-tokens 32 --seconds 20 >"$LOGS/bench-daemon-int4.txt" 2>&1; then
-    daemon_int4=$(tail -1 "$LOGS/bench-daemon-int4.txt")
-else
-    cat "$LOGS/bench-daemon-int4.txt"
-    echo "bench: bench-daemon --weights int4 failed (see $LOGS/bench-daemon-int4.txt)" >&2
-    daemon_int4="{}"
-fi
+run_daemon() {   # $1 = weights format, $2 = log name; prints bench-daemon's JSON line ("{}" on failure)
+    if "$BIN/bench-daemon" --model "$DAEMON_MODEL" --vlmd "$BIN/vlmd" --threads "$THREADS" --weights "$1" \
+            --max-tokens 32 --seconds 20 >"$LOGS/$2.txt" 2>&1; then
+        tail -1 "$LOGS/$2.txt"
+    else
+        cat "$LOGS/$2.txt" >&2
+        echo "bench: bench-daemon --weights $1 failed (see $LOGS/$2.txt)" >&2
+        echo "{}"
+    fi
+}
+daemon=$(run_daemon bf16 bench-daemon)
+daemon_int4=$(run_daemon int4 bench-daemon-int4)
 t_daemon=$(elapsed "$t0")
 
 # Scheduling: what a heavy client costs a small one on vlmd (tiny model, so

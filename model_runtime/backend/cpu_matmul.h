@@ -92,14 +92,12 @@ struct QuantizedX {
     int64_t  n = 0, nb = 0;
     int8_t  *q = nullptr;       // n * nb * 32
     float   *scale = nullptr;   // n * nb
-    int16_t *offset = nullptr;  // n * nb * 16: 8 * (q[2i] + q[2i+1]), Q4 only
-    int32_t *sum8 = nullptr;    // n * nb: 8 * sum(q) of the block, Q4 only
+    int32_t *sum8 = nullptr;    // n * nb: 8 * sum(q) of the block, Q4 only (its nibble offset)
 };
 
 struct QuantXBuffers {
     std::vector<int8_t>  q;
     std::vector<float>   scale;
-    std::vector<int16_t> offset;
     std::vector<int32_t> sum8;
     // Grows (never shrinks) and points `qx` at the buffers.
     void reserve(int64_t n, int64_t nb, QuantizedX &qx);

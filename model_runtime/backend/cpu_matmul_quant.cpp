@@ -15,13 +15,11 @@ void QuantXBuffers::reserve(int64_t n, int64_t nb, QuantizedX &qx)
     const size_t blocks = size_t(n) * size_t(nb);
     if (q.size() < blocks * 32) q.resize(blocks * 32);  // grow only: reused across calls
     if (scale.size() < blocks) scale.resize(blocks);
-    if (offset.size() < blocks * 16) offset.resize(blocks * 16);
     if (sum8.size() < blocks) sum8.resize(blocks);
     qx.n = n;
     qx.nb = nb;
     qx.q = q.data();
     qx.scale = scale.data();
-    qx.offset = offset.data();
     qx.sum8 = sum8.data();
 }
 
@@ -35,10 +33,7 @@ void quantize_x_rows(const MatmulJob &job, const QuantizedX &qx, bool with_offse
             quantize_x_block(x + b * 32, std::min<int64_t>(32, job.k - b * 32), q, qx.scale[blk]);
             if (with_offset) {
                 int32_t sum = 0;
-                for (int i = 0; i < 16; i++) {
-                    qx.offset[blk * 16 + size_t(i)] = int16_t(8 * (q[2 * i] + q[2 * i + 1]));
-                    sum += q[2 * i] + q[2 * i + 1];
-                }
+                for (int i = 0; i < 32; i++) sum += q[i];
                 qx.sum8[blk] = 8 * sum;
             }
         }

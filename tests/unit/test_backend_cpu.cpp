@@ -4,6 +4,7 @@
 // token's matmul output bit-identical whatever the batch around it (the
 // engine's batched decode relies on it), dtype conversions, and
 // make_backend / DeviceBuffer / in-place weight adoption.
+#include "test_rng.h"
 #include "core/backend.h"
 #include "backend/backend_cpu.h"
 #include "core/cpu_ops_ref.h"
@@ -23,16 +24,6 @@
 using namespace vlm;
 
 namespace {
-
-struct Rng {
-    uint64_t s;
-    explicit Rng(uint64_t seed) : s(seed * 6364136223846793005ull + 1442695040888963407ull) {}
-    float uniform()  // [-1, 1)
-    {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        return float(int32_t(s >> 32)) / 2147483648.0f;
-    }
-};
 
 // Host tensor owned by a vector (the cpu backend works on host pointers).
 struct HostTensor {

@@ -9,6 +9,7 @@
 //    its roundings (x to int8 blocks in the definition: <= scale_x / 2 per
 //    element; x and w to bf16 here: <= 2^-9 relative each), while the GEMV
 //    (n <= 16) matches ref_matmul_quant to float-summation error.
+#include "test_rng.h"
 #include "backend_cuda.h"
 #include "core/cpu_ops_ref.h"
 #include "core/quant.h"
@@ -25,15 +26,6 @@
 using namespace vlm;
 
 namespace {
-
-struct Rng {
-    uint64_t s;
-    float uniform()  // [-1, 1)
-    {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        return float(int32_t(s >> 32)) / 2147483648.0f;
-    }
-};
 
 // A quantized (m, k) weight made from random bf16 values, on the host.
 struct HostQuant {

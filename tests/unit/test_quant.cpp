@@ -3,6 +3,7 @@
 // of scale, every cpu kernel path against the reference product, and a
 // token's result bit-identical whatever batch it runs in (continuous
 // batching relies on it).
+#include "test_rng.h"
 #include "backend/backend_cpu.h"
 #include "core/backend.h"
 #include "core/cpu_ops_ref.h"
@@ -19,21 +20,6 @@
 using namespace vlm;
 
 namespace {
-
-struct Rng {
-    uint64_t s;
-    explicit Rng(uint64_t seed) : s(seed * 6364136223846793005ull + 1442695040888963407ull) {}
-    float uniform()  // [-1, 1)
-    {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        return float(int32_t(s >> 32)) / 2147483648.0f;
-    }
-    float normal()  // Box-Muller, enough for test data
-    {
-        float u1 = (uniform() + 1.0f) * 0.5f + 1e-7f, u2 = uniform();
-        return std::sqrt(-2.0f * std::log(u1)) * std::cos(3.14159265f * u2);
-    }
-};
 
 std::vector<uint16_t> random_bf16(Rng &rng, int64_t rows, int64_t cols, float scale)
 {
